@@ -1,0 +1,229 @@
+/**
+ * One sandbox container with its agent, attached over stdin/stdout. Only stdout lines carrying a
+ * valid HMAC (keyed by a secret sent before any user code exists) count as reports; anything
+ * else is counted as a forgery attempt and ignored.
+ */
+import crypto from 'node:crypto';
+import { PassThrough, type Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import type { SandboxLimits } from '../src/config';
+import type { Logger } from '../src/logger';
+import type { SandboxRuntime } from './engine';
+import { SandboxInfraError } from './errors';
+import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
+import type { ContainerSpecRecord } from './types';
+
+export type Frame = { type: string; id?: string } & Record<string, unknown>;
+
+export interface ExitInfo {
+  exitCode: number | null;
+  oom: boolean;
+}
+
+/** Largest authenticated line we accept: results are capped inside, this bounds a broken agent. */
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const READY_TIMEOUT_MS = 20000;
+
+export class AgentExitedError extends Error {
+  constructor(readonly exit: ExitInfo) {
+    super(`sandbox agent exited (status ${exit.exitCode}${exit.oom ? ', OOM-killed' : ''})`);
+    this.name = 'AgentExitedError';
+  }
+}
+
+interface Pending {
+  done: string;
+  resolve: (f: Frame) => void;
+  reject: (e: Error) => void;
+  onFrame?: (f: Frame) => void;
+}
+
+export interface StartOptions {
+  image: string;
+  runtime: SandboxRuntime;
+  limits: SandboxLimits;
+  kind: ContainerKind;
+  instance: string;
+  warm: boolean;
+  log: Logger;
+}
+
+export class AgentContainer {
+  forgedFrames = 0;
+  uses = 0;
+  lastUsedAt = Date.now();
+  private pending = new Map<string, Pending>();
+  private buf: Buffer = Buffer.alloc(0);
+  private stderrTail = '';
+  private exitInfo?: ExitInfo;
+  private readonly exited: Promise<ExitInfo>;
+  private seq = 0;
+
+  private constructor(
+    docker: Docker,
+    readonly container: Docker.Container,
+    private readonly stream: Duplex,
+    private readonly key: Buffer,
+    readonly spec: ContainerSpecRecord,
+    private readonly log: Logger,
+  ) {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    docker.modem.demuxStream(stream, stdout, stderr);
+    stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
+    stderr.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4000);
+    });
+    stream.on('error', () => undefined);
+    this.exited = container
+      .wait()
+      .then(async (res: { StatusCode?: number }) => this.describeExit(res.StatusCode ?? null))
+      .catch(async () => this.describeExit(null));
+    void this.exited.then((info) => {
+      this.exitInfo = info;
+      for (const p of this.pending.values()) p.reject(new AgentExitedError(info));
+      this.pending.clear();
+    });
+  }
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  get agentLog(): string {
+    return this.stderrTail;
+  }
+
+  get isAlive(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  static async start(docker: Docker, o: StartOptions): Promise<AgentContainer> {
+    const opts = containerSpec(o.image, o.runtime, o.limits, { [LABEL_INSTANCE]: o.instance, [LABEL_KIND]: o.kind });
+    let container: Docker.Container | undefined;
+    try {
+      container = await docker.createContainer(opts);
+      const stream = (await container.attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as unknown as Duplex;
+      await container.start();
+      const key = crypto.randomBytes(32);
+      const agent = new AgentContainer(docker, container, stream, key, specRecord(opts, o.limits, o.warm), o.log);
+      await agent.handshake();
+      return agent;
+    } catch (err) {
+      if (container) await container.remove({ force: true }).catch(() => undefined);
+      if (err instanceof SandboxInfraError) throw err;
+      throw new SandboxInfraError(`starting a sandbox container failed: ${(err as Error).message}`, err);
+    }
+  }
+
+  private async handshake(): Promise<void> {
+    const ready = this.waitFor('ready');
+    this.write({ type: 'hello', key: this.key.toString('hex') });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SandboxInfraError('sandbox agent did not become ready in time')), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([ready, timeout]);
+    } catch (err) {
+      throw new SandboxInfraError(`sandbox agent failed to start: ${(err as Error).message}; agent log: ${this.stderrTail.slice(-500)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private waitFor(type: string, id = ''): Promise<Frame> {
+    return new Promise((resolve, reject) => this.pending.set(id || type, { done: type, resolve, reject }));
+  }
+
+  private write(msg: unknown): void {
+    this.stream.write(JSON.stringify(msg) + '\n');
+  }
+
+  private onStdout(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    for (;;) {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl < 0) break;
+      const line = this.buf.subarray(0, nl);
+      this.buf = this.buf.subarray(nl + 1);
+      this.onLine(line);
+    }
+    if (this.buf.length > MAX_LINE_BYTES) {
+      this.log.warn('sandbox agent sent an oversized line; killing the container', { container: this.id.slice(0, 12) });
+      this.buf = Buffer.alloc(0);
+      void this.kill();
+    }
+  }
+
+  private onLine(line: Buffer): void {
+    const frame = this.authenticate(line);
+    if (!frame) {
+      this.forgedFrames++;
+      return;
+    }
+    const p = this.pending.get(frame.id ?? frame.type) ?? this.pending.get(frame.type);
+    if (!p) return;
+    if (frame.type === p.done) {
+      this.pending.delete(frame.id ?? frame.type);
+      p.resolve(frame);
+    } else {
+      p.onFrame?.(frame);
+    }
+  }
+
+  private authenticate(line: Buffer): Frame | undefined {
+    const sp = line.indexOf(0x20);
+    if (sp !== 64) return undefined;
+    const tag = Buffer.from(line.subarray(0, 64).toString('latin1'), 'hex');
+    const body = line.subarray(65);
+    const expect = crypto.createHmac('sha256', this.key).update(body).digest();
+    if (tag.length !== expect.length || !crypto.timingSafeEqual(tag, expect)) return undefined;
+    try {
+      const frame = JSON.parse(body.toString('utf8')) as Frame;
+      return typeof frame === 'object' && frame !== null && typeof frame.type === 'string' ? frame : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Sends a request and resolves with its `done` frame; intermediate frames go to `onFrame`. */
+  request(msg: Record<string, unknown>, done: string, onFrame?: (f: Frame) => void): Promise<Frame> {
+    if (this.exitInfo) return Promise.reject(new AgentExitedError(this.exitInfo));
+    const id = `r${++this.seq}`;
+    const result = new Promise<Frame>((resolve, reject) => this.pending.set(id, { done, resolve, reject, onFrame }));
+    this.write({ ...msg, id });
+    return result;
+  }
+
+  private async describeExit(code: number | null): Promise<ExitInfo> {
+    try {
+      const state = (await this.container.inspect()).State;
+      return { exitCode: state.ExitCode ?? code, oom: Boolean(state.OOMKilled) };
+    } catch {
+      return { exitCode: code, oom: false };
+    }
+  }
+
+  /** Waits for the container to end (after a kill or a crash) and says how it ended. */
+  waitExit(): Promise<ExitInfo> {
+    return this.exited;
+  }
+
+  async kill(): Promise<void> {
+    if (this.exitInfo) return;
+    await this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  }
+
+  /** Kills (if running) and removes the container; safe to call twice. */
+  async destroy(): Promise<void> {
+    this.stream.destroy();
+    await this.container.remove({ force: true }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Builds the sandbox image locally (no registry is reachable): a minimal root filesystem holding
+ * the host's Debian python3.11 with its stdlib and shared libraries, plus the agent, the child
+ * runner and the static checker. The tag is a hash of every input, so a build runs only when an
+ * input changed.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import type { Logger } from '../src/logger';
+import { SandboxInfraError } from './errors';
+
+/** Bump when the recipe below changes in a way the inputs do not show. */
+const RECIPE_VERSION = '1';
+export const IMAGE_REPO = 'taskflow-sandbox';
+export const PYTHON_BIN = '/usr/bin/python3.11';
+const STDLIB = '/usr/lib/python3.11';
+const AGENT_FILES = ['agent.py', 'child.py', 'checker.py'];
+const AGENT_SRC_DIR = path.join(__dirname, 'image');
+/** Parts of the stdlib user code has no business with inside a sandbox. */
+const STDLIB_EXCLUDE = new Set([
+  'test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'site-packages',
+  'dist-packages', 'config-3.11-x86_64-linux-gnu', 'pydoc_data', 'venv', 'distutils',
+]);
+
+function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function stdlibFiles(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, top: boolean) => {
+    for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (top && STDLIB_EXCLUDE.has(ent.name)) continue;
+      const p = path.join(dir, ent.name);
+      if (ent.isDirectory()) walk(p, false);
+      else if (ent.isFile()) out.push(p);
+    }
+  };
+  walk(STDLIB, true);
+  return out.sort();
+}
+
+/** The content hash that names the image: recipe, agent sources, interpreter and stdlib listing. */
+export function imageInputsHash(): string {
+  if (!fs.existsSync(PYTHON_BIN)) {
+    throw new SandboxInfraError(`${PYTHON_BIN} is missing: install Debian's python3.11 (apt-get install python3.11), or run scripts/setup.sh`);
+  }
+  const h = crypto.createHash('sha256');
+  h.update(`recipe ${RECIPE_VERSION}\n`);
+  for (const f of AGENT_FILES) h.update(`${f} ${sha256File(path.join(AGENT_SRC_DIR, f))}\n`);
+  h.update(`python ${sha256File(PYTHON_BIN)}\n`);
+  for (const f of stdlibFiles()) {
+    const st = fs.statSync(f);
+    h.update(`${f} ${st.size} ${Math.floor(st.mtimeMs)}\n`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export function imageTag(): string {
+  return `${IMAGE_REPO}:${imageInputsHash()}`;
+}
+
+/** Shared libraries `ldd` says these ELF files need (including the loader). */
+function sharedLibs(files: string[]): Set<string> {
+  const libs = new Set<string>();
+  for (const f of files) {
+    let out = '';
+    try {
+      out = execFileSync('ldd', [f], { encoding: 'utf8' });
+    } catch {
+      continue; // not dynamic
+    }
+    for (const line of out.split('\n')) {
+      const m = line.match(/=>\s+(\/\S+)/) ?? line.match(/^\s+(\/\S+)\s+\(/);
+      if (m) libs.add(m[1]);
+    }
+  }
+  return libs;
+}
+
+function copyInto(root: string, file: string): void {
+  const dest = path.join(root, file);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.copyFileSync(fs.realpathSync(file), dest);
+  fs.chmodSync(dest, fs.statSync(file).mode & 0o755);
+}
+
+function assembleRootfs(root: string): void {
+  const stdlib = stdlibFiles();
+  const natives = [PYTHON_BIN, ...stdlib.filter((f) => f.endsWith('.so'))];
+  for (const lib of sharedLibs(natives)) copyInto(root, lib);
+  copyInto(root, PYTHON_BIN);
+  fs.symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
+  for (const f of stdlib) copyInto(root, f);
+  for (const f of AGENT_FILES) {
+    const dest = path.join(root, 'opt/taskflow', f);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.copyFileSync(path.join(AGENT_SRC_DIR, f), dest);
+    fs.chmodSync(dest, 0o644);
+  }
+  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/tmp:/nonexistent\n');
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  for (const d of ['tmp', 'proc', 'dev', 'sys', 'task']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+}
+
+export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the image unless an image with the same inputs hash exists. Returns the tag. */
+export async function ensureImage(docker: Docker, log: Logger, tag = imageTag()): Promise<string> {
+  if (await imageExists(docker, tag)) {
+    log.debug('sandbox image present', { image: tag });
+    return tag;
+  }
+  const started = Date.now();
+  log.info('building sandbox image', { image: tag });
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-rootfs-'));
+  try {
+    assembleRootfs(root);
+    const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-c', '.'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [repo, version] = tag.split(':');
+    const stream = await docker.importImage(tar.stdout as unknown as string, { repo, tag: version });
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
+    });
+    if (!(await imageExists(docker, tag))) throw new SandboxInfraError(`image import finished but ${tag} is missing`);
+    log.info('sandbox image built', { image: tag, ms: Date.now() - started });
+    return tag;
+  } catch (err) {
+    if (err instanceof SandboxInfraError) throw err;
+    throw new SandboxInfraError(`building the sandbox image failed: ${(err as Error).message}`, err);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,229 @@
+"""TaskFlow sandbox child: loads one user task file and calls its handler, one payload at a time.
+
+Started by the agent with `child.py <result-fd> <control-fd>`. Before any user code runs, an
+audit hook is installed that blocks (and reports to the agent) process spawning, signals,
+ctypes, network sockets, writes outside /tmp and reads of other processes' /proc entries. The
+container is the real boundary; the hook makes attempts visible and fails them early.
+"""
+import asyncio
+import base64
+import inspect
+import json
+import linecache
+import os
+import resource
+import sys
+import threading
+import traceback
+import types
+
+RESULT_FD = int(sys.argv[1])
+CONTROL_FD = int(sys.argv[2])
+_write_lock = threading.Lock()
+_hook_state = threading.local()
+
+BLOCKED_EVENTS = {
+    "subprocess.Popen": "spawns a process",
+    "os.system": "runs a shell command",
+    "os.exec": "replaces the process image",
+    "os.posix_spawn": "spawns a process",
+    "os.spawn": "spawns a process",
+    "os.fork": "forks the process",
+    "os.forkpty": "forks the process",
+    "pty.spawn": "spawns a process",
+    "os.kill": "sends a signal",
+    "os.killpg": "sends a signal",
+    "signal.pthread_kill": "sends a signal",
+    "ctypes.dlopen": "loads native code",
+    "ctypes.dlsym": "looks up native code",
+    "ctypes.call_function": "calls native code",
+    "ctypes.cdata": "touches raw memory",
+    "ctypes.addressof": "touches raw memory",
+    "ctypes.string_at": "reads raw memory",
+    "socket.connect": "opens a network connection",
+    "socket.bind": "listens on the network",
+    "socket.sendto": "sends network traffic",
+    "socket.sendmsg": "sends network traffic",
+    "socket.getaddrinfo": "resolves a host name",
+    "socket.gethostbyname": "resolves a host name",
+    "socket.gethostbyaddr": "resolves a host name",
+    "os.setuid": "changes identity",
+    "os.chroot": "changes root",
+    "sys.remote_exec": "attaches to a process",
+}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def flush_output():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - user code may have replaced or closed them
+            pass
+
+
+def send(frame):
+    flush_output()
+    frame["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    data = (json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    with _write_lock:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(RESULT_FD, view):]
+
+
+def _path_of(arg):
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    if isinstance(arg, str):
+        return arg
+    return None  # a descriptor number or path-like we did not expect: judged by the kernel
+
+
+def _verdict(event, args):
+    """Why `event` is forbidden, or None when it is allowed."""
+    if event in BLOCKED_EVENTS:
+        return BLOCKED_EVENTS[event]
+    if event == "socket.__new__":
+        import socket
+
+        family = args[1] if len(args) > 1 else None
+        if family not in (socket.AF_UNIX, -1):
+            return "creates a network socket"
+        return None
+    if event == "open":
+        path = _path_of(args[0]) if args else None
+        if path is None:
+            return None
+        norm = os.path.normpath(path if path.startswith("/") else os.path.join(os.getcwd(), path))
+        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+        mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+        writing = bool(flags & WRITE_FLAGS) or any(c in mode for c in "wax+")
+        if writing and not (norm == "/tmp" or norm.startswith("/tmp/")):
+            return "writes outside /tmp"
+        if norm.startswith("/proc/"):
+            part = norm.split("/")[2]
+            if part.isdigit() and int(part) != os.getpid():
+                return "reads another process's /proc entry"
+        return None
+    return None
+
+
+def audit(event, args):
+    if getattr(_hook_state, "busy", False):
+        return
+    _hook_state.busy = True
+    try:
+        why = _verdict(event, args)
+        if why is None:
+            return
+        detail = "%s %s" % (why, repr(args)[:200])
+        try:
+            send({"op": "event", "event": event, "detail": detail})
+        except OSError:
+            pass
+    finally:
+        _hook_state.busy = False
+    raise PermissionError("TaskFlow sandbox: %s is forbidden (%s)" % (event, why))
+
+
+def error_of(exc, code=None):
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    lines = [ln for ln in tb.splitlines() if "/opt/taskflow/" not in ln]
+    out = {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "\n".join(lines[-30:])[-4000:]}
+    if code:
+        out["code"] = code
+    return out
+
+
+def contract_error(code, message):
+    return {"type": "ContractError", "code": code, "message": message}
+
+
+def check_contract(module):
+    handler = module.__dict__.get("handler")
+    if handler is None:
+        return contract_error("handler_missing", "the module defines no top-level `handler`")
+    if not callable(handler):
+        return contract_error("handler_not_callable", "`handler` is a %s, not a function" % type(handler).__name__)
+    try:
+        sig = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return contract_error("handler_arity", "the signature of `handler` cannot be read")
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required_pos = [p for p in positional if p.default is p.empty]
+    required_kw = [p for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required_pos) != 1 or required_kw:
+        return contract_error(
+            "handler_arity", "`handler` must take exactly one parameter (payload); its signature is %s" % sig
+        )
+    return None
+
+
+def main():
+    loop = asyncio.new_event_loop()  # made before the hook so its self-pipe socketpair is allowed
+    asyncio.set_event_loop(loop)
+    control = os.fdopen(CONTROL_FD, "rb")
+    module = None
+    handler = None
+    hooked = False
+    for raw in control:
+        msg = json.loads(raw)
+        op = msg.get("op")
+        if op == "load":
+            name = os.path.basename(msg.get("file_name") or "task.py")
+            filename = "/task/" + name
+            source = base64.b64decode(msg["source_b64"]).decode("utf-8")
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            module = types.ModuleType(name[:-3] if name.endswith(".py") else name)
+            module.__file__ = filename
+            sys.modules[module.__name__] = module
+            if not hooked:
+                sys.addaudithook(audit)
+                hooked = True
+            try:
+                code = compile(source, filename, "exec", dont_inherit=True)
+                exec(code, module.__dict__)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a load failure too
+                send({"op": "load_error", "error": error_of(exc, "import_failed")})
+                continue
+            problem = check_contract(module)
+            if problem:
+                send({"op": "load_error", "error": problem})
+                continue
+            handler = module.__dict__["handler"]
+            send({"op": "loaded"})
+        elif op == "call":
+            if handler is None:
+                send({"op": "result", "status": "error", "error": contract_error("not_loaded", "no module loaded")})
+                continue
+            cap = int(msg.get("result_cap", 1024 * 1024))
+            try:
+                value = handler(msg.get("payload"))
+                if inspect.isawaitable(value):
+                    value = loop.run_until_complete(value)
+            except BaseException as exc:  # noqa: BLE001 - sys.exit in a handler is an error, not success
+                send({"op": "result", "status": "error", "error": error_of(exc)})
+                continue
+            try:
+                encoded = json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError, RecursionError) as exc:
+                send({"op": "result", "status": "error",
+                      "error": {"type": "NonJSONResult", "message": "handler returned a value that is not JSON: %s" % exc}})
+                continue
+            if len(encoded) > cap:
+                send({"op": "result", "status": "error",
+                      "error": {"type": "ResultTooLarge", "message": "result is %d bytes, the cap is %d" % (len(encoded), cap)}})
+                continue
+            flush_output()
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            with _write_lock:
+                data = ('{"op":"result","status":"ok","maxrss_kib":%d,"result":' % rss + encoded + "}\n").encode()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(RESULT_FD, view):]
+
+
+if __name__ == "__main__":
+    main()

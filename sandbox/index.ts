@@ -1,0 +1,138 @@
+/** Public surface of the sandbox runtime. Activities and the CLI use only what is exported here. */
+import type { SandboxConfig, SandboxLimits } from '../src/config';
+import type { Logger } from '../src/logger';
+import { AgentContainer } from './agent-container';
+import { connectDocker, verifyEngine } from './engine';
+import { ensureImage } from './image';
+import { instanceId, removeLeftovers, removeOwn } from './leftovers';
+import { KeyedPool, WarmPool, type StartContainer } from './pool';
+import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
+import type { CheckOutcome, RunOutcome, RunRequest } from './types';
+
+export * from './types';
+export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
+export { sha256 } from './runner';
+
+export interface OwnerFileKey {
+  owner: string;
+  sha256: string;
+}
+
+export interface CheckRequest {
+  source: Buffer | string;
+  fileName: string;
+  maxBytes?: number;
+  policy?: Record<string, 'error' | 'warning' | 'off'>;
+  signal?: AbortSignal;
+}
+
+export interface Sandbox {
+  /** The image tag in use (content-hashed). */
+  readonly image: string;
+  readonly runtime: 'runsc' | 'runc';
+  /** Static check inside a fresh single-use container (the file is parsed, never run). */
+  check(req: CheckRequest): Promise<CheckOutcome>;
+  /** Validation run: a warm single-use container from the pool, destroyed afterwards. */
+  validate(req: RunRequest): Promise<RunOutcome>;
+  /** Production run: a container reused only for the same owner and file sha256. */
+  runKeyed(key: OwnerFileKey, req: RunRequest): Promise<RunOutcome>;
+  /** `docker run --rm` style: a container started for this run alone, no pool. */
+  runCold(req: RunRequest): Promise<RunOutcome>;
+  /** Stops refills and removes every container this process created. */
+  close(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  /** Keep single-use validation containers warm (size from config). */
+  validationPool?: boolean;
+  /** Keep a keyed pool for production runs, with these container limits. */
+  keyedLimits?: SandboxLimits;
+}
+
+/** Container-level limits are fixed at creation; a request asking for others needs its own container. */
+function sameContainerLimits(a: SandboxLimits, b: SandboxLimits): boolean {
+  return a.memoryMiB === b.memoryMiB && a.cpus === b.cpus && a.pidsMax === b.pidsMax &&
+    a.nofile === b.nofile && a.fsizeMiB === b.fsizeMiB && a.tmpfsMiB === b.tmpfsMiB;
+}
+
+/**
+ * Verifies the engine (and runsc), builds the image if its inputs changed, removes leftover
+ * containers of dead processes, and fills the pools asked for.
+ */
+export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: SandboxOptions = {}): Promise<Sandbox> {
+  const docker = connectDocker(cfg);
+  const runtime = await verifyEngine(docker, cfg, log);
+  const image = cfg.image ?? (await ensureImage(docker, log));
+  await removeLeftovers(docker, log);
+  const instance = instanceId();
+  const start: StartContainer = (kind, limits, warm) =>
+    AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log });
+
+  const validationPool = new WarmPool(start, 'validation', cfg.limits, opts.validationPool ? cfg.poolSize : 0, log);
+  validationPool.fill();
+  const keyedPool = opts.keyedLimits
+    ? new KeyedPool(start, opts.keyedLimits, {
+        maxContainers: cfg.keyedPoolMax,
+        maxUses: cfg.keyedMaxUses,
+        idleTtlMs: cfg.keyedIdleTtlMs,
+        spares: Math.min(cfg.poolSize, cfg.keyedPoolMax),
+      }, log)
+    : undefined;
+
+  const once = async (agent: AgentContainer, req: RunRequest, limits: SandboxLimits): Promise<RunOutcome> => {
+    try {
+      return await runOnAgent(agent, req, limits);
+    } finally {
+      await agent.destroy();
+    }
+  };
+
+  return {
+    image,
+    runtime,
+    async check(req) {
+      const agent = await validationPool.acquire();
+      const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
+      try {
+        return await checkOnAgent(agent, source, req.fileName, {
+          maxBytes: req.maxBytes ?? 1024 * 1024,
+          timeoutMs: cfg.limits.payloadTimeoutMs,
+          policy: req.policy,
+          signal: req.signal,
+        });
+      } finally {
+        await agent.destroy();
+      }
+    },
+    async validate(req) {
+      const limits = { ...cfg.limits, ...req.limits };
+      const agent = sameContainerLimits(limits, cfg.limits)
+        ? await validationPool.acquire()
+        : await start('validation', limits, false);
+      return once(agent, req, limits);
+    },
+    async runKeyed(key, req) {
+      if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
+      const limits = { ...keyedPool.limits, ...req.limits };
+      if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false), req, limits);
+      if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
+      const poolKey = `${key.owner}/${key.sha256}`;
+      const agent = await keyedPool.acquire(poolKey);
+      let outcome: RunOutcome | undefined;
+      try {
+        outcome = await runOnAgent(agent, req, limits);
+        return outcome;
+      } finally {
+        keyedPool.release(poolKey, agent, outcome !== undefined && reusable(agent, outcome));
+      }
+    },
+    async runCold(req) {
+      const limits = { ...cfg.limits, ...req.limits };
+      return once(await start('cold', limits, false), req, limits);
+    },
+    async close() {
+      await Promise.all([validationPool.close(), keyedPool?.close()]);
+      await removeOwn(docker, log, instance);
+    },
+  };
+}

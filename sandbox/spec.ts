@@ -1,0 +1,83 @@
+/**
+ * The container spec every sandbox gets. Deny by default: no network, read-only root, no
+ * capabilities, no host paths or host environment, every resource bounded.
+ */
+import type Docker from 'dockerode';
+import type { SandboxLimits } from '../src/config';
+import type { SandboxRuntime } from './engine';
+import type { ContainerSpecRecord } from './types';
+
+export const LABEL = 'taskflow.sandbox';
+export const LABEL_INSTANCE = 'taskflow.instance';
+export const LABEL_KIND = 'taskflow.kind';
+export const SANDBOX_USER = '65534:65534';
+export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '/opt/taskflow/agent.py'];
+const MiB = 1024 * 1024;
+
+export type ContainerKind = 'validation' | 'keyed' | 'cold';
+
+export function containerSpec(
+  image: string,
+  runtime: SandboxRuntime,
+  limits: SandboxLimits,
+  labels: Record<string, string>,
+): Docker.ContainerCreateOptions {
+  return {
+    Image: image,
+    Cmd: AGENT_CMD,
+    User: SANDBOX_USER,
+    WorkingDir: '/tmp',
+    Hostname: 'sandbox',
+    Env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
+    Labels: { [LABEL]: 'true', ...labels },
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    NetworkDisabled: true,
+    HostConfig: {
+      Runtime: runtime,
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,noexec,size=${limits.tmpfsMiB}m,mode=1777` },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      PidsLimit: limits.pidsMax,
+      Memory: limits.memoryMiB * MiB,
+      MemorySwap: limits.memoryMiB * MiB,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      Ulimits: [
+        { Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile },
+        { Name: 'fsize', Soft: limits.fsizeMiB * MiB, Hard: limits.fsizeMiB * MiB },
+        { Name: 'core', Soft: 0, Hard: 0 },
+      ],
+      IpcMode: 'private',
+      // Output reaches us over the attach stream only; a flood must not fill the host's log files.
+      LogConfig: { Type: 'none', Config: {} },
+      AutoRemove: false,
+      Privileged: false,
+      Init: false,
+    },
+  };
+}
+
+export function specRecord(
+  opts: Docker.ContainerCreateOptions,
+  limits: SandboxLimits,
+  warm: boolean,
+): ContainerSpecRecord {
+  const hc = opts.HostConfig ?? {};
+  return {
+    image: opts.Image ?? '',
+    runtime: hc.Runtime ?? '',
+    user: opts.User ?? '',
+    networkMode: hc.NetworkMode ?? '',
+    readOnlyRootfs: hc.ReadonlyRootfs ?? false,
+    capDrop: hc.CapDrop ?? [],
+    securityOpt: hc.SecurityOpt ?? [],
+    limits,
+    warm,
+  };
+}

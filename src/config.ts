@@ -1,0 +1,179 @@
+/**
+ * The one place configuration is read. `loadConfig` parses an environment once, at start-up,
+ * and everything else receives the typed result. Defaults are the safe ones.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const ownerName = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/** `owner:token,owner2:token2` → [{owner, token}]. */
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((raw, ctx) => {
+    const keys: { owner: string; token: string }[] = [];
+    for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const i = part.indexOf(':');
+      const owner = part.slice(0, i);
+      const token = part.slice(i + 1);
+      if (i <= 0 || !ownerName.test(owner) || token.length < 16) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'each entry must be owner:token, owner matching [a-z0-9][a-z0-9_-]{0,31}, token at least 16 characters',
+        });
+        return z.NEVER;
+      }
+      keys.push({ owner, token });
+    }
+    return keys;
+  });
+
+const EnvSchema = z.object({
+  DATA_DIR: z.string().default('.data'),
+  UPLOAD_STAGING_DIR: z.string().optional(),
+  QUARANTINE_DIR: z.string().optional(),
+  TASKS_DIR: z.string().default('worker/tasks'),
+  TASK_VALIDATION_QUEUE_NAME: z.string().min(1).default('taskflow-validation'),
+  TASK_QUEUE_HIGH: z.string().min(1).default('taskflow-tasks-high'),
+  TASK_QUEUE_LOW: z.string().min(1).default('taskflow-tasks-low'),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: int(8080, 0).pipe(z.number().max(65535)),
+  MAX_UPLOAD_BYTES: int(256 * 1024),
+  TASKFLOW_API_KEYS: apiKeys,
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+
+  DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
+  SANDBOX_IMAGE: z.string().optional(),
+  SANDBOX_ALLOW_INSECURE_RUNC: bool(false),
+  SANDBOX_MEMORY_MIB: int(128, 16),
+  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
+  SANDBOX_PIDS_MAX: int(128, 16),
+  SANDBOX_NOFILE: int(64, 16),
+  SANDBOX_FSIZE_MIB: int(8),
+  SANDBOX_TMPFS_MIB: int(16),
+  SANDBOX_PAYLOAD_TIMEOUT_MS: int(5000, 100),
+  SANDBOX_TOTAL_TIMEOUT_MS: int(30000, 500),
+  SANDBOX_OUTPUT_CAP_BYTES: int(64 * 1024, 1024),
+  SANDBOX_RESULT_CAP_BYTES: int(1024 * 1024, 1024),
+  SANDBOX_POOL_SIZE: int(2, 0),
+  SANDBOX_KEYED_POOL_MAX: int(8, 0),
+  SANDBOX_KEYED_MAX_USES: int(100),
+  SANDBOX_KEYED_IDLE_TTL_MS: int(60000, 100),
+  TASK_PAYLOAD_TIMEOUT_MS: int(30000, 100),
+  TASK_MEMORY_MIB: int(256, 16),
+});
+
+export interface SandboxLimits {
+  memoryMiB: number;
+  cpus: number;
+  pidsMax: number;
+  nofile: number;
+  fsizeMiB: number;
+  tmpfsMiB: number;
+  payloadTimeoutMs: number;
+  totalTimeoutMs: number;
+  outputCapBytes: number;
+  resultCapBytes: number;
+}
+
+export interface SandboxConfig {
+  dockerSocket: string;
+  /** Image tag override; by default the tag is derived from the image's inputs. */
+  image?: string;
+  /** The unsafe path, named as such: run user code under runc instead of gVisor. */
+  allowInsecureRunc: boolean;
+  limits: SandboxLimits;
+  poolSize: number;
+  keyedPoolMax: number;
+  keyedMaxUses: number;
+  keyedIdleTtlMs: number;
+}
+
+export interface Config {
+  dataDir: string;
+  stagingDir: string;
+  quarantineDir: string;
+  tasksDir: string;
+  validationQueue: string;
+  taskQueueHigh: string;
+  taskQueueLow: string;
+  temporal: { address: string; namespace: string };
+  http: { host: string; port: number };
+  maxUploadBytes: number;
+  apiKeys: { owner: string; token: string }[];
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  sandbox: SandboxConfig;
+  /** Limits for production task runs: the validation limits with a longer timeout and more memory. */
+  taskLimits: SandboxLimits;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  if (e.SANDBOX_PAYLOAD_TIMEOUT_MS > e.SANDBOX_TOTAL_TIMEOUT_MS) {
+    throw new ConfigError(['SANDBOX_PAYLOAD_TIMEOUT_MS: must not exceed SANDBOX_TOTAL_TIMEOUT_MS']);
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  const limits: SandboxLimits = {
+    memoryMiB: e.SANDBOX_MEMORY_MIB,
+    cpus: e.SANDBOX_CPUS,
+    pidsMax: e.SANDBOX_PIDS_MAX,
+    nofile: e.SANDBOX_NOFILE,
+    fsizeMiB: e.SANDBOX_FSIZE_MIB,
+    tmpfsMiB: e.SANDBOX_TMPFS_MIB,
+    payloadTimeoutMs: e.SANDBOX_PAYLOAD_TIMEOUT_MS,
+    totalTimeoutMs: e.SANDBOX_TOTAL_TIMEOUT_MS,
+    outputCapBytes: e.SANDBOX_OUTPUT_CAP_BYTES,
+    resultCapBytes: e.SANDBOX_RESULT_CAP_BYTES,
+  };
+  return {
+    dataDir,
+    stagingDir: path.resolve(e.UPLOAD_STAGING_DIR ?? path.join(dataDir, 'staging')),
+    quarantineDir: path.resolve(e.QUARANTINE_DIR ?? path.join(dataDir, 'quarantine')),
+    tasksDir: path.resolve(e.TASKS_DIR),
+    validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
+    taskQueueHigh: e.TASK_QUEUE_HIGH,
+    taskQueueLow: e.TASK_QUEUE_LOW,
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE },
+    http: { host: e.HOST, port: e.PORT },
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    apiKeys: e.TASKFLOW_API_KEYS,
+    logLevel: e.LOG_LEVEL,
+    sandbox: {
+      dockerSocket: e.DOCKER_SOCKET,
+      image: e.SANDBOX_IMAGE,
+      allowInsecureRunc: e.SANDBOX_ALLOW_INSECURE_RUNC,
+      limits,
+      poolSize: e.SANDBOX_POOL_SIZE,
+      keyedPoolMax: e.SANDBOX_KEYED_POOL_MAX,
+      keyedMaxUses: e.SANDBOX_KEYED_MAX_USES,
+      keyedIdleTtlMs: e.SANDBOX_KEYED_IDLE_TTL_MS,
+    },
+    taskLimits: {
+      ...limits,
+      payloadTimeoutMs: e.TASK_PAYLOAD_TIMEOUT_MS,
+      totalTimeoutMs: Math.max(e.TASK_PAYLOAD_TIMEOUT_MS + 5000, e.SANDBOX_TOTAL_TIMEOUT_MS),
+      memoryMiB: e.TASK_MEMORY_MIB,
+    },
+  };
+}
