@@ -38,6 +38,7 @@ export class WarmPool {
         })
         .catch((err: Error) => {
           this.starting--;
+          if (this.closed) return;
           this.log.error('warm pool refill failed', { kind: this.kind, error: err.message });
           // Back off so a broken engine does not spin; callers fall back to starting their own.
           setTimeout(() => this.fill(), 2000).unref();

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import os
-import queue
 import select
 import signal
 import subprocess
@@ -59,6 +58,7 @@ class TailBuffer:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.total_all = 0
         self.reset(64 * 1024)
 
     def reset(self, cap):
@@ -67,9 +67,15 @@ class TailBuffer:
             self.buf = bytearray()
             self.total = 0
 
+    def restart(self):
+        """A new child: its byte counts start from zero."""
+        with self.lock:
+            self.total_all = 0
+
     def add(self, data):
         with self.lock:
             self.total += len(data)
+            self.total_all += len(data)
             self.buf += data
             if len(self.buf) > self.cap:
                 del self.buf[: len(self.buf) - self.cap]
@@ -92,10 +98,12 @@ def drain(fd, sink):
 
 
 class Child:
-    """One child interpreter. Frames from it arrive on a queue; a line longer than the cap is
-    replaced by an `oversize` marker so a huge result cannot exhaust the agent."""
+    """One child interpreter. Its frames are read synchronously from the result pipe (no thread
+    hand-off on the hot path); a line longer than the cap becomes an `oversize` marker so a huge
+    result cannot exhaust the agent. CPU and peak memory come from the child's own getrusage:
+    /proc reads cost ~1 ms each under gVisor, and a child can only misstate its own numbers."""
 
-    def __init__(self, stdout_tail, stderr_tail, line_cap):
+    def __init__(self, stdout_tail, stderr_tail):
         res_r, res_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -114,49 +122,70 @@ class Child:
         for fd in (res_w, ctl_r, out_w, err_w):
             os.close(fd)
         self.ctl = ctl_w
-        self.frames = queue.Queue()
+        self.res = res_r
+        self.buf = bytearray()
+        self.discarding = False
+        self.eof = False
         self.loaded_sha = None
-        self.reported_peak = 0
-        self.out_fds = (out_r, err_r)
-        self.line_cap = line_cap
-        threading.Thread(target=self._read_frames, args=(res_r,), daemon=True).start()
+        self.cpu_ms = 0
+        self.peak_kib = 0
+        self.printed = [0, 0]
+        self.line_cap = 1024 * 1024 + 4096
         threading.Thread(target=drain, args=(out_r, stdout_tail), daemon=True).start()
         threading.Thread(target=drain, args=(err_r, stderr_tail), daemon=True).start()
 
-    def _read_frames(self, fd):
-        buf = bytearray()
-        discarding = False
+    def _take_line(self):
         while True:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                if len(self.buf) > self.line_cap:
+                    self.buf.clear()
+                    if not self.discarding:
+                        self.discarding = True
+                        return {"op": "oversize"}
+                return None
+            line = bytes(self.buf[:nl])
+            del self.buf[: nl + 1]
+            if self.discarding:
+                self.discarding = False
+                continue
+            if len(line) > self.line_cap:
+                return {"op": "oversize"}
             try:
-                data = os.read(fd, 1 << 20)
+                frame = json.loads(line)
+            except ValueError:
+                frame = None
+            return frame if isinstance(frame, dict) else {"op": "garbage"}
+
+    def next_frame(self, deadline):
+        """The next frame; None when the deadline passes; {"op": "eof"} when the child is gone."""
+        while True:
+            frame = self._take_line()
+            if frame is not None:
+                if isinstance(frame.get("cpu_ms"), int):
+                    self.cpu_ms += max(0, frame["cpu_ms"])
+                out = frame.get("out")
+                if isinstance(out, list) and len(out) == 2 and all(isinstance(n, int) for n in out):
+                    self.printed = out
+                if isinstance(frame.get("maxrss_kib"), int):
+                    self.peak_kib = max(self.peak_kib, frame["maxrss_kib"])
+                return frame
+            if self.eof:
+                return {"op": "eof"}
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.res], [], [], left)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.res, 1 << 20)
             except OSError:
                 data = b""
             if not data:
-                self.frames.put(None)
-                os.close(fd)
-                return
-            buf += data
-            while True:
-                nl = buf.find(b"\n")
-                if nl < 0:
-                    if len(buf) > self.line_cap and not discarding:
-                        discarding = True
-                        self.frames.put({"op": "oversize"})
-                    if discarding:
-                        buf.clear()
-                    break
-                line = bytes(buf[:nl])
-                del buf[: nl + 1]
-                if discarding:
-                    discarding = False
-                    continue
-                if len(line) > self.line_cap:
-                    self.frames.put({"op": "oversize"})
-                    continue
-                try:
-                    self.frames.put(json.loads(line))
-                except ValueError:
-                    self.frames.put({"op": "garbage"})
+                self.eof = True
+                self.proc.wait()
+            self.buf += data
 
     def send(self, msg):
         data = json.dumps(msg).encode() + b"\n"
@@ -170,40 +199,16 @@ class Child:
             return False
 
     def alive(self):
-        return self.proc.poll() is None
+        return not self.eof and self.proc.poll() is None
 
-    def usage(self):
-        """CPU ms and peak RSS KiB of the child, read by us from /proc (not reported by it)."""
-        cpu_ms, peak = 0, 0
-        pid = self.proc.pid
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks = os.sysconf("SC_CLK_TCK")
-            cpu_ms = int((int(fields[11]) + int(fields[12])) * 1000 / ticks)
-        except (OSError, ValueError, IndexError):
-            pass
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith(("VmHWM:", "VmRSS:")):
-                        peak = max(peak, int(line.split()[1]))
-        except (OSError, ValueError):
-            pass
-        # gVisor has no VmHWM; the child's own ru_maxrss (it can only lie about itself) fills in.
-        return cpu_ms, max(peak, self.reported_peak)
-
-    def settle_output(self, limit_s=0.05):
-        """Give the drain threads a moment to read what the child flushed before it answered."""
+    def settle_output(self, stdout_tail, stderr_tail, limit_s=0.05):
+        """Wait (briefly) until the drain threads have read what the child says it printed
+        before answering; output written around print() (os.write) may show up late."""
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            try:
-                ready, _, _ = select.select(list(self.out_fds), [], [], 0)
-            except (OSError, ValueError):
+            if stdout_tail.total_all >= self.printed[0] and stderr_tail.total_all >= self.printed[1]:
                 return
-            if not ready:
-                return
-            time.sleep(0.002)
+            time.sleep(0.001)
 
     def kill(self):
         try:
@@ -215,10 +220,11 @@ class Child:
         except OSError:
             pass
         self.proc.wait()
-        try:
-            os.close(self.ctl)
-        except OSError:
-            pass
+        for fd in (self.ctl, self.res):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         reap_orphans()
 
     def exit_description(self):
@@ -241,11 +247,8 @@ def reap_orphans():
             return
 
 
-def count_processes():
-    try:
-        return sum(1 for n in os.listdir("/proc") if n.isdigit())
-    except OSError:
-        return -1
+def error(kind, message):
+    return {"type": kind, "message": message}
 
 
 class Session:
@@ -253,11 +256,12 @@ class Session:
         self.stdout_tail = TailBuffer()
         self.stderr_tail = TailBuffer()
         self.child = None
-        self.line_cap = 1024 * 1024 + 4096
         self.spawn()
 
     def spawn(self):
-        self.child = Child(self.stdout_tail, self.stderr_tail, self.line_cap)
+        self.stdout_tail.restart()
+        self.stderr_tail.restart()
+        self.child = Child(self.stdout_tail, self.stderr_tail)
 
     def respawn(self):
         if self.child is not None:
@@ -265,57 +269,70 @@ class Session:
         self.spawn()
 
     def wait_frame(self, deadline, events, payload_index):
-        """Next result frame from the child, collecting forbidden-event frames on the way.
-        Returns None on timeout, {"op": "eof"} when the child is gone."""
+        """Next result frame from the child, collecting forbidden-event frames on the way."""
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                frame = self.child.frames.get(timeout=left)
-            except queue.Empty:
-                return None
+            frame = self.child.next_frame(deadline)
             if frame is None:
-                self.child.proc.wait()
-                return {"op": "eof"}
-            if isinstance(frame, dict) and isinstance(frame.get("maxrss_kib"), int):
-                self.child.reported_peak = max(self.child.reported_peak, frame["maxrss_kib"])
-            if isinstance(frame, dict) and frame.get("op") == "event":
-                if len(events) < 100:
-                    events.append(
-                        {
-                            "event": str(frame.get("event"))[:100],
-                            "detail": str(frame.get("detail"))[:300],
-                            "payloadIndex": payload_index,
-                        }
-                    )
-                continue
-            return frame
+                return None
+            if frame.get("op") == "garbage":
+                # Only the child's own code writes to this pipe; anything unparsable is the
+                # handler writing to descriptors it does not own.
+                frame = {"op": "event", "event": "result_channel_tampering",
+                         "detail": "the handler wrote to the sandbox's private result channel"}
+            if frame.get("op") != "event":
+                return frame
+            if len(events) < 100:
+                events.append({"event": str(frame.get("event"))[:100], "detail": str(frame.get("detail"))[:300],
+                               "payloadIndex": payload_index})
 
     def load(self, req, timeout_s, events):
         """Loads the source into the child (unless it already holds this sha) → load outcome."""
         if self.child.loaded_sha is not None and self.child.loaded_sha == req.get("sha") and self.child.alive():
-            return {"status": "ok", "wallMs": 0}
+            return {"status": "ok", "wallMs": 0, "cached": True}
         if self.child.loaded_sha is not None or not self.child.alive():
             self.respawn()
         t0 = time.monotonic()
         self.child.send({"op": "load", "source_b64": req["source_b64"], "file_name": req["file_name"]})
         frame = self.wait_frame(t0 + timeout_s, events, None)
         wall = int((time.monotonic() - t0) * 1000)
-        if frame is None:
-            self.respawn()
-            return {"status": "timeout", "wallMs": wall,
-                    "error": {"type": "Timeout", "message": "loading the module took longer than %d ms" % int(timeout_s * 1000)}}
-        if frame.get("op") == "loaded":
+        if frame is not None and frame.get("op") == "loaded":
             self.child.loaded_sha = req.get("sha")
             return {"status": "ok", "wallMs": wall}
-        if frame.get("op") == "load_error":
-            err = sanitize_error(frame.get("error"))
-            self.respawn()
-            return {"status": "error", "wallMs": wall, "error": err}
-        desc = self.child.exit_description() if frame.get("op") == "eof" else "unexpected frame from child"
+        if frame is None:
+            outcome = {"status": "timeout", "wallMs": wall,
+                       "error": error("Timeout", "loading the module took longer than %d ms" % int(timeout_s * 1000))}
+        elif frame.get("op") == "load_error":
+            outcome = {"status": "error", "wallMs": wall, "error": sanitize_error(frame.get("error"))}
+        else:
+            desc = self.child.exit_description() if frame.get("op") == "eof" else "unexpected frame from child"
+            outcome = {"status": "error", "wallMs": wall, "error": error("ChildExited", "while loading: " + desc)}
         self.respawn()
-        return {"status": "error", "wallMs": wall, "error": {"type": "ChildExited", "message": "while loading: " + desc}}
+        return outcome
+
+    def call(self, payload, timeout_s, result_cap, events, index):
+        """One handler call → payload outcome. Kills the child when it cannot be trusted to go on."""
+        t0 = time.monotonic()
+        self.child.send({"op": "call", "payload": payload, "result_cap": result_cap})
+        frame = self.wait_frame(t0 + timeout_s, events, index)
+        out = {"index": index, "status": "error", "wallMs": int((time.monotonic() - t0) * 1000)}
+        op = frame.get("op") if frame else None
+        if frame is None:
+            out["status"] = "timeout"
+            out["error"] = error("Timeout", "handler ran longer than %d ms" % int(timeout_s * 1000))
+        elif op == "result" and frame.get("status") == "ok":
+            out["status"] = "ok"
+            out["result"] = frame.get("result")
+        elif op == "result":
+            out["error"] = sanitize_error(frame.get("error"))
+        elif op == "oversize":
+            out["error"] = error("ResultTooLarge", "result exceeds %d bytes" % result_cap)
+        elif op == "eof":
+            out["error"] = error("ChildExited", "handler ended the process: " + self.child.exit_description())
+        else:
+            out["error"] = error("ProtocolError", "unexpected frame from child")
+        if op not in ("result", "eof"):
+            self.child.kill()
+        return out
 
     def run(self, req):
         rid = req.get("id")
@@ -331,64 +348,41 @@ class Session:
 
         def account():
             nonlocal cpu_ms, peak
-            c, p = self.child.usage()
-            cpu_ms += c
-            peak = max(peak, p)
+            cpu_ms += self.child.cpu_ms
+            peak = max(peak, self.child.peak_kib)
+            self.child.cpu_ms = 0
 
         load = self.load(req, timeout_s, events)
-        emit({"type": "loaded", "id": rid, "load": load, "forbidden": events})
+        if not load.pop("cached", False):
+            emit({"type": "loaded", "id": rid, "load": load, "forbidden": events})
         results = []
         for i, payload in enumerate(payloads):
             if load["status"] != "ok":
                 results.append({"index": i, "status": "error", "wallMs": 0,
-                                "error": {"type": "LoadFailed", "message": "the module did not load"}})
+                                "error": error("LoadFailed", "the module did not load")})
                 continue
             if not self.child.alive() or self.child.loaded_sha != req.get("sha"):
                 # A previous payload killed the child: give the next payload a fresh one.
+                account()
                 self.respawn()
                 again = self.load(req, timeout_s, events)
                 if again["status"] != "ok":
                     results.append({"index": i, "status": "error", "wallMs": again["wallMs"], "error": again.get("error")})
                     continue
-            t0 = time.monotonic()
-            self.child.send({"op": "call", "payload": payload, "result_cap": result_cap})
-            frame = self.wait_frame(t0 + timeout_s, events, i)
-            wall = int((time.monotonic() - t0) * 1000)
-            if frame is None:
-                account()
-                self.child.kill()
-                results.append({"index": i, "status": "timeout", "wallMs": wall,
-                                "error": {"type": "Timeout", "message": "handler ran longer than %d ms" % int(timeout_s * 1000)}})
-            elif frame.get("op") == "result" and frame.get("status") == "ok":
-                results.append({"index": i, "status": "ok", "wallMs": wall, "result": frame.get("result")})
-            elif frame.get("op") == "result":
-                results.append({"index": i, "status": "error", "wallMs": wall, "error": sanitize_error(frame.get("error"))})
-            elif frame.get("op") == "oversize":
-                account()
-                self.child.kill()
-                results.append({"index": i, "status": "error", "wallMs": wall,
-                                "error": {"type": "ResultTooLarge", "message": "result exceeds %d bytes" % result_cap}})
-            elif frame.get("op") == "eof":
-                results.append({"index": i, "status": "error", "wallMs": wall,
-                                "error": {"type": "ChildExited", "message": "handler ended the process: " + self.child.exit_description()}})
-            else:
-                account()
-                self.child.kill()
-                results.append({"index": i, "status": "error", "wallMs": wall,
-                                "error": {"type": "ProtocolError", "message": "unexpected frame from child"}})
-            # Each result leaves as soon as it exists, so a later crash of the container loses none.
-            emit({"type": "progress", "id": rid, "completed": i + 1, "total": len(payloads), "payload": results[-1],
-                  "forbidden": events})
-        if self.child.alive():
+            results.append(self.call(payload, timeout_s, result_cap, events, i))
             account()
-            self.child.settle_output()
+            if i < len(payloads) - 1:
+                # Each result leaves as soon as it exists, so a later crash of the container loses none.
+                emit({"type": "progress", "id": rid, "completed": i + 1, "total": len(payloads),
+                      "payload": results[-1], "forbidden": events})
+        if self.child.alive():
+            self.child.settle_output(self.stdout_tail, self.stderr_tail)
         out, out_total, out_trunc = self.stdout_tail.snapshot()
         err, err_total, err_trunc = self.stderr_tail.snapshot()
         emit({
             "type": "run_done", "id": rid, "load": load, "payloads": results, "forbidden": events,
             "stdoutTail": out, "stderrTail": err, "stdoutBytes": out_total, "stderrBytes": err_total,
             "outputTruncated": out_trunc or err_trunc, "cpuMs": cpu_ms, "peakMemoryKiB": peak,
-            "processes": count_processes(),
         })
 
     def check(self, req):

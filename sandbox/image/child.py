@@ -8,6 +8,7 @@ container is the real boundary; the hook makes attempts visible and fails them e
 import asyncio
 import base64
 import inspect
+import io
 import json
 import linecache
 import os
@@ -54,6 +55,34 @@ BLOCKED_EVENTS = {
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
+class CountingWriter(io.RawIOBase):
+    """stdout/stderr that count what they wrote, so the agent knows how much output to wait for."""
+
+    written = [0, 0, 0]
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def write(self, data):
+        n = os.write(self.fd, data)
+        CountingWriter.written[self.fd] += n
+        return n
+
+
+def install_streams():
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = io.TextIOWrapper(io.BufferedWriter(CountingWriter(fd)), encoding="utf-8", errors="backslashreplace")
+        setattr(sys, name, stream)
+        setattr(sys, "__%s__" % name, stream)
+
+
 def flush_output():
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
@@ -62,9 +91,22 @@ def flush_output():
             pass
 
 
+_last_cpu = [0.0]
+
+
+def usage_fields():
+    """CPU ms since the previous frame and peak RSS, for the agent's metrics."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime
+    delta = int((cpu - _last_cpu[0]) * 1000)
+    _last_cpu[0] = cpu
+    return delta, ru.ru_maxrss
+
+
 def send(frame):
     flush_output()
-    frame["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    frame["cpu_ms"], frame["maxrss_kib"] = usage_fields()
+    frame["out"] = CountingWriter.written[1:]
     data = (json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n").encode()
     with _write_lock:
         view = memoryview(data)
@@ -128,9 +170,11 @@ def audit(event, args):
 
 
 def error_of(exc, code=None):
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    lines = [ln for ln in tb.splitlines() if "/opt/taskflow/" not in ln]
-    out = {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "\n".join(lines[-30:])[-4000:]}
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith("/opt/taskflow/"):
+        tb = tb.tb_next  # our own frames say nothing to the user
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    out = {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "\n".join(text.splitlines()[-30:])[-4000:]}
     if code:
         out["code"] = code
     return out
@@ -165,6 +209,8 @@ def main():
     loop = asyncio.new_event_loop()  # made before the hook so its self-pipe socketpair is allowed
     asyncio.set_event_loop(loop)
     control = os.fdopen(CONTROL_FD, "rb")
+    install_streams()
+    usage_fields()  # start counting from here: our own start-up is not the handler's cost
     module = None
     handler = None
     hooked = False
@@ -217,9 +263,11 @@ def main():
                       "error": {"type": "ResultTooLarge", "message": "result is %d bytes, the cap is %d" % (len(encoded), cap)}})
                 continue
             flush_output()
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            cpu, rss = usage_fields()
             with _write_lock:
-                data = ('{"op":"result","status":"ok","maxrss_kib":%d,"result":' % rss + encoded + "}\n").encode()
+                out, err = CountingWriter.written[1:]
+                head = '{"op":"result","status":"ok","cpu_ms":%d,"maxrss_kib":%d,"out":[%d,%d],"result":' % (cpu, rss, out, err)
+                data = (head + encoded + "}\n").encode()
                 view = memoryview(data)
                 while view:
                     view = view[os.write(RESULT_FD, view):]

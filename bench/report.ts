@@ -1,0 +1,27 @@
+/** Small helpers shared by the benchmarks: percentiles and writing one section of BENCHMARKS.md. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export const fmt = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
+
+/** Replaces (or appends) the section between `<!-- name -->` markers in BENCHMARKS.md. */
+export function writeSection(name: string, command: string, body: string): void {
+  const file = path.join(__dirname, '..', 'BENCHMARKS.md');
+  const head = '# Benchmarks\n\nNumbers measured on this project\'s machines (2 cores). Each section says the command that made it.\n';
+  const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : head;
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const stamp = `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}).`;
+  const section = `${start}\n${body.trim()}\n\nCommand: \`${command}\`. ${stamp}\n${end}`;
+  const re = new RegExp(`${start}[\\s\\S]*?${end}`);
+  const next = re.test(current) ? current.replace(re, section) : `${current.trimEnd()}\n\n${section}\n`;
+  fs.writeFileSync(file, next);
+}

@@ -1,0 +1,509 @@
+/**
+ * Unit tests of the static checker's logic (sandbox/image/checker.py), run with the host's
+ * python3.11 exactly as the sandbox runs it (`-I -S`). The checker only parses: nothing here
+ * executes a task file. Running it inside the container is the integration suite's job.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const PYTHON = '/usr/bin/python3.11';
+const CHECKER = path.join(__dirname, '..', 'sandbox', 'image', 'checker.py');
+const FIXTURES = path.join(__dirname, 'fixtures', 'tasks');
+const MAX_BYTES = 256 * 1024;
+
+type Severity = 'error' | 'warning';
+interface Finding {
+  code: string;
+  severity: Severity;
+  message: string;
+  line?: number;
+  col?: number;
+}
+interface Report {
+  findings: Finding[];
+  test_payloads: unknown[] | null;
+}
+interface CheckOptions {
+  fileName?: string;
+  maxBytes?: number;
+  policy?: Record<string, 'error' | 'warning' | 'off'>;
+}
+
+function runRaw(request: unknown) {
+  const res = spawnSync(PYTHON, ['-I', '-S', CHECKER], {
+    input: JSON.stringify(request),
+    timeout: 30_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return { status: res.status, stdout: res.stdout.toString('utf8'), stderr: res.stderr.toString('utf8') };
+}
+
+function check(source: string | Buffer, opts: CheckOptions = {}): Report {
+  const res = runRaw({
+    source_b64: Buffer.from(source).toString('base64'),
+    file_name: opts.fileName ?? 'task.py',
+    max_bytes: opts.maxBytes ?? MAX_BYTES,
+    ...(opts.policy ? { policy: opts.policy } : {}),
+  });
+  if (res.status !== 0) throw new Error(`checker exited ${res.status}: ${res.stderr}`);
+  const lines = res.stdout.split('\n').filter(Boolean);
+  expect(lines).toHaveLength(1); // exactly one JSON line
+  return JSON.parse(lines[0]) as Report;
+}
+
+const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
+const checkFixture = (name: string) => check(fixture(name), { fileName: name });
+const bySeverity = (r: Report, severity: Severity) =>
+  [...new Set(r.findings.filter((f) => f.severity === severity).map((f) => f.code))].sort();
+const find = (r: Report, code: string, line?: number) =>
+  r.findings.filter((f) => f.code === code && (line === undefined || f.line === line));
+/** A file that is fine except for `body`: a valid handler first, so only the body's findings show. */
+const withHandler = (body: string) => `def handler(payload):\n    return payload\n${body}\n`;
+
+describe('fixtures: every task file under test/fixtures/tasks has an expected verdict', () => {
+  // error codes, warning codes
+  const expected: Record<string, [string[], string[]]> = {
+    'good_async.py': [[], []],
+    'good_sync.py': [[], []],
+    'good_with_test_payloads.py': [[], []],
+    'no_handler.py': [['handler_missing'], []],
+    'handler_not_callable.py': [['handler_not_function'], []],
+    'wrong_arity.py': [['handler_arity'], []],
+    'zero_arity.py': [['handler_arity'], []],
+    'syntax_error.py': [['syntax_error'], []],
+    'handler_raises.py': [[], []],
+    'non_json_result.py': [[], []],
+    // Runtime-hostile files: most are only stoppable at run time, and the checker says nothing.
+    'cpu_spin.py': [[], []],
+    'sleep_forever.py': [[], []],
+    'import_loop.py': [['top_level_statement'], []],
+    'memory_bomb.py': [[], []],
+    'fork_bomb.py': [['forbidden_call'], []],
+    'thread_bomb.py': [[], ['risky_import']],
+    'disk_fill.py': [[], []],
+    'fd_exhaust.py': [[], []],
+    'output_flood.py': [[], []],
+    'huge_result.py': [[], []],
+    'regex_backtrack.py': [[], []],
+    'subprocess_shell.py': [['forbidden_call', 'forbidden_import'], []],
+    'read_host_files.py': [['forbidden_import'], []],
+    'read_env.py': [[], []],
+    'connect_localhost.py': [['forbidden_import'], []],
+    'write_outside_tmp.py': [[], []],
+    'kill_parent.py': [['forbidden_call', 'forbidden_import'], []],
+    'ctypes_syscall.py': [['forbidden_import'], []],
+    'sys_exit.py': [[], []],
+    'os_exit.py': [[], ['risky_call']],
+    'exit_at_import.py': [['top_level_statement'], []],
+    'print_fake_success.py': [[], []],
+    // Checker-specific fixtures.
+    'forbidden_aliases.py': [['forbidden_attribute', 'forbidden_call', 'forbidden_import'], ['risky_import']],
+    'dunder_escape.py': [['forbidden_attribute'], []],
+    'top_level_side_effects.py': [['top_level_statement'], []],
+    'test_payloads_side_effect.py': [['forbidden_call', 'test_payloads_invalid', 'top_level_statement'], []],
+  };
+
+  it('covers every fixture file', () => {
+    const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.py')).sort();
+    expect(files).toEqual(Object.keys(expected).sort());
+  });
+
+  it('every fixture starts with a one-line comment saying what it attacks', () => {
+    for (const name of Object.keys(expected)) {
+      expect(fixture(name).toString('utf8').split('\n')[0]).toMatch(/^# \S.{10,}/);
+    }
+  });
+
+  it.each(Object.entries(expected))('%s', (name, [errors, warnings]) => {
+    const r = checkFixture(name);
+    expect(bySeverity(r, 'error')).toEqual(errors);
+    expect(bySeverity(r, 'warning')).toEqual(warnings);
+  });
+});
+
+describe('contract fixtures', () => {
+  it('good files pass with no findings; literal TEST_PAYLOADS come back', () => {
+    expect(checkFixture('good_async.py')).toEqual({ findings: [], test_payloads: null });
+    expect(checkFixture('good_sync.py')).toEqual({ findings: [], test_payloads: null });
+    const r = checkFixture('good_with_test_payloads.py');
+    expect(r.findings).toEqual([]);
+    expect(r.test_payloads).toEqual([
+      { name: 'ada', numbers: [1, 2, 3] },
+      { name: 'grace', numbers: [] },
+      { name: 'linus', numbers: [-1.5, 2.5], tags: { admin: false, nested: [null, true] } },
+    ]);
+  });
+
+  it('reports the missing, non-function and wrong-arity handlers with lines', () => {
+    expect(find(checkFixture('no_handler.py'), 'handler_missing')).toHaveLength(1);
+    const notFn = find(checkFixture('handler_not_callable.py'), 'handler_not_function');
+    expect(notFn).toMatchObject([{ severity: 'error', line: 2 }]);
+    expect(notFn[0].message).toMatch(/^line 2: handler is bound to the constant 42/);
+    const two = find(checkFixture('wrong_arity.py'), 'handler_arity');
+    expect(two).toMatchObject([{ severity: 'error', line: 4 }]);
+    expect(two[0].message).toContain('2 required positional parameters (payload, context)');
+    expect(find(checkFixture('zero_arity.py'), 'handler_arity')[0].message).toContain('0 required');
+  });
+
+  it('reports a syntax error with line and column', () => {
+    const r = checkFixture('syntax_error.py');
+    expect(r.findings).toHaveLength(1);
+    expect(r.findings[0]).toMatchObject({ code: 'syntax_error', severity: 'error', line: 4, col: 21 });
+    expect(r.test_payloads).toBeNull();
+  });
+});
+
+describe('handler contract', () => {
+  it.each([
+    ['async def handler(payload):\n    return payload\n', []],
+    ['def handler(payload, retries=3, *, verbose=False, **extra):\n    return payload\n', []],
+    ['def handler(payload, /):\n    return payload\n', []],
+    ['def handler(*args):\n    return args\n', ['handler_arity']],
+    ['def handler(payload, *args):\n    return args\n', ['handler_arity']],
+    ['def handler(payload, *, key):\n    return key\n', ['handler_arity']],
+    ['def handler(a, b, c=1):\n    return a\n', ['handler_arity']],
+    ['handler = lambda payload: payload\n', ['handler_not_function']],
+    ['class handler:\n    pass\n', ['handler_not_function']],
+    ['from json import loads as handler\n', ['handler_not_function']],
+    ['def handler(payload):\n    yield payload\n', ['handler_not_function']],
+    ['async def handler(payload):\n    yield payload\n', ['handler_not_function']],
+    // The last top-level binding wins, as at run time.
+    ['def handler(payload):\n    return 1\nhandler = 3\n', ['handler_not_function']],
+    ['handler = 3\ndef handler(payload):\n    return 1\n', []],
+    // A handler defined only under the main guard does not exist when the task is loaded.
+    ['if __name__ == "__main__":\n    def handler(payload):\n        return 1\n', ['handler_missing']],
+    ['def helper(payload):\n    def handler(p):\n        return p\n    return handler\n', ['handler_missing']],
+  ])('%j', (source, errors) => {
+    expect(bySeverity(check(source), 'error')).toEqual(errors);
+  });
+});
+
+describe('forbidden imports and calls', () => {
+  it('names the module, the reason and the line', () => {
+    const r = checkFixture('subprocess_shell.py');
+    expect(find(r, 'forbidden_import')).toMatchObject([
+      { severity: 'error', line: 3, col: 1, message: "line 3: import of 'subprocess' is forbidden: spawns processes" },
+    ]);
+    expect(find(r, 'forbidden_call')).toMatchObject([{ line: 14, message: expect.stringContaining("'os.system'") }]);
+    expect(find(checkFixture('fork_bomb.py'), 'forbidden_call')).toMatchObject([
+      { line: 9, message: expect.stringContaining("'os.fork'") },
+    ]);
+    const kill = checkFixture('kill_parent.py');
+    expect(find(kill, 'forbidden_call')).toMatchObject([{ line: 10, message: expect.stringContaining("'os.kill'") }]);
+    expect(find(kill, 'forbidden_import')).toMatchObject([{ line: 3, message: expect.stringContaining("'signal'") }]);
+    expect(find(checkFixture('ctypes_syscall.py'), 'forbidden_import')).toMatchObject([{ line: 11 }]);
+    expect(find(checkFixture('connect_localhost.py'), 'forbidden_import')).toMatchObject([{ line: 2 }]);
+  });
+
+  it('follows aliases, from-imports, getattr with a literal name and the builtins module', () => {
+    const r = checkFixture('forbidden_aliases.py');
+    const calls = find(r, 'forbidden_call').map((f) => [f.line, f.message.match(/use of '([^']+)'/)?.[1]]);
+    expect(calls).toEqual([
+      [11, 'os.system'], // o.system
+      [12, 'os.system'], // s = from os import system as s
+      [14, 'os.popen'], // getattr(o, "popen")
+      [15, 'exec'], // b.exec with import builtins as b
+      [16, 'eval'],
+      [17, '__import__'],
+    ]);
+    expect(find(r, 'forbidden_import').map((f) => f.line)).toEqual([4, 5]); // from os import system; subprocess
+    expect(find(r, 'risky_import', 2)).toHaveLength(1); // import builtins
+  });
+
+  it.each([
+    ['import os as o\ndef f(p):\n    return o.popen(p)\n', 'forbidden_call', 3],
+    ['from os import execv as go\n', 'forbidden_import', 1],
+    ['import os\ndef f():\n    os.posix_spawnp("x", ["x"], {})\n', 'forbidden_call', 3],
+    ['import os\ndef f():\n    return map(os.system, ["id"])\n', 'forbidden_call', 3], // referenced, not called
+    ['from os import *\n', 'forbidden_import', 1],
+    ['import asyncio\nasync def f():\n    await asyncio.create_subprocess_exec("id")\n', 'forbidden_call', 3],
+    ['import asyncio.subprocess\n', 'forbidden_import', 1],
+    ['from asyncio import subprocess as sp\n', 'forbidden_import', 1],
+    ['import importlib.util\n', 'forbidden_import', 1],
+    ['import multiprocessing.pool\n', 'forbidden_import', 1],
+    ['from concurrent.futures import ProcessPoolExecutor\n', 'forbidden_import', 1],
+    ['import pickle\n', 'forbidden_import', 1],
+    ['import _posixsubprocess\n', 'forbidden_import', 1],
+    ['import pty\n', 'forbidden_import', 1],
+    ['import sys\ndef f():\n    return sys._getframe(1)\n', 'forbidden_call', 3],
+    ['import sys\ndef f():\n    return sys.modules["__main__"]\n', 'forbidden_call', 3],
+    ['def f():\n    breakpoint()\n', 'forbidden_call', 2],
+    ['def f(src):\n    return compile(src, "x", "exec")\n', 'forbidden_call', 2],
+    ['import builtins\ndef f():\n    return getattr(builtins, "eval")\n', 'forbidden_call', 3],
+    ['import types\ndef f(c):\n    return types.FunctionType(c, {})\n', 'forbidden_call', 3],
+    // A default is evaluated in the enclosing scope, so a later local import cannot hide it.
+    ['def f(run=eval):\n    from re import eval\n    return run\n', 'forbidden_call', 1],
+    // `global` + `del` can unshadow a builtin again, so an import no longer hides it.
+    ['from re import compile\ndef f():\n    global compile\n    del compile\n    return compile("1", "", "eval")\n', 'forbidden_call', 5],
+  ])('%j -> %s', (source, code, line) => {
+    const r = check(source);
+    expect(find(r, code, line).length).toBeGreaterThan(0);
+    expect(find(r, code, line)[0].severity).toBe('error');
+  });
+
+  it('knows re.compile from the compile builtin', () => {
+    expect(check(withHandler('from re import compile\ndef f():\n    return compile("a+")\n')).findings).toEqual([]);
+    expect(check(withHandler('import re\ndef f():\n    return re.compile("a+")\n')).findings).toEqual([]);
+    expect(check(withHandler('def f():\n    from re import compile\n    return compile("a+")\n')).findings).toEqual([]);
+  });
+
+  it.each([
+    ['import threading\n', 'risky_import'],
+    ['import urllib.request\n', 'risky_import'],
+    ['from http import client\n', 'risky_import'],
+    ['import requests\n', 'risky_import'],
+    ['def f():\n    return open("/etc/passwd").read()\n', 'risky_call'],
+    ['def f():\n    return open("/tmp/../etc/passwd").read()\n', 'risky_call'],
+    ['def f():\n    return globals()\n', 'risky_call'],
+    ['def f():\n    return vars()\n', 'risky_call'],
+    ['def f(o, n):\n    return getattr(o, n)\n', 'risky_call'],
+    ['import os\ndef f():\n    os._exit(0)\n', 'risky_call'],
+  ])('%j is a warning (%s)', (source, code) => {
+    const r = check(withHandler(source));
+    expect(bySeverity(r, 'error')).toEqual([]);
+    expect(bySeverity(r, 'warning')).toEqual([code]);
+  });
+
+  it('allows ordinary stdlib use without findings', () => {
+    const source = [
+      'import asyncio, json, os, re, shutil, tempfile, urllib.parse',
+      'from http import HTTPStatus',
+      'async def handler(payload):',
+      '    await asyncio.sleep(0)',
+      '    with open("/tmp/work.json", "w") as f:',
+      '        json.dump(payload, f)',
+      '    d = tempfile.mkdtemp()',
+      '    shutil.rmtree(d)',
+      '    return {"cwd": os.getcwd(), "q": urllib.parse.quote("a b"), "s": HTTPStatus.OK.value,',
+      '            "m": bool(re.match("a", "a")), "home": os.environ.get("HOME"), "n": vars(payload) if False else 0}',
+    ].join('\n');
+    expect(check(source).findings).toEqual([]);
+  });
+});
+
+describe('dunder escapes', () => {
+  it('flags escape attributes, __builtins__, frames and format-string access', () => {
+    const r = checkFixture('dunder_escape.py');
+    const got = find(r, 'forbidden_attribute').map((f) => [f.line, f.message.match(/(__\w+__|\b[a-z]+_[a-z]+\b)/)?.[1]]);
+    expect(got).toEqual([
+      [5, '__subclasses__'],
+      [5, '__base__'],
+      [7, '__globals__'],
+      [11, '__builtins__'],
+      [17, 'f_back'],
+      [17, 'tb_frame'],
+      [18, 'f_globals'],
+      [19, '__globals__'], // "{0.__globals__}".format(handler)
+    ]);
+  });
+
+  it.each([
+    'def f(g):\n    return g.__code__\n',
+    'def f(o):\n    return getattr(o, "__globals__")\n',
+    'def f():\n    return print.__self__\n',
+    'def f():\n    return __loader__\n',
+    'def f(fn):\n    match fn:\n        case object(__globals__=g):\n            return g\n',
+  ])('%j', (source) => {
+    expect(bySeverity(check(withHandler(source)), 'error')).toEqual(['forbidden_attribute']);
+  });
+});
+
+describe('top-level statements', () => {
+  it('flags everything that runs at import time and nothing else', () => {
+    const r = checkFixture('top_level_side_effects.py');
+    expect(find(r, 'top_level_statement').map((f) => f.line)).toEqual([10, 11, 13, 14, 15, 25, 31, 38]);
+    expect(find(r, 'top_level_statement', 10)[0].message).toMatch(/^line 10: a call to 'print' runs at import time/);
+    expect(find(r, 'top_level_statement', 11)[0].message).toContain('a for loop');
+  });
+
+  it.each([
+    ['print("hi")\n', 1],
+    ['while True:\n    pass\n', 1],
+    ['X = [i for i in range(10)]\n', 1],
+    ['X = "x" * 10 ** 9\n', 1],
+    ['X = 1 << 10 ** 6\n', 1],
+    ['X = 2 ** 64\n', 1],
+    ['import functools\n@functools.lru_cache(maxsize=len("ab"))\ndef f():\n    pass\n', 2],
+    ['class A(type("B", (), {})):\n    pass\n', 1],
+    ['def f(x: print("annotation")):\n    pass\n', 1],
+    ['X: print("annotation") = 1\n', 1],
+    ['X = 1\nX += 1\n', 2],
+    ['del handler\n', 1],
+  ])('%j', (body, lineInBody) => {
+    const r = check(withHandler(body));
+    expect(bySeverity(r, 'error')).toEqual(['top_level_statement']);
+    expect(find(r, 'top_level_statement')[0].line).toBe(lineInBody + 2);
+  });
+
+  it.each([
+    '"""docstring"""\n',
+    'X = 64 * 1024\nY = 8 << 20\nZ = -(1.5 + 2) / 3\n',
+    'NAMES = ("a", "b")\nCFG = {"a": [1, None, True], "b": {"c": -1}}\n',
+    'from typing import Any, Optional\nJson = dict[str, Any] | None\nT = Optional[int]\n',
+    'import functools\n@functools.lru_cache(maxsize=32)\ndef f(x: int = 3) -> int:\n    return x\n',
+    'class A:\n    """doc"""\n    x: int\n    y = 2\n    def m(self):\n        print("runs only when called")\n',
+    'from __future__ import annotations\ndef f(x: print("never evaluated")):\n    pass\n',
+    'if __name__ == "__main__":\n    print(handler({}))\n',
+    'if "__main__" == __name__:\n    import sys\n    sys.exit(handler({}))\n',
+    'pass\n...\n',
+  ])('allows %j', (body) => {
+    expect(check(withHandler(body)).findings).toEqual([]);
+  });
+
+  it('does not exempt the main guard when the module itself would be __main__', () => {
+    const source = withHandler('if __name__ == "__main__":\n    print("runs at import")\n');
+    expect(find(check(source, { fileName: '__main__.py' }), 'top_level_statement', 3)).toHaveLength(1);
+  });
+});
+
+describe('TEST_PAYLOADS', () => {
+  const MARKER = '/tmp/taskflow-checker-executed-test-payloads';
+
+  it('never evaluates TEST_PAYLOADS: a non-literal is a finding and its side effect does not happen', () => {
+    fs.rmSync(MARKER, { force: true });
+    const r = checkFixture('test_payloads_side_effect.py');
+    expect(fs.existsSync(MARKER)).toBe(false);
+    expect(r.test_payloads).toBeNull();
+    const bad = find(r, 'test_payloads_invalid');
+    expect(bad).toHaveLength(1);
+    expect(bad[0].message).toContain('plain literal');
+    // The calls inside would also run at import time.
+    expect(find(r, 'top_level_statement', 6)).toHaveLength(1);
+  });
+
+  it('does not run a top-level infinite loop or exit either (the checker returns promptly)', () => {
+    const started = Date.now();
+    expect(bySeverity(checkFixture('import_loop.py'), 'error')).toEqual(['top_level_statement']);
+    expect(bySeverity(checkFixture('exit_at_import.py'), 'error')).toEqual(['top_level_statement']);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it.each([
+    ['TEST_PAYLOADS = [f()]', /found a call/],
+    ['TEST_PAYLOADS = [{"a": X}]', /found a name/],
+    ['TEST_PAYLOADS = {"a": 1}', /list of dicts, not a dict/],
+    ['TEST_PAYLOADS = [1, 2]', /TEST_PAYLOADS\[0\] is a int/],
+    ['TEST_PAYLOADS = [{"a": {1, 2}}]', /set is not JSON/],
+    ['TEST_PAYLOADS = [{"a": (1, 2)}]', /tuple is not JSON/],
+    ['TEST_PAYLOADS = [{"a": b"x"}]', /bytes is not JSON/],
+    ['TEST_PAYLOADS = [{1: "a"}]', /key 1 is not a string/],
+    ['TEST_PAYLOADS = [{"a": 1e999}]', /inf is not a JSON number/],
+    ['TEST_PAYLOADS = [{"a": 9007199254740993}]', /range JSON numbers keep exactly/],
+    [`TEST_PAYLOADS = [${Array(21).fill('{}').join(', ')}]`, /21 entries; at most 20/],
+    ['TEST_PAYLOADS = [{}]\nTEST_PAYLOADS = [{}]', /assigned 2 times/],
+    ['TEST_PAYLOADS, X = [{}], 1', /assigned on its own/],
+  ])('%j is invalid', (body, message) => {
+    const r = check(withHandler(body));
+    const bad = find(r, 'test_payloads_invalid');
+    expect(bad).toHaveLength(1);
+    expect(bad[0].severity).toBe('error');
+    expect(bad[0].message).toMatch(message);
+    expect(r.test_payloads).toBeNull();
+  });
+
+  it('returns valid payloads, including an empty list and an annotated assignment', () => {
+    expect(check(withHandler('TEST_PAYLOADS = []')).test_payloads).toEqual([]);
+    const r = check(withHandler('TEST_PAYLOADS: list = [{"n": -1, "f": 0.5, "s": "é", "z": None}]'));
+    expect(r.findings).toEqual([]);
+    expect(r.test_payloads).toEqual([{ n: -1, f: 0.5, s: 'é', z: null }]);
+  });
+});
+
+describe('bytes, size and parser limits', () => {
+  it('rejects a file over max_bytes without parsing it', () => {
+    const source = withHandler(`X = "${'a'.repeat(2000)}"\nprint("side effect")`);
+    const r = check(source, { maxBytes: 1000 });
+    expect(r.findings).toEqual([
+      expect.objectContaining({ code: 'too_large', severity: 'error', message: expect.stringContaining('limit is 1000') }),
+    ]);
+  });
+
+  it('rejects bytes that are not UTF-8, with the line', () => {
+    const source = Buffer.concat([Buffer.from('def handler(payload):\n    return "'), Buffer.from([0xff, 0xfe]), Buffer.from('"\n')]);
+    const r = check(source);
+    expect(r.findings).toEqual([expect.objectContaining({ code: 'not_utf8', severity: 'error', line: 2 })]);
+  });
+
+  it('rejects NUL bytes, with the line', () => {
+    const r = check('def handler(payload):\n    return 1\0\n');
+    expect(r.findings).toEqual([expect.objectContaining({ code: 'null_bytes', severity: 'error', line: 2 })]);
+  });
+
+  it('rejects a coding declaration other than UTF-8', () => {
+    const r = check('# -*- coding: utf-7 -*-\n' + withHandler(''));
+    expect(r.findings).toEqual([expect.objectContaining({ code: 'encoding_declaration', line: 1 })]);
+    expect(check('# -*- coding: utf-8 -*-\n' + withHandler('')).findings).toEqual([]);
+  });
+
+  it('explains a byte order mark', () => {
+    const r = check('\ufeff' + withHandler(''));
+    expect(r.findings).toEqual([expect.objectContaining({ code: 'syntax_error', message: expect.stringContaining('byte order mark') })]);
+  });
+
+  it.each([
+    ['10,000 nested parentheses', `X = ${'('.repeat(10_000)}1${')'.repeat(10_000)}`, 'syntax_error'],
+    ['100,000 unary minuses', `X = ${'-'.repeat(100_000)}1`, 'too_complex'],
+    ['a 100,000-term chain', `X = 1${' + 1'.repeat(100_000)}`, 'too_complex'],
+    ['a 60,000-deep attribute chain', `X = a${'.b'.repeat(60_000)}`, 'too_complex'],
+  ])('%s is a finding, not a crash', (_label, body, code) => {
+    const r = check(withHandler(body), { maxBytes: 1024 * 1024 });
+    expect(r.findings).toEqual([expect.objectContaining({ code, severity: 'error' })]);
+  });
+
+  it('handles a deep but parseable tree without recursing itself', () => {
+    const r = check(withHandler(`X = a${' | a'.repeat(1500)}\nY = 1${' + 1'.repeat(1500)}`));
+    expect(r.findings).toEqual([]);
+  });
+
+  it('caps the number of findings, keeping errors', () => {
+    const lines = ['import os', 'def handler(payload):'];
+    for (let i = 0; i < 300; i++) lines.push('    os.system(payload)');
+    const r = check(lines.join('\n'));
+    expect(r.findings).toHaveLength(101);
+    expect(r.findings[100]).toMatchObject({ code: 'too_many_findings', severity: 'warning' });
+  });
+});
+
+describe('policy', () => {
+  const source = withHandler('import threading\nimport subprocess\nprint("x")');
+
+  it('overrides a code to warning or off; untouched codes keep their default', () => {
+    const base = check(source);
+    expect(bySeverity(base, 'error')).toEqual(['forbidden_import', 'top_level_statement']);
+    expect(bySeverity(base, 'warning')).toEqual(['risky_import']);
+
+    const lowered = check(source, { policy: { forbidden_import: 'warning', top_level_statement: 'off' } });
+    expect(bySeverity(lowered, 'error')).toEqual([]);
+    expect(bySeverity(lowered, 'warning')).toEqual(['forbidden_import', 'risky_import']);
+    expect(find(lowered, 'top_level_statement')).toEqual([]);
+
+    const raised = check(source, { policy: { risky_import: 'error' } });
+    expect(find(raised, 'risky_import')[0].severity).toBe('error');
+  });
+
+  it('too_large as a warning lets the rest of the check run', () => {
+    const r = check(source, { maxBytes: 10, policy: { too_large: 'warning' } });
+    expect(bySeverity(r, 'warning')).toEqual(['risky_import', 'too_large']);
+    expect(bySeverity(r, 'error')).toEqual(['forbidden_import', 'top_level_statement']);
+  });
+});
+
+describe('request handling', () => {
+  const good = { source_b64: Buffer.from(withHandler('')).toString('base64'), file_name: 't.py', max_bytes: 1000 };
+
+  it.each([
+    ['not JSON', 'nope'],
+    ['a missing max_bytes', { source_b64: good.source_b64, file_name: 't.py' }],
+    ['bad base64', { ...good, source_b64: '!!!' }],
+    ['an unknown key', { ...good, maxBytes: 5 }],
+    ['an unknown policy code', { ...good, policy: { no_such_code: 'off' } }],
+    ['a bad severity', { ...good, policy: { forbidden_import: 'ignore' } }],
+    ['lowering syntax_error (nothing can be checked after it)', { ...good, policy: { syntax_error: 'warning' } }],
+  ])('fails with exit 2 on %s', (_label, request) => {
+    const res = runRaw(request);
+    expect(res.status).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/bad request/);
+  });
+});
