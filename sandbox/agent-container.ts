@@ -112,7 +112,7 @@ export class AgentContainer {
       })) as unknown as Duplex;
       await container.start();
       const key = crypto.randomBytes(32);
-      const agent = new AgentContainer(docker, container, stream, key, specRecord(opts, o.limits, o.warm), o.log);
+      const agent = new AgentContainer(docker, container, stream, key, specRecord(container.id, opts, o.limits, o.warm), o.log);
       await agent.handshake();
       return agent;
     } catch (err) {

@@ -64,12 +64,14 @@ export function containerSpec(
 }
 
 export function specRecord(
+  containerId: string,
   opts: Docker.ContainerCreateOptions,
   limits: SandboxLimits,
   warm: boolean,
 ): ContainerSpecRecord {
   const hc = opts.HostConfig ?? {};
   return {
+    containerId: containerId.slice(0, 12),
     image: opts.Image ?? '',
     runtime: hc.Runtime ?? '',
     user: opts.User ?? '',

@@ -72,6 +72,8 @@ export interface RunOutcome {
 }
 
 export interface ContainerSpecRecord {
+  /** Short id of the container that ran this (validation containers are never reused). */
+  containerId: string;
   image: string;
   runtime: string;
   user: string;

@@ -232,6 +232,10 @@ describe('forbidden imports and calls', () => {
     ['def f(src):\n    return compile(src, "x", "exec")\n', 'forbidden_call', 2],
     ['import builtins\ndef f():\n    return getattr(builtins, "eval")\n', 'forbidden_call', 3],
     ['import types\ndef f(c):\n    return types.FunctionType(c, {})\n', 'forbidden_call', 3],
+    // Aliases made by plain assignment, the walrus operator and an aliased getattr.
+    ['import os\nmod = os\ndef f():\n    m = mod\n    m.system("id")\n', 'forbidden_call', 5],
+    ['import os\ndef f():\n    (m := os).system("id")\n', 'forbidden_call', 3],
+    ['import os\ndef f():\n    g = getattr\n    return g(os, "popen")\n', 'forbidden_call', 4],
     // A default is evaluated in the enclosing scope, so a later local import cannot hide it.
     ['def f(run=eval):\n    from re import eval\n    return run\n', 'forbidden_call', 1],
     // `global` + `del` can unshadow a builtin again, so an import no longer hides it.

@@ -268,12 +268,16 @@ class Session:
             self.child.kill()
         self.spawn()
 
-    def wait_frame(self, deadline, events, payload_index):
-        """Next result frame from the child, collecting forbidden-event frames on the way."""
+    def wait_frame(self, deadline, events, payload_index, nonce):
+        """Next answer to the request tagged `nonce`, collecting forbidden-event frames on the way.
+        The handler shares the child's process, so it can always answer for its own call (as it
+        could by returning); the fresh nonce per request stops it answering for later ones."""
         while True:
             frame = self.child.next_frame(deadline)
             if frame is None:
                 return None
+            if frame.get("op") not in ("event", "eof", "oversize", "garbage") and frame.get("nonce") != nonce:
+                frame = {"op": "garbage"}
             if frame.get("op") == "garbage":
                 # Only the child's own code writes to this pipe; anything unparsable is the
                 # handler writing to descriptors it does not own.
@@ -292,8 +296,9 @@ class Session:
         if self.child.loaded_sha is not None or not self.child.alive():
             self.respawn()
         t0 = time.monotonic()
-        self.child.send({"op": "load", "source_b64": req["source_b64"], "file_name": req["file_name"]})
-        frame = self.wait_frame(t0 + timeout_s, events, None)
+        nonce = os.urandom(16).hex()
+        self.child.send({"op": "load", "nonce": nonce, "source_b64": req["source_b64"], "file_name": req["file_name"]})
+        frame = self.wait_frame(t0 + timeout_s, events, None, nonce)
         wall = int((time.monotonic() - t0) * 1000)
         if frame is not None and frame.get("op") == "loaded":
             self.child.loaded_sha = req.get("sha")
@@ -312,8 +317,9 @@ class Session:
     def call(self, payload, timeout_s, result_cap, events, index):
         """One handler call → payload outcome. Kills the child when it cannot be trusted to go on."""
         t0 = time.monotonic()
-        self.child.send({"op": "call", "payload": payload, "result_cap": result_cap})
-        frame = self.wait_frame(t0 + timeout_s, events, index)
+        nonce = os.urandom(16).hex()
+        self.child.send({"op": "call", "nonce": nonce, "payload": payload, "result_cap": result_cap})
+        frame = self.wait_frame(t0 + timeout_s, events, index, nonce)
         out = {"index": index, "status": "error", "wallMs": int((time.monotonic() - t0) * 1000)}
         op = frame.get("op") if frame else None
         if frame is None:
@@ -396,6 +402,8 @@ class Session:
             emit({"type": "check_done", "id": rid, "error": "checker timed out"})
             return
         try:
+            if proc.returncode != 0:
+                raise ValueError("checker exit status %d" % proc.returncode)
             report = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
         except (ValueError, IndexError):
             emit({"type": "check_done", "id": rid,

@@ -277,17 +277,21 @@ def imported_names(node):
 class Names:
     """Resolves names and attribute chains to qualified names ("os.system", "builtins.eval").
 
-    Deliberately conservative: a local name means every module any import anywhere bound it to.
-    A builtin is taken to be shadowed only by an import in the module's top level or in an
-    enclosing function, and never if the name is ever declared global/nonlocal or deleted
-    (that is how a file would unshadow it again).
+    Deliberately conservative, ignoring scopes: a name means everything any import or simple
+    assignment anywhere bound it to (`o = os` makes `o.system` os.system). A builtin is taken to
+    be shadowed only by an import in the module's top level or in an enclosing function, and
+    never if the name is ever declared global/nonlocal or deleted (that is how a file would
+    unshadow it again).
     """
+
+    ALIAS_PASSES = 8  # enough for `a = os; b = a; c = b`, bounded so `a = a.b` cannot grow forever
 
     def __init__(self, tree):
         self.bindings = {}
         self.scope_imports = {}
         self.dynamic = set()
         self.module_imports = {name for stmt in tree.body for name, _ in imported_names(stmt)}
+        aliases = []
         for node, scopes, _ in walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for name, qualified in imported_names(node):
@@ -298,6 +302,18 @@ class Names:
                 self.dynamic.update(node.names)
             elif isinstance(node, ast.Delete):
                 self.dynamic.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                aliases.extend((t.id, node.value, scopes) for t in targets if isinstance(t, ast.Name))
+        for _ in range(self.ALIAS_PASSES):
+            changed = False
+            for name, value, scopes in aliases:
+                meanings = self.resolve(value, scopes)
+                if not meanings <= self.bindings.get(name, set()):
+                    self.bindings.setdefault(name, set()).update(meanings)
+                    changed = True
+            if not changed:
+                break
 
     def of_name(self, name, scopes):
         found = set(self.bindings.get(name, ()))
@@ -321,6 +337,8 @@ class Names:
                   and "builtins.getattr" in self.resolve(node.func, scopes)):
                 attrs.append(node.args[1].value)  # getattr(os, "system") is os.system
                 node = node.args[0]
+            elif isinstance(node, ast.NamedExpr):
+                node = node.value  # (o := os).system is os.system
             else:
                 break
         if not isinstance(node, ast.Name):
@@ -490,6 +508,9 @@ def inert(node):
         elif isinstance(n, ast.Dict):
             stack.extend(k for k in n.keys if k is not None)
             stack.extend(n.values)
+        elif isinstance(n, ast.Lambda):  # defining one runs nothing but its defaults
+            stack.extend(n.args.defaults)
+            stack.extend(d for d in n.args.kw_defaults if d is not None)
         elif isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
             stack.append(n.operand)
         elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr):
@@ -551,45 +572,50 @@ STATEMENT_NAMES = {
 
 
 def side_effect(stmt, lazy_annotations):
-    """Why a module- or class-level statement would run code at import time, or None."""
+    """(why, where) a module- or class-level statement would run code at import time, or None."""
+    computed = "an assignment whose value is computed (a call, a comprehension, `**`...) runs at import time"
     if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass)):
         return None
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        if not all(decorator_ok(d) for d in stmt.decorator_list):
-            return "a decorator that computes something runs when %s is defined" % stmt.name
+        for d in stmt.decorator_list:
+            if not decorator_ok(d):
+                return "a decorator that computes something runs when %s is defined" % stmt.name, d
         if isinstance(stmt, ast.ClassDef):
-            if not all(inert(b) for b in [*stmt.bases, *(k.value for k in stmt.keywords)]):
-                return "class %s's bases are computed at import time" % stmt.name
+            for b in [*stmt.bases, *(k.value for k in stmt.keywords)]:
+                if not inert(b):
+                    return "class %s's bases are computed at import time" % stmt.name, b
             return None
         a = stmt.args
-        if not all(inert(d) for d in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]):
-            return "a default value of %s() is computed at import time" % stmt.name
+        for d in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
+            if not inert(d):
+                return "a default value of %s() is computed at import time" % stmt.name, d
         if not lazy_annotations:
             annotations = [x.annotation for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
                            if x is not None and x.annotation is not None]
-            if not all(inert(x) for x in annotations + ([stmt.returns] if stmt.returns else [])):
-                return "an annotation of %s() is computed at import time" % stmt.name
+            for x in annotations + ([stmt.returns] if stmt.returns else []):
+                if not inert(x):
+                    return "an annotation of %s() is computed at import time" % stmt.name, x
         return None
     if isinstance(stmt, ast.Expr):
         if isinstance(stmt.value, ast.Constant):
             return None  # docstrings, `...`
         if isinstance(stmt.value, ast.Call):
             name = dotted(stmt.value.func)
-            return "a call%s runs at import time" % (" to %s" % short(name) if name else "")
-        return "an expression statement runs at import time"
+            return "a call%s runs at import time" % (" to %s" % short(name) if name else ""), stmt
+        return "an expression statement runs at import time", stmt
     if isinstance(stmt, ast.Assign):
         if not assign_targets_ok(stmt.targets):
-            return "an assignment to an attribute or item mutates something at import time"
-        return None if inert(stmt.value) else "an assignment whose value is computed (calls, operators, comprehensions) runs at import time"
+            return "an assignment to an attribute or item mutates something at import time", stmt
+        return None if inert(stmt.value) else (computed, stmt)
     if isinstance(stmt, ast.AnnAssign):
         if not isinstance(stmt.target, ast.Name):
-            return "an assignment to an attribute or item mutates something at import time"
+            return "an assignment to an attribute or item mutates something at import time", stmt
         if not lazy_annotations and not inert(stmt.annotation):
-            return "the annotation is computed at import time"
+            return "the annotation is computed at import time", stmt
         if stmt.value is not None and not inert(stmt.value):
-            return "an assignment whose value is computed (calls, operators, comprehensions) runs at import time"
+            return computed, stmt
         return None
-    return "%s runs at import time" % STATEMENT_NAMES.get(type(stmt), "this statement")
+    return "%s runs at import time" % STATEMENT_NAMES.get(type(stmt), "this statement"), stmt
 
 
 def check_top_level(report, tree, main_runs):
@@ -605,9 +631,9 @@ def check_top_level(report, tree, main_runs):
             continue
         if isinstance(stmt, ast.ClassDef):
             work.extend(stmt.body)  # a class body runs at import time, so it obeys the same rule
-        why = side_effect(stmt, lazy)
-        if why:
-            report.add("top_level_statement", "%s; %s" % (why, allowed), stmt)
+        problem = side_effect(stmt, lazy)
+        if problem:
+            report.add("top_level_statement", "%s; %s" % (problem[0], allowed), problem[1])
 
 
 # --- The handler contract ---------------------------------------------------------------------

@@ -217,12 +217,13 @@ def main():
     for raw in control:
         msg = json.loads(raw)
         op = msg.get("op")
+        nonce = str(msg.get("nonce", ""))
         if op == "load":
             name = os.path.basename(msg.get("file_name") or "task.py")
             filename = "/task/" + name
             source = base64.b64decode(msg["source_b64"]).decode("utf-8")
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            module = types.ModuleType(name[:-3] if name.endswith(".py") else name)
+            module = types.ModuleType("task")  # fixed: a file named __main__.py must not run its main block
             module.__file__ = filename
             sys.modules[module.__name__] = module
             if not hooked:
@@ -232,17 +233,17 @@ def main():
                 code = compile(source, filename, "exec", dont_inherit=True)
                 exec(code, module.__dict__)
             except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a load failure too
-                send({"op": "load_error", "error": error_of(exc, "import_failed")})
+                send({"op": "load_error", "nonce": nonce, "error": error_of(exc, "import_failed")})
                 continue
             problem = check_contract(module)
             if problem:
-                send({"op": "load_error", "error": problem})
+                send({"op": "load_error", "nonce": nonce, "error": problem})
                 continue
             handler = module.__dict__["handler"]
-            send({"op": "loaded"})
+            send({"op": "loaded", "nonce": nonce})
         elif op == "call":
             if handler is None:
-                send({"op": "result", "status": "error", "error": contract_error("not_loaded", "no module loaded")})
+                send({"op": "result", "nonce": nonce, "status": "error", "error": contract_error("not_loaded", "no module loaded")})
                 continue
             cap = int(msg.get("result_cap", 1024 * 1024))
             try:
@@ -250,23 +251,24 @@ def main():
                 if inspect.isawaitable(value):
                     value = loop.run_until_complete(value)
             except BaseException as exc:  # noqa: BLE001 - sys.exit in a handler is an error, not success
-                send({"op": "result", "status": "error", "error": error_of(exc)})
+                send({"op": "result", "nonce": nonce, "status": "error", "error": error_of(exc)})
                 continue
             try:
                 encoded = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError, RecursionError) as exc:
-                send({"op": "result", "status": "error",
+                send({"op": "result", "nonce": nonce, "status": "error",
                       "error": {"type": "NonJSONResult", "message": "handler returned a value that is not JSON: %s" % exc}})
                 continue
             if len(encoded) > cap:
-                send({"op": "result", "status": "error",
+                send({"op": "result", "nonce": nonce, "status": "error",
                       "error": {"type": "ResultTooLarge", "message": "result is %d bytes, the cap is %d" % (len(encoded), cap)}})
                 continue
             flush_output()
             cpu, rss = usage_fields()
             with _write_lock:
                 out, err = CountingWriter.written[1:]
-                head = '{"op":"result","status":"ok","cpu_ms":%d,"maxrss_kib":%d,"out":[%d,%d],"result":' % (cpu, rss, out, err)
+                head = '{"op":"result","nonce":%s,"status":"ok","cpu_ms":%d,"maxrss_kib":%d,"out":[%d,%d],"result":' % (
+                    json.dumps(nonce), cpu, rss, out, err)
                 data = (head + encoded + "}\n").encode()
                 view = memoryview(data)
                 while view:

@@ -1,0 +1,264 @@
+/**
+ * Hostile task files against the real sandbox (Docker + runsc). Each test asserts two things:
+ * the host is unharmed, and the outcome names the cause.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import type { RunOutcome, Sandbox } from '../sandbox';
+import { fixture, startSandbox, testConfig } from './helpers/sandbox';
+
+const config = testConfig();
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  sandbox = await startSandbox(config, { validationPool: true });
+}, 120000);
+
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+function run(file: string, payloads: unknown[] = [{}]): Promise<RunOutcome> {
+  return sandbox.validate({ source: fixture(file), fileName: file, payloads });
+}
+
+const hostProcesses = () => fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
+const forbiddenEvents = (o: RunOutcome) => o.forbidden.map((f) => f.event);
+
+describe('well-behaved files', () => {
+  test('async handler returns its result', async () => {
+    const o = await run('good_async.py', [{ numbers: [1, 2, 3] }, { numbers: [] }]);
+    expect(o.ok).toBe(true);
+    expect(o.payloads.map((p) => p.status)).toEqual(['ok', 'ok']);
+    expect(o.payloads[0].result).toEqual({ echo: { numbers: [1, 2, 3] }, sum: 6 });
+    expect(o.spec).toMatchObject({ runtime: 'runsc', networkMode: 'none', readOnlyRootfs: true, capDrop: ['ALL'] });
+    expect(o.forgedFrames).toBe(0);
+  });
+
+  test('sync handler returns its result', async () => {
+    const o = await run('good_sync.py', [{ numbers: [4, 5] }]);
+    expect(o.ok).toBe(true);
+    expect(o.payloads[0].result).toEqual({ echo: { numbers: [4, 5] }, sum: 9, kind: 'sync' });
+  });
+});
+
+describe('resource exhaustion', () => {
+  test('CPU spin times out', async () => {
+    const o = await run('cpu_spin.py');
+    expect(o.ok).toBe(false);
+    expect(o.payloads[0].status).toBe('timeout');
+    expect(o.payloads[0].error?.type).toBe('Timeout');
+  });
+
+  test('sleeping forever times out', async () => {
+    const o = await run('sleep_forever.py');
+    expect(o.payloads[0].status).toBe('timeout');
+  });
+
+  test('an endless loop at import time fails the load with a timeout', async () => {
+    const o = await run('import_loop.py');
+    expect(o.load.status).toBe('timeout');
+    expect(o.payloads[0].error?.type).toBe('LoadFailed');
+  });
+
+  test('a memory bomb is OOM-killed', async () => {
+    const o = await run('memory_bomb.py');
+    expect(o.ok).toBe(false);
+    expect(o.oom).toBe(true);
+    expect(o.payloads[0].error?.type).toBe('MemoryLimitExceeded');
+  });
+
+  test('a fork bomb is refused and leaves no processes on the host', async () => {
+    const before = hostProcesses();
+    const o = await run('fork_bomb.py');
+    expect(o.ok).toBe(false);
+    expect(forbiddenEvents(o)).toContain('os.fork');
+    await new Promise((r) => setTimeout(r, 1000)); // the container removal runs in the background
+    expect(hostProcesses()).toBeLessThanOrEqual(before + 5);
+  });
+
+  test('a thread bomb is stopped by a limit and named', async () => {
+    const o = await run('thread_bomb.py');
+    expect(o.ok).toBe(o.payloads[0].status === 'ok' && !o.oom);
+    if (o.payloads[0].status === 'ok') {
+      // The limit refused a thread: the handler saw it fail long before 100000.
+      expect((o.payloads[0].result as { threads_started: number }).threads_started).toBeLessThan(100000);
+    } else {
+      expect(o.oom || o.payloads[0].status === 'timeout').toBe(true);
+    }
+  });
+
+  test('filling /tmp stops at the tmpfs size', async () => {
+    const o = await run('disk_fill.py');
+    const r = o.payloads[0].result as { bytes_written: number; errno: number };
+    expect(r.bytes_written).toBeLessThanOrEqual(config.sandbox.limits.tmpfsMiB * 1024 * 1024);
+    expect([28, 27]).toContain(r.errno); // ENOSPC (tmpfs) or EFBIG (fsize)
+  });
+
+  test('descriptor exhaustion hits nofile', async () => {
+    const o = await run('fd_exhaust.py');
+    const r = o.payloads[0].result as { fds_opened: number; errno: number };
+    expect(r.errno).toBe(24); // EMFILE
+    expect(r.fds_opened).toBeLessThanOrEqual(config.sandbox.limits.nofile);
+  });
+
+  test('an output flood is capped and flagged', async () => {
+    const o = await run('output_flood.py');
+    expect(o.outputTruncated).toBe(true);
+    expect(Buffer.byteLength(o.stdoutTail)).toBeLessThanOrEqual(config.sandbox.limits.outputCapBytes + 4);
+    expect(Buffer.byteLength(o.stderrTail)).toBeLessThanOrEqual(config.sandbox.limits.outputCapBytes + 4);
+  });
+
+  test('a huge result is refused at the result cap', async () => {
+    // Enough memory to build the 50 MB string, so the cap (not the OOM killer) must stop it.
+    const o = await sandbox.validate({
+      source: fixture('huge_result.py'),
+      fileName: 'huge_result.py',
+      payloads: [{}],
+      limits: { memoryMiB: 512 },
+    });
+    expect(JSON.stringify(o).length).toBeLessThan(config.sandbox.limits.resultCapBytes);
+    expect(o.payloads[0].status).toBe('error');
+    expect(o.payloads[0].error?.type).toBe('ResultTooLarge');
+  });
+
+  test('catastrophic regex backtracking times out', async () => {
+    const o = await run('regex_backtrack.py');
+    expect(o.payloads[0].status).toBe('timeout');
+  });
+});
+
+describe('escapes and snooping', () => {
+  test('subprocess and shell are refused', async () => {
+    const o = await run('subprocess_shell.py');
+    expect(o.ok).toBe(false);
+    expect(forbiddenEvents(o)).toEqual(expect.arrayContaining(['subprocess.Popen']));
+    expect(JSON.stringify(o.payloads[0])).not.toMatch(/uid=\d+/);
+  });
+
+  test('host files, docker.sock and other processes stay out of reach', async () => {
+    const o = await run('read_host_files.py');
+    const text = JSON.stringify(o.payloads[0]);
+    expect(text).not.toContain(os.hostname());
+    expect(fs.existsSync('/etc/shadow') ? text.includes(fs.readFileSync('/etc/shadow', 'utf8').slice(0, 20)) : false).toBe(false);
+    const r = o.payloads[0].result as Record<string, { ok: boolean }> & { docker_sock_exists: boolean };
+    expect(r.docker_sock_exists).toBe(false);
+    expect(r['/proc/1/environ'].ok).toBe(false);
+    expect(forbiddenEvents(o)).toContain('open');
+  });
+
+  test('the host environment is invisible', async () => {
+    process.env.TASKFLOW_TEST_SECRET = 'hunter2-do-not-leak';
+    const o = await run('read_env.py');
+    const env = o.payloads[0].result as Record<string, string>;
+    expect(JSON.stringify(o)).not.toContain('hunter2-do-not-leak');
+    for (const name of ['HOME', 'USER', 'TASKFLOW_API_KEYS', 'PWD']) {
+      if (process.env[name]) expect(env[name]).not.toBe(process.env[name]);
+    }
+  });
+
+  test('a listener on the host loopback is never reached', async () => {
+    const received: Buffer[] = [];
+    let connections = 0;
+    const server = net.createServer((s) => {
+      connections++;
+      s.on('data', (d) => received.push(d));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const o = await run('connect_localhost.py', [{ port }]);
+      expect((o.payloads[0].result as { connected: boolean }).connected).toBe(false);
+      expect(forbiddenEvents(o).some((e) => e.startsWith('socket.'))).toBe(true);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(connections).toBe(0);
+      expect(Buffer.concat(received).toString()).not.toContain('PWNED');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('writes outside /tmp fail', async () => {
+    const o = await run('write_outside_tmp.py');
+    const r = o.payloads[0].result as Record<string, string>;
+    for (const outcome of Object.values(r)) expect(outcome).not.toBe('written');
+    expect(forbiddenEvents(o)).toContain('open');
+  });
+
+  test('signalling the parent or PID 1 does not kill the agent', async () => {
+    const o = await run('kill_parent.py', [{}, {}]);
+    expect(o.killed).toBe(false);
+    expect(o.payloads).toHaveLength(2); // the agent lived to report both
+    expect(forbiddenEvents(o)).toContain('os.kill');
+  });
+
+  test('raw syscalls through ctypes are refused', async () => {
+    const o = await run('ctypes_syscall.py');
+    expect(o.ok).toBe(false);
+    expect(forbiddenEvents(o).some((e) => e.startsWith('ctypes.'))).toBe(true);
+    expect(o.killed).toBe(false);
+  });
+});
+
+describe('report integrity and exits', () => {
+  test('printing or writing a fake success report fools nobody', async () => {
+    const o = await run('print_fake_success.py');
+    expect(o.ok).toBe(false);
+    expect(o.payloads[0].status).toBe('error');
+    expect(JSON.stringify(o.payloads[0].result ?? null)).not.toContain('forged');
+    expect(o.payloads[0].error).toMatchObject({ type: 'RuntimeError', message: expect.stringContaining('b41e') });
+    expect(forbiddenEvents(o)).toContain('result_channel_tampering');
+    expect(o.forgedFrames).toBe(0); // nothing even reached the host's report channel
+  });
+
+  test('sys.exit in the handler is an error', async () => {
+    const o = await run('sys_exit.py');
+    expect(o.payloads[0].status).toBe('error');
+    expect(o.payloads[0].error?.type).toBe('SystemExit');
+  });
+
+  test('os._exit(0) in the handler is not success', async () => {
+    const o = await run('os_exit.py', [{}, {}]);
+    expect(o.ok).toBe(false);
+    expect(o.payloads[0].error?.type).toBe('ChildExited');
+    expect(o.payloads).toHaveLength(2);
+  });
+
+  test('exiting at import time fails the load', async () => {
+    const o = await run('exit_at_import.py');
+    expect(o.load.status).toBe('error');
+  });
+});
+
+describe('the handler contract', () => {
+  test.each([
+    ['no_handler.py', 'handler_missing'],
+    ['handler_not_callable.py', 'handler_not_callable'],
+    ['wrong_arity.py', 'handler_arity'],
+    ['zero_arity.py', 'handler_arity'],
+  ])('%s fails the load with %s', async (file, code) => {
+    const o = await run(file);
+    expect(o.load.status).toBe('error');
+    expect(o.load.error).toMatchObject({ type: 'ContractError', code });
+  });
+
+  test('a syntax error fails the load with its line', async () => {
+    const o = await run('syntax_error.py');
+    expect(o.load.error?.type).toBe('SyntaxError');
+    expect(o.load.error?.traceback).toMatch(/line \d+/);
+  });
+
+  test('a raising handler reports type, message and traceback', async () => {
+    const o = await run('handler_raises.py');
+    expect(o.payloads[0].status).toBe('error');
+    expect(o.payloads[0].error?.type).toBe('ValueError');
+    expect(o.payloads[0].error?.traceback).toContain('handler_raises.py');
+    expect(o.payloads[0].error?.traceback).not.toContain('/opt/taskflow');
+  });
+
+  test('a non-JSON result is an error', async () => {
+    const o = await run('non_json_result.py');
+    expect(o.payloads[0].error?.type).toBe('NonJSONResult');
+  });
+});

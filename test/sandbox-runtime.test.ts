@@ -1,0 +1,190 @@
+/** The sandbox runtime's machinery against the real engine: pools, cancellation, clean-up, checks. */
+import Docker from 'dockerode';
+import { silentLogger } from '../src/logger';
+import { createSandbox, SandboxCancelledError, sha256, type Sandbox } from '../sandbox';
+import { verifyEngine } from '../sandbox/engine';
+import { EngineUnavailableError } from '../sandbox/errors';
+import { imageTag } from '../sandbox/image';
+import { LABEL, LABEL_INSTANCE } from '../sandbox/spec';
+import { fixture, startSandbox, testConfig } from './helpers/sandbox';
+
+const config = testConfig({ SANDBOX_KEYED_MAX_USES: '3' });
+const docker = new Docker({ socketPath: config.sandbox.dockerSocket });
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
+}, 120000);
+
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+const exists = (id: string) =>
+  docker.getContainer(id).inspect().then(
+    () => true,
+    () => false,
+  );
+
+async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+test('the image tag is a content hash and the engine uses runsc', () => {
+  expect(sandbox.image).toBe(imageTag());
+  expect(sandbox.image).toMatch(/^taskflow-sandbox:[0-9a-f]{16}$/);
+  expect(sandbox.runtime).toBe('runsc');
+});
+
+test('a validation container is used once and then removed', async () => {
+  const src = fixture('good_sync.py');
+  const a = await sandbox.validate({ source: src, fileName: 'a.py', payloads: [{}] });
+  const b = await sandbox.validate({ source: src, fileName: 'a.py', payloads: [{}] });
+  expect(a.spec.containerId).not.toBe(b.spec.containerId);
+  expect(await eventually(async () => !(await exists(a.spec.containerId)))).toBe(true);
+});
+
+test('progress is reported per payload', async () => {
+  const seen: string[] = [];
+  const o = await sandbox.validate({
+    source: fixture('good_async.py'),
+    fileName: 'good_async.py',
+    payloads: [{}, {}, {}],
+    onProgress: (p) => seen.push(`${p.phase}:${p.completed}/${p.total}`),
+  });
+  expect(o.ok).toBe(true);
+  expect(seen[0]).toBe('loading:0/3');
+  expect(seen).toEqual(expect.arrayContaining(['payload:1/3', 'payload:2/3']));
+});
+
+test('cancelling kills the container at once', async () => {
+  const ctl = new AbortController();
+  const started = Date.now();
+  const run = sandbox.validate({
+    source: fixture('sleep_forever.py'),
+    fileName: 'sleep_forever.py',
+    payloads: [{}],
+    limits: { payloadTimeoutMs: 60000, totalTimeoutMs: 60000 },
+    signal: ctl.signal,
+  });
+  setTimeout(() => ctl.abort(), 500);
+  await expect(run).rejects.toBeInstanceOf(SandboxCancelledError);
+  expect(Date.now() - started).toBeLessThan(20000);
+});
+
+test('the total wall-clock limit kills a run whose payloads each stay under theirs', async () => {
+  const o = await sandbox.validate({
+    source: fixture('sleep_forever.py'),
+    fileName: 'sleep_forever.py',
+    payloads: [{}, {}, {}, {}],
+    limits: { payloadTimeoutMs: 2000, totalTimeoutMs: 3000 },
+  });
+  expect(o.killed).toBe(true);
+  expect(o.killReason).toBe('total_timeout');
+  expect(o.payloads.some((p) => p.status === 'timeout')).toBe(true);
+});
+
+describe('keyed pool', () => {
+  const src = fixture('good_sync.py');
+  const key = { owner: 'alice', sha256: sha256(src) };
+
+  test('reuses a container for the same owner and sha, up to max uses', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const o = await sandbox.runKeyed(key, { source: src, fileName: 'good_sync.py', payloads: [{ numbers: [i] }] });
+      expect(o.ok).toBe(true);
+      expect(o.payloads[0].result).toMatchObject({ sum: i });
+      ids.push(o.spec.containerId);
+    }
+    expect(ids[1]).toBe(ids[0]);
+    expect(ids[2]).toBe(ids[0]);
+    expect(ids[3]).not.toBe(ids[0]); // max uses (3) reached
+  });
+
+  test('never shares a container across owners or file versions', async () => {
+    const mine = await sandbox.runKeyed(key, { source: src, fileName: 'good_sync.py', payloads: [{}] });
+    const other = await sandbox.runKeyed({ ...key, owner: 'mallory' }, { source: src, fileName: 'good_sync.py', payloads: [{}] });
+    const src2 = fixture('good_async.py');
+    const v2 = await sandbox.runKeyed({ owner: 'alice', sha256: sha256(src2) }, { source: src2, fileName: 'good_async.py', payloads: [{}] });
+    expect(other.spec.containerId).not.toBe(mine.spec.containerId);
+    expect(v2.spec.containerId).not.toBe(mine.spec.containerId);
+  });
+
+  test('a container that misbehaved is not handed out again', async () => {
+    const bad = fixture('subprocess_shell.py');
+    const k = { owner: 'alice', sha256: sha256(bad) };
+    const a = await sandbox.runKeyed(k, { source: bad, fileName: 'subprocess_shell.py', payloads: [{}] });
+    const b = await sandbox.runKeyed(k, { source: bad, fileName: 'subprocess_shell.py', payloads: [{}] });
+    expect(a.forbidden.length).toBeGreaterThan(0);
+    expect(b.spec.containerId).not.toBe(a.spec.containerId);
+  });
+
+  test('refuses a source that does not match the key', async () => {
+    await expect(sandbox.runKeyed({ owner: 'alice', sha256: 'f'.repeat(64) }, { source: src, fileName: 'x.py', payloads: [{}] })).rejects.toThrow(/does not match/);
+  });
+});
+
+describe('static check inside the sandbox image', () => {
+  test('reports findings with lines and never runs the file', async () => {
+    const o = await sandbox.check({ source: fixture('subprocess_shell.py'), fileName: 'subprocess_shell.py' });
+    expect(o.ok).toBe(false);
+    expect(o.findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'forbidden_import', severity: 'error', line: expect.any(Number) })]));
+  });
+
+  test('passes a good file and returns literal TEST_PAYLOADS', async () => {
+    const o = await sandbox.check({ source: fixture('good_with_test_payloads.py'), fileName: 'good_with_test_payloads.py' });
+    expect(o.ok).toBe(true);
+    expect(Array.isArray(o.testPayloads)).toBe(true);
+  });
+
+  test('an import-time loop is only parsed, so the check returns quickly', async () => {
+    const o = await sandbox.check({ source: fixture('import_loop.py'), fileName: 'import_loop.py' });
+    expect(o.findings.map((f) => f.code)).toContain('top_level_statement');
+  });
+
+  test('bytes that are not UTF-8 are a finding', async () => {
+    const o = await sandbox.check({ source: Buffer.from([0x64, 0x65, 0x66, 0xff, 0xfe, 0x0a]), fileName: 'bin.py' });
+    expect(o.findings.map((f) => f.code)).toContain('not_utf8');
+  });
+});
+
+test('containers left by a dead process are removed at start-up; a live one\'s are kept', async () => {
+  const make = (instance: string) =>
+    docker.createContainer({ Image: sandbox.image, Cmd: ['/usr/bin/python3.11', '-c', 'pass'], Labels: { [LABEL]: 'true', [LABEL_INSTANCE]: instance } });
+  const dead = await make(`${require('node:os').hostname()}/999999/1`);
+  const foreign = await make('another-host/1/1');
+  try {
+    const second = await createSandbox(config.sandbox, silentLogger);
+    await second.close();
+    expect(await exists(dead.id)).toBe(false);
+    expect(await exists(foreign.id)).toBe(true);
+  } finally {
+    await foreign.remove({ force: true }).catch(() => undefined);
+  }
+});
+
+describe('engine verification', () => {
+  const fake = (runtimes: string[]) => ({ info: async () => ({ Runtimes: Object.fromEntries(runtimes.map((r) => [r, {}])) }) }) as unknown as Docker;
+
+  test('without runsc it refuses and says how to fix it', async () => {
+    await expect(verifyEngine(fake(['runc']), config.sandbox, silentLogger)).rejects.toThrow(/no 'runsc'.*daemon\.json/s);
+  });
+
+  test('runc only with the explicit insecure setting, logged loudly', async () => {
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
+    const runtime = await verifyEngine(fake(['runc']), { ...config.sandbox, allowInsecureRunc: true }, log);
+    expect(runtime).toBe('runc');
+    expect(warnings.join(' ')).toMatch(/INSECURE/);
+  });
+
+  test('an unreachable engine is a clear infrastructure error', async () => {
+    const broken = new Docker({ socketPath: '/nonexistent/docker.sock' });
+    await expect(verifyEngine(broken, { ...config.sandbox, dockerSocket: '/nonexistent/docker.sock' }, silentLogger)).rejects.toBeInstanceOf(EngineUnavailableError);
+  });
+});
