@@ -24,6 +24,7 @@ export function instanceId(): string {
 
 function isLive(instance: string): boolean {
   const [host, pidText, start] = instance.split('/');
+  if (!pidText) return false; // no owner recorded: nobody will ever clean it up but us
   if (host !== os.hostname()) return true; // another machine's: not ours to judge
   const pid = Number(pidText);
   return Number.isInteger(pid) && processStartTime(pid) === start;

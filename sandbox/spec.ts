@@ -11,7 +11,7 @@ export const LABEL = 'taskflow.sandbox';
 export const LABEL_INSTANCE = 'taskflow.instance';
 export const LABEL_KIND = 'taskflow.kind';
 export const SANDBOX_USER = '65534:65534';
-export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '/opt/taskflow/agent.py'];
+export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '-B', '/opt/taskflow/agent.py'];
 const MiB = 1024 * 1024;
 
 export type ContainerKind = 'validation' | 'keyed' | 'cold';

@@ -36,6 +36,23 @@ const apiKeys = z
     return keys;
   });
 
+export const ROLES = ['api', 'validation-worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** `api,validation-worker` → a non-empty list of known roles. */
+const roles = z
+  .string()
+  .default('api,validation-worker')
+  .transform((raw, ctx) => {
+    const list = [...new Set(raw.split(',').map((r) => r.trim()).filter(Boolean))];
+    const bad = list.filter((r) => !(ROLES as readonly string[]).includes(r));
+    if (bad.length || list.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `a comma-separated list of ${ROLES.join(', ')} (got ${raw || 'nothing'})` });
+      return z.NEVER;
+    }
+    return list as Role[];
+  });
+
 const EnvSchema = z.object({
   DATA_DIR: z.string().default('.data'),
   UPLOAD_STAGING_DIR: z.string().optional(),
@@ -49,7 +66,11 @@ const EnvSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   MAX_UPLOAD_BYTES: int(256 * 1024),
+  MAX_TASK_PAYLOAD_BYTES: int(256 * 1024),
   TASKFLOW_API_KEYS: apiKeys,
+  TASKFLOW_ROLES: roles,
+  VALIDATION_HEARTBEAT_TIMEOUT_MS: int(5000, 500),
+  VALIDATION_MAX_ATTEMPTS: int(5),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 
   DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
@@ -71,6 +92,7 @@ const EnvSchema = z.object({
   SANDBOX_KEYED_IDLE_TTL_MS: int(60000, 100),
   TASK_PAYLOAD_TIMEOUT_MS: int(30000, 100),
   TASK_MEMORY_MIB: int(256, 16),
+  TASK_WORKER_SLOTS: int(2),
 });
 
 export interface SandboxLimits {
@@ -110,11 +132,22 @@ export interface Config {
   temporal: { address: string; namespace: string };
   http: { host: string; port: number };
   maxUploadBytes: number;
+  maxTaskPayloadBytes: number;
   apiKeys: { owner: string; token: string }[];
+  /** What this process runs (TASKFLOW_ROLES). */
+  roles: Role[];
+  validation: {
+    /** Heartbeat timeout of the static-check and sandbox-run activities: how fast a dead worker is noticed. */
+    heartbeatTimeoutMs: number;
+    /** Attempts on infrastructure failures before a validation gives up (the file is then rejected). */
+    maxAttempts: number;
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   sandbox: SandboxConfig;
   /** Limits for production task runs: the validation limits with a longer timeout and more memory. */
   taskLimits: SandboxLimits;
+  /** Sandbox runs one task worker process executes at once (high priority first). */
+  taskWorkerSlots: number;
 }
 
 export class ConfigError extends Error {
@@ -157,7 +190,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE },
     http: { host: e.HOST, port: e.PORT },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    maxTaskPayloadBytes: e.MAX_TASK_PAYLOAD_BYTES,
     apiKeys: e.TASKFLOW_API_KEYS,
+    roles: e.TASKFLOW_ROLES,
+    validation: { heartbeatTimeoutMs: e.VALIDATION_HEARTBEAT_TIMEOUT_MS, maxAttempts: e.VALIDATION_MAX_ATTEMPTS },
     logLevel: e.LOG_LEVEL,
     sandbox: {
       dockerSocket: e.DOCKER_SOCKET,
@@ -175,5 +211,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       totalTimeoutMs: Math.max(e.TASK_PAYLOAD_TIMEOUT_MS + 5000, e.SANDBOX_TOTAL_TIMEOUT_MS),
       memoryMiB: e.TASK_MEMORY_MIB,
     },
+    taskWorkerSlots: e.TASK_WORKER_SLOTS,
   };
 }

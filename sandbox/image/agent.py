@@ -109,7 +109,7 @@ class Child:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.proc = subprocess.Popen(
-            [PYTHON, "-I", "-S", CHILD, str(res_w), str(ctl_r)],
+            [PYTHON, "-I", "-S", "-B", CHILD, str(res_w), str(ctl_r)],
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
@@ -396,7 +396,7 @@ class Session:
         timeout_s = max(0.1, req.get("timeout_ms", 10000) / 1000.0)
         body = json.dumps({k: req[k] for k in ("source_b64", "file_name", "max_bytes", "policy") if k in req}).encode()
         try:
-            proc = subprocess.run([PYTHON, "-I", "-S", CHECKER], input=body, capture_output=True,
+            proc = subprocess.run([PYTHON, "-I", "-S", "-B", CHECKER], input=body, capture_output=True,
                                   timeout=timeout_s, env=CHILD_ENV, cwd="/tmp")
         except subprocess.TimeoutExpired:
             emit({"type": "check_done", "id": rid, "error": "checker timed out"})

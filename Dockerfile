@@ -1,0 +1,42 @@
+# TaskFlow API + validation worker + task workers (src/main.ts), for docker-compose.temporal.yml.
+#
+# The app starts sandboxes on the *host's* Docker engine through the mounted socket, so that engine
+# must offer the runsc (gVisor) runtime: run `bash scripts/setup.sh` on the host once.
+#
+# Debian bookworm on purpose: the sandbox image is assembled from this container's own
+# /usr/bin/python3.11 and its stdlib (sandbox/image.ts), the same recipe as on a developer machine.
+FROM node:20-bookworm-slim
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+
+# Dependencies first, for the layer cache. All of them: ts-node runs the sources at run time and
+# needs `typescript`, which package.json lists among the devDependencies.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+COPY sandbox ./sandbox
+COPY workflows ./workflows
+COPY activities ./activities
+
+ENV NODE_ENV=production \
+    DATA_DIR=/app/.data \
+    TASKS_DIR=/app/worker/tasks \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DOCKER_SOCKET=/var/run/docker.sock
+
+RUN mkdir -p /app/.data /app/worker/tasks
+VOLUME ["/app/.data", "/app/worker/tasks"]
+EXPOSE 8080
+
+# Root in this container: it talks to the host's Docker socket, which is root-equivalent anyway.
+# tini forwards SIGTERM so the app drains its workers and removes its sandbox containers.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node_modules/.bin/ts-node", "--transpile-only", "src/main.ts"]

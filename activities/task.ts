@@ -1,0 +1,140 @@
+/**
+ * The task run activity: waits for a sandbox slot (high priority first), loads the pinned file
+ * version, runs the handler in a keyed warm sandbox and classifies what happened. Handler-caused
+ * failures are non-retryable; infrastructure failures are thrown as plain errors and retried.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { SandboxLimits } from '../src/config';
+import type { Logger } from '../src/logger';
+import type { PriorityGate } from '../src/priority-gate';
+import { SandboxCancelledError, type RunOutcome, type Sandbox } from '../sandbox';
+import { taskWorkflowId, type TaskInput } from '../workflows/task-contract';
+
+export interface TaskRunMetrics {
+  wallMs: number;
+  cpuMs: number;
+  peakMemoryKiB: number;
+  containerId: string;
+  runtime: string;
+  limits: { memoryMiB: number; payloadTimeoutMs: number };
+  [key: string]: unknown;
+}
+
+export interface TaskRunResult {
+  result: unknown;
+  metrics: TaskRunMetrics;
+  attempt: number;
+}
+
+/** Thrown by `loadVersion` when the pinned bytes are gone or no longer match their sha256. */
+export class VersionUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VersionUnavailableError';
+  }
+}
+
+export interface TaskActivityDeps {
+  sandbox: Sandbox;
+  limits: SandboxLimits;
+  gate: PriorityGate;
+  /** The exact validated source for (owner, title, sha256); must verify the hash. */
+  loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** Tells the workflow the run has really started (status RUNNING, attempt number). */
+  notifyStarted(workflowId: string, attempt: number): Promise<void>;
+  log: Logger;
+}
+
+const HEARTBEAT_EVERY_MS = 2000;
+
+function metricsOf(o: RunOutcome): TaskRunMetrics {
+  return {
+    wallMs: o.wallMs,
+    cpuMs: o.cpuMs,
+    peakMemoryKiB: o.peakMemoryKiB,
+    containerId: o.spec.containerId,
+    runtime: o.spec.runtime,
+    limits: { memoryMiB: o.spec.limits.memoryMiB, payloadTimeoutMs: o.spec.limits.payloadTimeoutMs },
+    outputTruncated: o.outputTruncated,
+    stdoutTail: o.stdoutTail.slice(-2000),
+    stderrTail: o.stderrTail.slice(-2000),
+  };
+}
+
+/** What the handler did wrong, as a non-retryable failure; undefined when the sandbox itself failed. */
+function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number): ApplicationFailure | undefined {
+  const details = { metrics: metricsOf(o), attempt };
+  const fail = (type: string, message: string, traceback?: string) =>
+    ApplicationFailure.create({ type, message, nonRetryable: true, details: [{ ...details, traceback }] });
+  const p = o.payloads[0];
+  if (o.forbidden.length) {
+    const f = o.forbidden[0];
+    return fail('ForbiddenBehaviour', `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
+  }
+  if (o.oom) return fail('LimitExceeded', `the handler exceeded the memory limit of ${limits.memoryMiB} MiB`);
+  if (o.load.status === 'timeout' || p?.status === 'timeout' || o.killReason === 'total_timeout') {
+    return fail('HandlerTimeout', `the handler did not finish within ${limits.payloadTimeoutMs} ms`);
+  }
+  if (o.load.status === 'error' && o.load.error) {
+    return fail('HandlerFailed', `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
+  }
+  if (p?.status === 'error' && p.error && !['SandboxDied'].includes(p.error.type)) {
+    return fail('HandlerFailed', `${p.error.type}: ${p.error.message}`, p.error.traceback);
+  }
+  return undefined;
+}
+
+export function createTaskActivities(deps: TaskActivityDeps) {
+  return {
+    async runTaskInSandbox(input: TaskInput): Promise<TaskRunResult> {
+      const ctx = Context.current();
+      const attempt = ctx.info.attempt;
+      const log = deps.log.child({ taskId: input.taskId, attempt });
+      const beat = setInterval(() => ctx.heartbeat({ phase: 'alive' }), HEARTBEAT_EVERY_MS);
+      let release: (() => void) | undefined;
+      try {
+        ctx.heartbeat({ phase: 'waiting-for-slot' });
+        release = await deps.gate.acquire(input.priority, ctx.cancellationSignal);
+        let source: string;
+        try {
+          source = await deps.loadVersion(input.owner, input.title, input.sha256);
+        } catch (err) {
+          if (err instanceof VersionUnavailableError) {
+            throw ApplicationFailure.create({ type: 'VersionUnavailable', message: err.message, nonRetryable: true, details: [{ attempt }] });
+          }
+          throw err;
+        }
+        await deps.notifyStarted(ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId), attempt).catch((err: Error) =>
+          log.warn('could not mark the task running', { error: err.message }),
+        );
+        log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
+        const outcome = await deps.sandbox.runKeyed(
+          { owner: input.owner, sha256: input.sha256 },
+          {
+            source,
+            fileName: `${input.title}.py`,
+            payloads: [input.payload],
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => ctx.heartbeat(p),
+          },
+        );
+        log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
+        if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt };
+        const failure = handlerFailure(outcome, deps.limits, attempt);
+        if (failure) throw failure;
+        throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
+      } catch (err) {
+        if (err instanceof SandboxCancelledError || ctx.cancellationSignal.aborted) {
+          throw new CancelledFailure('task cancelled');
+        }
+        throw err;
+      } finally {
+        clearInterval(beat);
+        release?.();
+      }
+    },
+  };
+}
+
+export type TaskActivities = ReturnType<typeof createTaskActivities>;

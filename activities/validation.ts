@@ -1,0 +1,181 @@
+/**
+ * The validation workflow's activities. Made by `createValidationActivities(deps)`: no globals.
+ * User-caused outcomes are thrown as non-retryable `ValidationRejected` failures carrying findings;
+ * anything else (Docker, disk, a dead container agent) is thrown as is and retried by Temporal.
+ */
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { Config } from '../src/config';
+import type { Logger } from '../src/logger';
+import { StagedFileError, type Storage } from '../src/storage';
+import { SandboxCancelledError, type Sandbox } from '../sandbox';
+import {
+  REJECTED_ERROR_TYPE,
+  type RejectionDetails,
+  type SandboxRunReport,
+  type ValidationFinding,
+  type ValidationInput,
+  type ValidationMetrics,
+  type ValidationStatus,
+} from '../workflows/validation-contract';
+import { runFindings, runReport } from './validation-findings';
+
+export interface ValidationActivityDeps {
+  config: Config;
+  sandbox: Sandbox;
+  storage: Storage;
+  log: Logger;
+}
+
+export interface StaticCheckResult {
+  findings: ValidationFinding[];
+  testPayloads?: unknown[];
+  wallMs: number;
+}
+
+export interface SandboxRunResult {
+  findings: ValidationFinding[];
+  metrics: Partial<ValidationMetrics>;
+  report: SandboxRunReport;
+}
+
+export interface FinishInput {
+  validationId: string;
+  final: ValidationStatus;
+  report?: SandboxRunReport;
+}
+
+export type ValidationActivities = ReturnType<typeof createValidationActivities>;
+
+function reject(message: string, details: RejectionDetails): never {
+  throw ApplicationFailure.create({ type: REJECTED_ERROR_TYPE, message, nonRetryable: true, details: [details] });
+}
+
+const finding = (code: string, message: string): ValidationFinding => ({ code, severity: 'error', message });
+
+/** Heartbeats on a timer while `work` runs (progress details when there are some). */
+async function heartbeating<T>(work: (beat: (details?: unknown) => void) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let last: unknown;
+  const beat = (details?: unknown) => {
+    if (details !== undefined) last = details;
+    ctx.heartbeat(last);
+  };
+  const timer = setInterval(() => beat(), 1000);
+  beat();
+  try {
+    return await work(beat);
+  } catch (err) {
+    if (err instanceof SandboxCancelledError && ctx.cancellationSignal.aborted) throw new CancelledFailure('validation cancelled');
+    throw err;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function createValidationActivities(deps: ValidationActivityDeps) {
+  const { config, sandbox, storage } = deps;
+  const log = deps.log.child({ component: 'validation-activities' });
+
+  /** The staged bytes, exactly as uploaded; rejects when they are gone or changed. */
+  async function staged(input: ValidationInput): Promise<Buffer> {
+    try {
+      return await storage.files.readStaged(input.stagedName, input.sha256);
+    } catch (err) {
+      if (err instanceof StagedFileError) {
+        reject(err.message, {
+          findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)],
+        });
+      }
+      throw err;
+    }
+  }
+
+  return {
+    /** Re-verifies what the API checked: hash, size, UTF-8 text without NUL bytes. */
+    async stageUpload(input: ValidationInput): Promise<{ sha256: string; size: number }> {
+      const bytes = await staged(input);
+      const findings: ValidationFinding[] = [];
+      if (bytes.length !== input.size) findings.push(finding('upload_tampered', 'the staged size differs from the uploaded size'));
+      if (bytes.length === 0) findings.push(finding('empty_file', 'the file is empty'));
+      if (bytes.length > config.maxUploadBytes) findings.push(finding('too_large', `the file is larger than ${config.maxUploadBytes} bytes`));
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      } catch {
+        findings.push(finding('not_utf8', 'the file is not valid UTF-8'));
+      }
+      if (bytes.includes(0)) findings.push(finding('null_bytes', 'the file contains NUL bytes'));
+      if (findings.length) reject('the staged upload failed its checks', { findings, metrics: { size_bytes: bytes.length } });
+      return { sha256: input.sha256, size: bytes.length };
+    },
+
+    /** Python's `ast` in a single-use sandbox container: the file is parsed, never run. */
+    async staticCheck(input: ValidationInput): Promise<StaticCheckResult> {
+      const source = await staged(input);
+      const outcome = await heartbeating(() =>
+        sandbox.check({
+          source,
+          fileName: `${input.fileName}.py`,
+          maxBytes: config.maxUploadBytes,
+          signal: Context.current().cancellationSignal,
+        }),
+      );
+      const findings: ValidationFinding[] = outcome.findings.map((f) => ({
+        code: f.code,
+        severity: f.severity,
+        message: f.message,
+        ...(f.line !== undefined ? { line: f.line } : {}),
+        ...(f.col !== undefined ? { col: f.col } : {}),
+      }));
+      if (!outcome.ok) {
+        if (!findings.some((f) => f.severity === 'error')) findings.push(finding('static_check_failed', 'the static check rejected the file'));
+        reject('the static check rejected the file', { findings, metrics: { static_check_ms: outcome.wallMs } });
+      }
+      return { findings, ...(outcome.testPayloads ? { testPayloads: outcome.testPayloads } : {}), wallMs: outcome.wallMs };
+    },
+
+    /** The file's handler on every test payload in a single-use gVisor container, under the limits. */
+    async sandboxRun(input: ValidationInput, payloads: unknown[]): Promise<SandboxRunResult> {
+      const source = (await staged(input)).toString('utf8');
+      const ctx = Context.current();
+      const outcome = await heartbeating((beat) =>
+        sandbox.validate({
+          source,
+          fileName: `${input.fileName}.py`,
+          payloads,
+          onProgress: (p) => beat(p),
+          signal: ctx.cancellationSignal,
+        }),
+      );
+      const limits = { ...config.sandbox.limits, ...outcome.spec.limits };
+      const findings = runFindings(outcome, limits);
+      const metrics: Partial<ValidationMetrics> = {
+        sandbox_wall_ms: outcome.wallMs,
+        sandbox_cpu_ms: outcome.cpuMs,
+        peak_memory_kib: outcome.peakMemoryKiB,
+        payloads_total: payloads.length,
+        payloads_ok: outcome.payloads.filter((p) => p.status === 'ok').length,
+      };
+      const report = runReport(outcome);
+      log.info('sandbox run finished', { validationId: input.validationId, ok: outcome.ok, attempt: ctx.info.attempt, wallMs: outcome.wallMs });
+      if (!outcome.ok) reject('the sandbox run rejected the file', { findings, metrics, report });
+      return { findings, metrics, report };
+    },
+
+    /** Keeps the version, renames it into TASKS_DIR/<owner>/<name>.py with its record. Idempotent. */
+    async promote(input: FinishInput): Promise<ValidationStatus> {
+      try {
+        return await storage.files.promote(input.validationId, input.final, input.report);
+      } catch (err) {
+        if (err instanceof StagedFileError) {
+          reject(err.message, { findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)] });
+        }
+        throw err;
+      }
+    },
+
+    /** QUARANTINE_DIR/<validation_id>.py and its report. Idempotent. */
+    async quarantine(input: FinishInput): Promise<ValidationStatus> {
+      return storage.files.quarantine(input.validationId, input.final, input.report);
+    },
+  };
+}

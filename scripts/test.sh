@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check: setup.sh, the type check, then jest in band (extra arguments go to jest,
+# e.g. `bash scripts/test.sh test/temporal-harness.test.ts`). Works with CI=true and no terminal.
+# A dockerd started by this run is stopped at the end (KEEP_DOCKERD=1 keeps it).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+T0="$(date +%s.%N)"
+
+trap 'stop_dockerd_if_started_here' EXIT
+note_dockerd_before_setup
+bash scripts/setup.sh
+
+# The Temporal test harness (test/helpers/temporal.ts) starts this binary.
+TEMPORAL_CLI_PATH="$(temporal_bin)"
+export TEMPORAL_CLI_PATH
+
+say "type check: tsc --noEmit"
+t="$(date +%s.%N)"
+node_modules/.bin/tsc --noEmit -p tsconfig.json
+say "type check passed in $(elapsed "$t")s"
+
+say "jest --runInBand $*"
+t="$(date +%s.%N)"
+set +e
+node_modules/.bin/jest --runInBand "$@"
+rc=$?
+set -e
+say "jest exited $rc after $(elapsed "$t")s; total $(elapsed "$T0")s"
+exit "$rc"

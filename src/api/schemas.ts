@@ -1,0 +1,109 @@
+/**
+ * The API's shapes, as zod schemas. Routes parse requests with them; `openapi.ts` turns them into
+ * the OpenAPI document; the type assertions at the bottom keep them equal to the TypeScript types
+ * the code actually returns.
+ */
+import { z } from 'zod';
+import { fileNameProblem, VALIDATION_ID_RE } from '../storage/ids';
+import { MAX_TEST_PAYLOADS, type ValidationStatus } from '../../workflows/validation-contract';
+import type { UploadAccepted } from '../validation/service';
+
+export const FileName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}(\.py)?$/, 'must be a Python identifier (ASCII letters, digits and _, not starting with a digit, at most 64 characters), optionally ending in .py')
+  .refine((v) => fileNameProblem(v) === undefined, 'must not be a Python keyword')
+  .describe('Task file name: a Python identifier (ASCII), at most 64 characters, optionally ending in .py');
+
+export const FileNameQuery = z.object({ file_name: FileName });
+
+export const ValidationId = z.string().regex(VALIDATION_ID_RE).describe('32 lowercase hex characters');
+
+/** Each test payload is a JSON object, like a real task payload. */
+export const TestPayloads = z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_TEST_PAYLOADS);
+
+export const UploadForm = z.object({
+  file: z.string().describe('The Python file (UTF-8 text, binary content is refused)'),
+  test_payloads: z.string().optional().describe(`JSON array of 1 to ${MAX_TEST_PAYLOADS} objects, each passed to handler() in the validation run`),
+});
+
+export const UploadAcceptedSchema = z.object({
+  validation_id: ValidationId,
+  status: z.literal('PENDING'),
+  status_url: z.string(),
+  file_name: z.string(),
+  sha256: z.string(),
+});
+
+export const FindingSchema = z.object({
+  code: z.string(),
+  severity: z.enum(['error', 'warning']),
+  message: z.string(),
+  line: z.number().int().optional(),
+  col: z.number().int().optional(),
+});
+
+export const ValidationStatusSchema = z.object({
+  validation_id: z.string(),
+  file_name: z.string(),
+  owner: z.string(),
+  sha256: z.string(),
+  status: z.enum(['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED']),
+  findings: z.array(FindingSchema),
+  metrics: z.object({
+    size_bytes: z.number(),
+    static_check_ms: z.number().optional(),
+    sandbox_wall_ms: z.number().optional(),
+    sandbox_cpu_ms: z.number().optional(),
+    peak_memory_kib: z.number().optional(),
+    payloads_total: z.number().optional(),
+    payloads_ok: z.number().optional(),
+  }),
+  created_at: z.string(),
+  finished_at: z.string().nullable(),
+  promoted: z.boolean().optional(),
+});
+
+export const ScheduledAt = z
+  .union([z.iso.datetime({ offset: true }), z.number().nonnegative().max(253402300799)])
+  .describe('ISO 8601 time with offset, or unix seconds');
+
+export const TaskCreateBody = z
+  .object({
+    title: FileName.describe('The task file to run (as uploaded with file_name)'),
+    payload: z.record(z.string(), z.unknown()).default({}),
+    priority: z.enum(['high', 'low']).default('low'),
+    scheduled_at: ScheduledAt.optional(),
+  })
+  .strict();
+
+export const CreatedTaskSchema = z
+  .object({
+    task_id: z.string(),
+    status: z.string(),
+    title: z.string(),
+    priority: z.enum(['high', 'low']),
+  })
+  .loose();
+
+export const DeletedFileSchema = z.object({
+  file_name: z.string(),
+  deleted: z.literal(true),
+  sha256: z.string().optional(),
+  validation_id: z.string().optional(),
+});
+
+export const HealthSchema = z.object({
+  status: z.enum(['ok', 'degraded']),
+  temporal: z.enum(['ok', 'unreachable']),
+});
+
+export const ErrorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string() }).loose(),
+});
+
+// Compile-time: the schemas describe exactly what the code returns.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const sameStatus: Same<z.infer<typeof ValidationStatusSchema>, ValidationStatus> = true;
+const sameUpload: Same<z.infer<typeof UploadAcceptedSchema>, UploadAccepted> = true;
+void sameStatus;
+void sameUpload;

@@ -1,0 +1,49 @@
+/**
+ * `POST /tasks/` (create a task from a validated file) and `DELETE /tasks/delete_file`.
+ * Task execution itself sits behind the `TaskService` seam (src/task-service.ts).
+ */
+import express, { Router } from 'express';
+import type { Config } from '../config';
+import { UnsupportedMediaTypeError } from '../errors';
+import { normalizeFileName } from '../storage/ids';
+import type { TaskService } from '../task-service';
+import type { ValidationService } from '../validation/service';
+import { ownerOf } from './auth';
+import { parse } from './parse';
+import { FileNameQuery, TaskCreateBody } from './schemas';
+
+export function taskRoutes(deps: { config: Config; validations: ValidationService; tasks: TaskService }): Router {
+  const router = Router();
+  const json = express.json({ limit: deps.config.maxTaskPayloadBytes, type: () => true });
+
+  router.post('/tasks', (req, _res, next) => {
+    if (!req.is('application/json')) throw new UnsupportedMediaTypeError('send a JSON body (Content-Type: application/json)');
+    next();
+  }, json, async (req, res) => {
+    const owner = ownerOf(res);
+    const body = parse(TaskCreateBody, req.body, 'body', 'invalid_body');
+    const file = await deps.validations.resolveForTask(owner, normalizeFileName(body.title));
+    const scheduledAt =
+      body.scheduled_at === undefined
+        ? undefined
+        : typeof body.scheduled_at === 'number'
+          ? new Date(body.scheduled_at * 1000).toISOString()
+          : new Date(body.scheduled_at).toISOString();
+    const created = await deps.tasks.create({
+      owner,
+      title: file.title,
+      sha256: file.sha256,
+      validationId: file.validationId,
+      payload: body.payload,
+      priority: body.priority,
+      ...(scheduledAt ? { scheduledAt } : {}),
+    });
+    res.status(201).json(created);
+  });
+
+  router.delete('/tasks/delete_file', async (req, res) => {
+    const { file_name } = parse(FileNameQuery, req.query, 'file_name', 'invalid_file_name');
+    res.json(await deps.validations.deleteFile(ownerOf(res), normalizeFileName(file_name)));
+  });
+  return router;
+}

@@ -1,0 +1,83 @@
+/**
+ * `POST /tasks/upload_file?file_name=NAME`, multipart field `file` (+ optional `test_payloads`).
+ * The name is checked before the body is read; the body is held in memory (bounded by
+ * MAX_UPLOAD_BYTES) and only ever written to staging, under a fresh random name.
+ */
+import { Router, type RequestHandler } from 'express';
+import multer from 'multer';
+import type { Config } from '../config';
+import { BadRequestError, UnprocessableError, UnsupportedMediaTypeError } from '../errors';
+import { normalizeFileName } from '../storage/ids';
+import type { ValidationService } from '../validation/service';
+import { ownerOf } from './auth';
+import { parse } from './parse';
+import { FileNameQuery, TestPayloads } from './schemas';
+
+/** What clients send for a .py file (curl -F sends application/octet-stream). */
+const TEXT_TYPES = new Set([
+  'application/octet-stream',
+  'text/plain',
+  'text/x-python',
+  'text/x-python-script',
+  'text/x-script.python',
+  'application/x-python',
+  'application/x-python-script',
+]);
+
+const TEST_PAYLOADS_MAX_BYTES = 64 * 1024;
+
+export function uploadRoutes(deps: { config: Config; validations: ValidationService }): Router {
+  const router = Router();
+  const upload = multer({
+    storage: multer.memoryStorage(),
+    limits: {
+      fileSize: deps.config.maxUploadBytes,
+      files: 1,
+      fields: 1,
+      parts: 2,
+      fieldSize: TEST_PAYLOADS_MAX_BYTES,
+      fieldNameSize: 100,
+      headerPairs: 50,
+    },
+  });
+
+  const checkRequest: RequestHandler = (req, res, next) => {
+    const { file_name } = parse(FileNameQuery, req.query, 'file_name', 'invalid_file_name');
+    if (!req.is('multipart/form-data')) throw new UnsupportedMediaTypeError('send the file as multipart/form-data (field "file")');
+    res.locals.fileName = normalizeFileName(file_name);
+    next();
+  };
+
+  router.post('/tasks/upload_file', checkRequest, upload.single('file'), async (req, res) => {
+    const owner = ownerOf(res);
+    const fileName = res.locals.fileName as string;
+    const extra = Object.keys(req.body ?? {}).filter((k) => k !== 'test_payloads');
+    if (extra.length) throw new BadRequestError(`unexpected form field ${JSON.stringify(extra[0])}`, 'unexpected_field');
+    const file = req.file;
+    if (!file) throw new BadRequestError('the multipart field "file" is missing', 'missing_file');
+    const bytes = file.buffer;
+    if (bytes.length === 0) throw new BadRequestError('the file is empty', 'empty_file');
+    const type = (file.mimetype || 'application/octet-stream').split(';')[0].trim().toLowerCase();
+    if (!TEXT_TYPES.has(type)) throw new UnsupportedMediaTypeError(`a Python source file is expected, not ${type}`, 'unsupported_file_type');
+    if (bytes.includes(0)) throw new UnsupportedMediaTypeError('the file is binary (it contains NUL bytes); a Python source file is expected', 'binary_file');
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw new UnprocessableError('the file is not valid UTF-8 text', 'not_utf8');
+    }
+    let testPayloads: unknown[] | undefined;
+    const raw = (req.body as Record<string, unknown> | undefined)?.test_payloads;
+    if (raw !== undefined) {
+      let json: unknown;
+      try {
+        json = JSON.parse(String(raw));
+      } catch {
+        throw new BadRequestError('test_payloads is not valid JSON', 'invalid_test_payloads');
+      }
+      testPayloads = parse(TestPayloads, json, 'test_payloads', 'invalid_test_payloads');
+    }
+    const accepted = await deps.validations.upload(owner, fileName, bytes, testPayloads);
+    res.status(202).location(accepted.status_url).json(accepted);
+  });
+  return router;
+}

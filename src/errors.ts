@@ -1,0 +1,79 @@
+/**
+ * The one error tree of the HTTP surface. Code anywhere below the API throws these; one express
+ * middleware (`src/api/error-handler.ts`) turns them into `{error: {code, message}}` answers.
+ * Anything that is not an `AppError` is a bug or an outage and becomes a generic 500.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Extra fields merged into the `error` object of the answer (never secrets, never stacks). */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(message: string, code = 'bad_request', details?: Record<string, unknown>) {
+    super(400, code, message, details);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = 'a valid bearer token is required', code = 'unauthorized') {
+    super(401, code, message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message = 'not found', code = 'not_found') {
+    super(404, code, message);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, code = 'conflict') {
+    super(409, code, message);
+  }
+}
+
+export class PreconditionFailedError extends AppError {
+  constructor(message: string, code = 'precondition_failed', details?: Record<string, unknown>) {
+    super(412, code, message, details);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, code = 'payload_too_large') {
+    super(413, code, message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string, code = 'unsupported_media_type') {
+    super(415, code, message);
+  }
+}
+
+export class UnprocessableError extends AppError {
+  constructor(message: string, code = 'unprocessable', details?: Record<string, unknown>) {
+    super(422, code, message, details);
+  }
+}
+
+/** A route whose machinery belongs to a later step (e.g. task execution before it is wired). */
+export class NotImplementedError extends AppError {
+  constructor(message: string, code = 'not_implemented') {
+    super(501, code, message);
+  }
+}
+
+/** A dependency (Temporal) did not answer. The request may be retried later. */
+export class ServiceUnavailableError extends AppError {
+  constructor(message: string, code = 'service_unavailable', details?: Record<string, unknown>) {
+    super(503, code, message, details);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The TaskFlow process: loads the config once, then runs the roles in TASKFLOW_ROLES (default:
+ * the HTTP API and the validation worker). SIGINT / SIGTERM stop it gracefully: the API stops
+ * accepting, the worker finishes or hands back its activities, sandboxes are removed.
+ */
+import type { Server } from 'node:http';
+import type { Worker } from '@temporalio/worker';
+import { createApp } from './api/app';
+import { resolveCredentials } from './api/auth';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger, type Logger } from './logger';
+import { openStorage } from './storage';
+import { tasksNotEnabled } from './task-service';
+import { connectWorker, createClient, ensureSearchAttributes, temporalHealthy } from './temporal';
+import { ValidationService } from './validation/service';
+import { createValidationWorker } from './worker';
+import { createSandbox, type Sandbox } from '../sandbox';
+
+const RECOVERY_INTERVAL_MS = 30000;
+
+export async function run(config: Config, log: Logger): Promise<() => Promise<void>> {
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => log.error('shutdown step failed', { error: err }));
+  };
+  try {
+    const storage = await openStorage(config);
+    const { client, connection: clientConnection } = createClient(config);
+    stops.push(() => clientConnection.close());
+
+    if (config.roles.includes('api')) {
+      const creds = await resolveCredentials(config);
+      if (creds.dev) {
+        // Printed on purpose (dev mode only): this is how the developer gets the token.
+        process.stdout.write(
+          `TaskFlow dev mode (no TASKFLOW_API_KEYS): owner "dev", token ${creds.dev.token}\n` +
+            `  ${creds.dev.created ? 'written to' : 'read from'} ${creds.dev.file}\n`,
+        );
+      }
+      const validations = new ValidationService({ config, storage, client, log });
+      const app = createApp({
+        config,
+        keys: creds.keys,
+        validations,
+        tasks: tasksNotEnabled,
+        log,
+        temporalHealthy: () => temporalHealthy(clientConnection),
+      });
+      const server: Server = await new Promise((resolve, reject) => {
+        const s = app.listen(config.http.port, config.http.host, () => resolve(s));
+        s.once('error', reject);
+      });
+      stops.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+      const addr = server.address();
+      log.info('API listening', { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}` });
+
+      void ensureSearchAttributes(client, config, log);
+      // Uploads whose workflow start was never confirmed (a crash, Temporal down): start them now and then.
+      const recover = () => validations.recoverPendingStarts().catch((err: Error) => log.warn('recovery pass failed', { error: err }));
+      void recover();
+      const timer = setInterval(recover, RECOVERY_INTERVAL_MS);
+      timer.unref();
+      stops.push(async () => clearInterval(timer));
+    }
+
+    if (config.roles.includes('validation-worker')) {
+      const sandbox: Sandbox = await createSandbox(config.sandbox, log, { validationPool: true });
+      stops.push(() => sandbox.close());
+      const connection = await connectWorker(config, log);
+      stops.push(() => connection.close());
+      const worker: Worker = await createValidationWorker({ config, sandbox, storage, connection, log });
+      const running = worker.run();
+      running.catch((err: Error) => log.error('validation worker stopped with an error', { error: err }));
+      stops.push(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running.catch(() => undefined);
+      });
+      log.info('validation worker polling', { taskQueue: config.validationQueue, sandboxRuntime: sandbox.runtime });
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return stopAll;
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, { service: 'taskflow', pid: process.pid });
+  let stop: () => Promise<void>;
+  try {
+    stop = await run(config, log);
+  } catch (err) {
+    log.error('start-up failed', { error: err as Error });
+    process.exit(1);
+  }
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info('shutting down', { signal });
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+if (require.main === module) void main();

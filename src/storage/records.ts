@@ -1,0 +1,91 @@
+/**
+ * Durable bookkeeping of uploads, written before any workflow starts so that nothing is lost when
+ * the API, a worker or Temporal stops at a bad moment:
+ * - one record per validation (owner, name, sha256, staged name; its final status once decided),
+ * - one pointer per owner/name to its last upload, which decides what `POST /tasks/` may use,
+ * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot).
+ */
+import type { SandboxRunReport, ValidationStatus } from '../../workflows/validation-contract';
+import { ensureDir, listDir, readJson, removeIfExists, writeExclusive, writeJsonAtomic } from './fs-safe';
+import { VALIDATION_ID_RE } from './ids';
+import type { Layout } from './layout';
+
+export interface ValidationRecord {
+  validation_id: string;
+  owner: string;
+  file_name: string;
+  sha256: string;
+  size: number;
+  staged_name: string;
+  created_at: string;
+  test_payloads?: unknown[];
+  workflow_id: string;
+  /** False until Temporal accepted the start (or said it already had it). */
+  workflow_started: boolean;
+  /** Why the last start attempt failed (the upload answered 503); cleared once started. */
+  start_error?: string;
+  /** The status at the workflow's end, written by the promote / quarantine activity. */
+  final?: ValidationStatus;
+  report?: SandboxRunReport;
+}
+
+export type UploadPointer =
+  | { validation_id: string; uploaded_at: string }
+  | { validation_id: null; deleted_at: string; deleted_validation_id?: string };
+
+export class RecordStore {
+  constructor(private readonly layout: Layout) {}
+
+  async init(): Promise<void> {
+    await ensureDir(this.layout.validationsDir);
+    await ensureDir(this.layout.pendingStartDir);
+  }
+
+  /** A new record: refuses to overwrite (validation ids are random, a clash is a bug). */
+  async create(rec: ValidationRecord): Promise<void> {
+    await writeExclusive(this.layout.validationRecord(rec.validation_id), JSON.stringify(rec, null, 2) + '\n');
+  }
+
+  async get(id: string): Promise<ValidationRecord | undefined> {
+    if (!VALIDATION_ID_RE.test(id)) return undefined;
+    return readJson<ValidationRecord>(this.layout.validationRecord(id));
+  }
+
+  /** The record, only if it belongs to `owner`: other owners' ids look exactly like unknown ones. */
+  async getOwned(owner: string, id: string): Promise<ValidationRecord | undefined> {
+    const rec = await this.get(id);
+    return rec && rec.owner === owner ? rec : undefined;
+  }
+
+  async update(id: string, patch: (rec: ValidationRecord) => ValidationRecord): Promise<ValidationRecord> {
+    const rec = await this.get(id);
+    if (!rec) throw new Error(`validation record ${id} is missing`);
+    const next = patch(rec);
+    await writeJsonAtomic(this.layout.validationRecord(id), next);
+    return next;
+  }
+
+  async pointer(owner: string, name: string): Promise<UploadPointer | undefined> {
+    return readJson<UploadPointer>(this.layout.uploadPointer(owner, name));
+  }
+
+  async setPointer(owner: string, name: string, p: UploadPointer): Promise<void> {
+    await ensureDir(this.layout.ownerUploadsDir(owner));
+    await writeJsonAtomic(this.layout.uploadPointer(owner, name), p);
+  }
+
+  async markPendingStart(id: string): Promise<void> {
+    await writeExclusive(this.layout.pendingStart(id), '').catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+
+  async clearPendingStart(id: string): Promise<void> {
+    await removeIfExists(this.layout.pendingStart(id));
+  }
+
+  /** Validation ids whose workflow start was never confirmed. */
+  async pendingStarts(): Promise<string[]> {
+    return (await listDir(this.layout.pendingStartDir)).filter((n) => VALIDATION_ID_RE.test(n));
+  }
+}

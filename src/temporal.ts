@@ -1,0 +1,61 @@
+/** Connections to Temporal, made from the typed config. */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { Config } from './config';
+import type { Logger } from './logger';
+
+/** Keyword attributes TaskFlow's workflows set (all Keyword). */
+export const SEARCH_ATTRIBUTE_NAMES = ['ValidationStatus', 'FileName', 'Owner', 'TaskStatus'] as const;
+/** temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD */
+const KEYWORD = 2;
+
+/**
+ * A client whose connection is made lazily: the API starts (and answers 503 on uploads, keeping
+ * them for later) even while Temporal is down.
+ */
+export function createClient(config: Config): { client: Client; connection: Connection } {
+  const connection = Connection.lazy({ address: config.temporal.address });
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), connection };
+}
+
+/** Whether Temporal answers its health check within `ms`. */
+export function temporalHealthy(connection: Connection, ms = 2000): Promise<boolean> {
+  return connection.withDeadline(Date.now() + ms, () => connection.healthService.check({})).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Registers the search attributes that are missing (idempotent). Logs and carries on when not allowed. */
+export async function ensureSearchAttributes(client: Client, config: Config, log: Logger): Promise<void> {
+  const namespace = config.temporal.namespace;
+  try {
+    const svc = client.connection.operatorService;
+    const have = await svc.listSearchAttributes({ namespace });
+    const existing = new Set(Object.keys(have.customAttributes ?? {}));
+    const missing = SEARCH_ATTRIBUTE_NAMES.filter((n) => !existing.has(n));
+    if (missing.length === 0) return;
+    await svc.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((n) => [n, KEYWORD])) });
+    log.info('registered search attributes', { namespace, names: missing });
+  } catch (err) {
+    log.warn('could not check or register search attributes; register ValidationStatus, FileName, Owner, TaskStatus (Keyword) by hand', {
+      namespace,
+      error: err as Error,
+    });
+  }
+}
+
+/** The worker's native connection, retried until Temporal answers or `signal` aborts. */
+export async function connectWorker(config: Config, log: Logger, signal?: AbortSignal): Promise<NativeConnection> {
+  let delay = 500;
+  for (;;) {
+    try {
+      return await NativeConnection.connect({ address: config.temporal.address });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      log.warn('Temporal is not reachable yet; retrying', { address: config.temporal.address, inMs: delay, error: err as Error });
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10000);
+    }
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Everything the API does with validations: accept an upload (record first, then the workflow),
+ * answer status, re-start validations whose workflow start was never confirmed, and decide
+ * whether a file may be used by a task.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Config } from '../config';
+import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import { newValidationId, type Storage, type ValidationRecord } from '../storage';
+import { statusQuery, type validateTaskFile } from '../../workflows/validation';
+import {
+  VALIDATION_FILE_NAME,
+  VALIDATION_OWNER,
+  VALIDATION_STATES,
+  VALIDATION_STATUS,
+  isFinal,
+  statusPath,
+  validationWorkflowId,
+  type ValidationInput,
+  type ValidationState,
+  type ValidationStatus,
+} from '../../workflows/validation-contract';
+
+export interface UploadAccepted {
+  validation_id: string;
+  status: 'PENDING';
+  status_url: string;
+  file_name: string;
+  sha256: string;
+}
+
+/** The validated version a new task is pinned to. */
+export interface ValidatedFile {
+  owner: string;
+  title: string;
+  sha256: string;
+  validationId: string;
+}
+
+export interface ValidationServiceDeps {
+  config: Config;
+  storage: Storage;
+  client: Client;
+  log: Logger;
+}
+
+const QUERY_DEADLINE_MS = 5000;
+
+export class ValidationService {
+  private readonly log: Logger;
+
+  constructor(private readonly deps: ValidationServiceDeps) {
+    this.log = deps.log.child({ component: 'validations' });
+  }
+
+  /**
+   * Stages the bytes, writes the record and the name's pointer, then starts the workflow. When the
+   * start fails the upload is kept (marked for a later start) and the caller gets a 503.
+   */
+  async upload(owner: string, fileName: string, bytes: Buffer, testPayloads?: unknown[]): Promise<UploadAccepted> {
+    const { storage } = this.deps;
+    const staged = await storage.files.stage(bytes);
+    const id = newValidationId();
+    const rec: ValidationRecord = {
+      validation_id: id,
+      owner,
+      file_name: fileName,
+      sha256: staged.sha256,
+      size: staged.size,
+      staged_name: staged.stagedName,
+      created_at: new Date().toISOString(),
+      ...(testPayloads ? { test_payloads: testPayloads } : {}),
+      workflow_id: validationWorkflowId(id),
+      workflow_started: false,
+    };
+    await storage.records.create(rec);
+    await storage.records.markPendingStart(id);
+    await storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: rec.created_at });
+    try {
+      await this.start(rec);
+    } catch (err) {
+      this.log.error('starting the validation workflow failed; it will be started again later', { validationId: id, error: err as Error });
+      await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
+      throw new ServiceUnavailableError('Temporal did not accept the validation; the upload is kept and its validation will start once Temporal is back', 'temporal_unavailable', {
+        validation_id: id,
+        status_url: statusPath(id),
+      });
+    }
+    return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: staged.sha256 };
+  }
+
+  private input(rec: ValidationRecord): ValidationInput {
+    const { sandbox, validation } = this.deps.config;
+    return {
+      validationId: rec.validation_id,
+      owner: rec.owner,
+      fileName: rec.file_name,
+      sha256: rec.sha256,
+      size: rec.size,
+      stagedName: rec.staged_name,
+      createdAt: rec.created_at,
+      ...(rec.test_payloads ? { testPayloads: rec.test_payloads } : {}),
+      timeouts: {
+        // A fresh container start (~1 s, more under load) plus the checker's own timeout.
+        staticCheckMs: sandbox.limits.payloadTimeoutMs + 30000,
+        sandboxRunMs: sandbox.limits.totalTimeoutMs + 30000,
+        heartbeatMs: validation.heartbeatTimeoutMs,
+        maxAttempts: validation.maxAttempts,
+      },
+    };
+  }
+
+  /** Starts `validation-<id>`; "already started" counts as started (a previous attempt got through). */
+  private async start(rec: ValidationRecord): Promise<void> {
+    const { client, config, storage } = this.deps;
+    try {
+      await client.workflow.start<typeof validateTaskFile>('validateTaskFile', {
+        taskQueue: config.validationQueue,
+        workflowId: rec.workflow_id,
+        args: [this.input(rec)],
+        typedSearchAttributes: [
+          { key: VALIDATION_STATUS, value: 'PENDING' },
+          { key: VALIDATION_FILE_NAME, value: rec.file_name },
+          { key: VALIDATION_OWNER, value: rec.owner },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await storage.records.update(rec.validation_id, (r) => {
+      const { start_error: _dropped, ...rest } = r;
+      return { ...rest, workflow_started: true };
+    });
+    await storage.records.clearPendingStart(rec.validation_id);
+  }
+
+  /** Starts every validation whose workflow start was never confirmed. Returns how many started. */
+  async recoverPendingStarts(): Promise<number> {
+    const { storage } = this.deps;
+    let started = 0;
+    for (const id of await storage.records.pendingStarts()) {
+      const rec = await storage.records.get(id);
+      if (!rec || rec.final || rec.workflow_started) {
+        await storage.records.clearPendingStart(id);
+        continue;
+      }
+      try {
+        await this.start(rec);
+        started++;
+        this.log.info('started a validation left over from before', { validationId: id });
+      } catch (err) {
+        this.log.warn('could not start a left-over validation yet', { validationId: id, error: err as Error });
+        await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
+      }
+    }
+    return started;
+  }
+
+  /** The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones. */
+  async status(owner: string, id: string): Promise<ValidationStatus> {
+    const rec = await this.deps.storage.records.getOwned(owner, id);
+    if (!rec) throw new NotFoundError(`no validation ${id}`, 'validation_not_found');
+    return this.statusOf(rec);
+  }
+
+  private async statusOf(rec: ValidationRecord): Promise<ValidationStatus> {
+    if (rec.final) return rec.final;
+    if (!rec.workflow_started) return this.fromRecord(rec, 'PENDING');
+    const { client } = this.deps;
+    const handle = client.workflow.getHandle(rec.workflow_id);
+    try {
+      return await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return this.fromRecord(rec, 'PENDING');
+      // No worker to answer the query (or Temporal is slow): the search attribute still says where it is.
+      this.log.warn('status query failed; answering from the visibility record', { validationId: rec.validation_id, error: err as Error });
+      try {
+        const desc = await handle.describe();
+        const sa = desc.typedSearchAttributes.get(VALIDATION_STATUS);
+        const state = VALIDATION_STATES.includes(sa as ValidationState) ? (sa as ValidationState) : 'PENDING';
+        // A closed workflow's final status is in the record (written before it closed), so this is not final.
+        return this.fromRecord(rec, isFinal(state) ? 'PENDING' : state);
+      } catch {
+        throw new ServiceUnavailableError('Temporal did not answer; try again shortly', 'temporal_unavailable');
+      }
+    }
+  }
+
+  private fromRecord(rec: ValidationRecord, status: ValidationState): ValidationStatus {
+    return {
+      validation_id: rec.validation_id,
+      file_name: rec.file_name,
+      owner: rec.owner,
+      sha256: rec.sha256,
+      status,
+      findings: [],
+      metrics: { size_bytes: rec.size },
+      created_at: rec.created_at,
+      finished_at: null,
+    };
+  }
+
+  /**
+   * The version a task named `title` may run: the name's last upload, if it was validated and
+   * promoted. 404 when never uploaded, deleted or rejected; 412 while still validating.
+   */
+  async resolveForTask(owner: string, title: string): Promise<ValidatedFile> {
+    const { storage } = this.deps;
+    const pointer = await storage.records.pointer(owner, title);
+    const notFound = (why: string) => new NotFoundError(`${title}: ${why}`, 'task_file_not_found');
+    if (!pointer || pointer.validation_id === null) throw notFound('no such task file (never uploaded, or deleted)');
+    const rec = await storage.records.getOwned(owner, pointer.validation_id);
+    if (!rec) throw notFound('no such task file');
+    const status = await this.statusOf(rec);
+    if (status.status === 'REJECTED') throw notFound(`its last upload (validation ${rec.validation_id}) was rejected`);
+    if (status.status !== 'VALIDATED' || !rec.final) {
+      throw new PreconditionFailedError(`${title}: its last upload is still being validated (${status.status})`, 'validation_pending', {
+        validation_id: rec.validation_id,
+        status: status.status,
+        status_url: statusPath(rec.validation_id),
+      });
+    }
+    if (rec.final.promoted === false) throw notFound('its last upload was validated but not promoted');
+    return { owner, title, sha256: rec.sha256, validationId: rec.validation_id };
+  }
+
+  /**
+   * Removes the owner's promoted file (409 while an upload of that name is still validating, 404
+   * when nothing is promoted). Validated versions stay, so tasks already pinned to one still run.
+   */
+  async deleteFile(owner: string, name: string): Promise<{ file_name: string; deleted: true; sha256?: string; validation_id?: string }> {
+    const { storage } = this.deps;
+    const pointer = await storage.records.pointer(owner, name);
+    if (pointer?.validation_id) {
+      const rec = await storage.records.getOwned(owner, pointer.validation_id);
+      if (rec && !rec.final) {
+        throw new ConflictError(`${name}: an upload of it is still being validated (validation ${rec.validation_id}); delete it once that finished`, 'validation_pending');
+      }
+    }
+    const removed = await storage.files.deletePromoted(owner, name);
+    if (!removed) throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
+    await storage.records.setPointer(owner, name, {
+      validation_id: null,
+      deleted_at: new Date().toISOString(),
+      ...(removed.validation_id ? { deleted_validation_id: removed.validation_id } : {}),
+    });
+    return { file_name: name, deleted: true, ...(removed.sha256 ? { sha256: removed.sha256 } : {}), ...(removed.validation_id ? { validation_id: removed.validation_id } : {}) };
+  }
+}

@@ -1,0 +1,39 @@
+/** The validation worker: polls TASK_VALIDATION_QUEUE_NAME with `validateTaskFile` and its activities. */
+import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createValidationActivities } from '../activities/validation';
+import type { Sandbox } from '../sandbox';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import type { Storage } from './storage';
+
+export interface ValidationWorkerDeps {
+  config: Config;
+  sandbox: Sandbox;
+  storage: Storage;
+  connection: NativeConnection;
+  log: Logger;
+  /** Bundle once and share when a process (or a test suite) creates several workers. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+}
+
+export function bundleValidationWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/validation'), logger: quietBundlerLogger });
+}
+
+const noop = () => undefined;
+const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+
+export async function createValidationWorker(deps: ValidationWorkerDeps): Promise<Worker> {
+  const { config } = deps;
+  return Worker.create({
+    connection: deps.connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.validationQueue,
+    workflowBundle: deps.workflowBundle ?? (await bundleValidationWorkflows()),
+    activities: createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log }),
+    // Sandbox runs are the scarce resource: one per pool slot (at least one).
+    maxConcurrentActivityTaskExecutions: Math.max(1, config.sandbox.poolSize),
+    // Cancellation reaches an activity only through heartbeats: keep them prompt.
+    maxHeartbeatThrottleInterval: '1 second',
+  });
+}

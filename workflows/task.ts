@@ -1,0 +1,103 @@
+/**
+ * `runTask`: one production run of a validated task file. Waits durably for `scheduled_at`, runs
+ * the pinned file version in a sandbox (through an activity on the task's priority queue),
+ * retries infrastructure failures, fails at once on the handler's own failures. The public state
+ * lives in the memo (readable with `describe`, even with no worker up) and in search attributes.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { TaskActivities, TaskRunMetrics } from '../activities/task';
+import { TASK_STATUS, type TaskInput, type TaskState } from './task-contract';
+
+export const taskStateQuery = defineQuery<TaskState>('taskState');
+export const taskStartedSignal = defineSignal<[{ attempt: number; startedAt: string }]>('taskStarted');
+
+/** Handler-caused failures: retrying would only repeat them. */
+export const NON_RETRYABLE = ['HandlerFailed', 'HandlerTimeout', 'LimitExceeded', 'ForbiddenBehaviour', 'VersionUnavailable'];
+
+const { runTaskInSandbox } = proxyActivities<TaskActivities>({
+  // The activity may wait for a sandbox slot behind higher-priority work; it heartbeats meanwhile.
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  },
+});
+
+export async function runTask(input: TaskInput): Promise<TaskState> {
+  const state: TaskState = {
+    task_id: input.taskId,
+    title: input.title,
+    owner: input.owner,
+    priority: input.priority,
+    sha256: input.sha256,
+    status: 'QUEUED',
+    attempts: 0,
+    created_at: input.createdAt,
+    ...(input.scheduledAt ? { scheduled_at: input.scheduledAt } : {}),
+  };
+  const publish = (patch: Partial<TaskState>) => {
+    Object.assign(state, patch);
+    // The result can be large; it stays in the workflow's result, the memo carries the rest.
+    const { result: _result, ...small } = state;
+    upsertMemo({ state: small });
+    upsertSearchAttributes([{ key: TASK_STATUS, value: state.status }]);
+  };
+  setHandler(taskStateQuery, () => state);
+  setHandler(taskStartedSignal, ({ attempt, startedAt }) => {
+    if (state.status === 'QUEUED' || state.status === 'RUNNING') {
+      publish({ status: 'RUNNING', attempts: attempt, started_at: state.started_at ?? startedAt });
+    }
+  });
+
+  try {
+    const wait = input.scheduledAt ? Date.parse(input.scheduledAt) - Date.now() : 0;
+    if (wait > 0) {
+      publish({ status: 'SCHEDULED' });
+      await sleep(wait);
+      publish({ status: 'QUEUED' });
+    } else {
+      publish({});
+    }
+    const out = await runTaskInSandbox(input);
+    publish({ status: 'COMPLETED', result: out.result, metrics: out.metrics, attempts: out.attempt, finished_at: new Date().toISOString() });
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Record the cancellation even though the scope is cancelled.
+      await CancellationScope.nonCancellable(async () => {
+        publish({ status: 'CANCELLED', error: { type: 'Cancelled', message: 'the task was cancelled' }, finished_at: new Date().toISOString() });
+      });
+      return state;
+    }
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const app = cause instanceof ApplicationFailure ? cause : undefined;
+    const details = (app?.details?.[0] ?? {}) as { metrics?: TaskRunMetrics; attempt?: number; traceback?: string };
+    publish({
+      status: 'FAILED',
+      error: {
+        type: app?.type ?? 'InfrastructureError',
+        message: app?.message ?? (cause as Error)?.message ?? 'the task failed',
+        ...(details.traceback ? { traceback: details.traceback } : {}),
+      },
+      ...(details.metrics ? { metrics: details.metrics } : {}),
+      attempts: details.attempt ?? state.attempts,
+      finished_at: new Date().toISOString(),
+    });
+  }
+  return state;
+}

@@ -1,0 +1,99 @@
+/**
+ * Types and search-attribute keys shared by the validation workflow, its activities, storage and
+ * the API. Pure: no Node built-ins, safe inside the workflow bundle.
+ */
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+export const VALIDATION_STATUS = defineSearchAttributeKey('ValidationStatus', 'KEYWORD');
+export const VALIDATION_OWNER = defineSearchAttributeKey('Owner', 'KEYWORD');
+export const VALIDATION_FILE_NAME = defineSearchAttributeKey('FileName', 'KEYWORD');
+
+export type ValidationState = 'PENDING' | 'STATIC_CHECK' | 'SANDBOX_RUN' | 'VALIDATED' | 'REJECTED';
+export const VALIDATION_STATES: readonly ValidationState[] = ['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'];
+export const isFinal = (s: ValidationState): boolean => s === 'VALIDATED' || s === 'REJECTED';
+
+export interface ValidationFinding {
+  code: string;
+  severity: 'error' | 'warning';
+  message: string;
+  line?: number;
+  col?: number;
+}
+
+export interface ValidationMetrics {
+  size_bytes: number;
+  static_check_ms?: number;
+  sandbox_wall_ms?: number;
+  sandbox_cpu_ms?: number;
+  peak_memory_kib?: number;
+  payloads_total?: number;
+  payloads_ok?: number;
+}
+
+/** What `GET /tasks/validation_status/{id}` answers: the workflow's `status` query. */
+export interface ValidationStatus {
+  validation_id: string;
+  file_name: string;
+  owner: string;
+  sha256: string;
+  status: ValidationState;
+  findings: ValidationFinding[];
+  metrics: ValidationMetrics;
+  created_at: string;
+  finished_at: string | null;
+  /** Set once VALIDATED: false when a newer upload of the same name had already replaced this one. */
+  promoted?: boolean;
+}
+
+/** Activity timeouts travel with the workflow input, so a running validation keeps the ones it started with. */
+export interface ValidationTimeouts {
+  staticCheckMs: number;
+  sandboxRunMs: number;
+  heartbeatMs: number;
+  /** Attempts for infrastructure failures of stage, check and run before the file is rejected (fail closed). */
+  maxAttempts: number;
+}
+
+export interface ValidationInput {
+  validationId: string;
+  owner: string;
+  /** The task file's name without `.py` (a validated Python identifier). */
+  fileName: string;
+  sha256: string;
+  size: number;
+  /** Random name of the staged bytes in UPLOAD_STAGING_DIR (never the user's name). */
+  stagedName: string;
+  createdAt: string;
+  /** From the upload's `test_payloads` field. */
+  testPayloads?: unknown[];
+  timeouts: ValidationTimeouts;
+}
+
+/** The exact sandbox run, kept in the validation record and the quarantine report. */
+export interface SandboxRunReport {
+  ok: boolean;
+  payloads: { index: number; status: string; wall_ms: number; error?: { type: string; message: string } }[];
+  forbidden: { event: string; detail: string; payloadIndex?: number }[];
+  oom: boolean;
+  killed: boolean;
+  kill_reason?: string;
+  exit_code: number | null;
+  forged_frames: number;
+  stdout_tail: string;
+  stderr_tail: string;
+  /** Container spec: runtime, image, user, limits... exactly as run. */
+  spec: Record<string, unknown>;
+}
+
+/** Details of a `ValidationRejected` failure thrown by an activity (non-retryable). */
+export interface RejectionDetails {
+  findings: ValidationFinding[];
+  metrics?: Partial<ValidationMetrics>;
+  report?: SandboxRunReport;
+}
+
+export const REJECTED_ERROR_TYPE = 'ValidationRejected';
+export const MAX_TEST_PAYLOADS = 20;
+
+export const validationWorkflowId = (validationId: string): string => `validation-${validationId}`;
+export const statusPath = (validationId: string): string => `/tasks/validation_status/${validationId}`;

@@ -1,0 +1,141 @@
+/**
+ * `validateTaskFile`: stage → static check → sandbox run → promote, or quarantine on any
+ * rejection. Deterministic: activities are imported as types and called through proxies; the
+ * `status` query answers at every step (and after the workflow closed); the ValidationStatus,
+ * FileName and Owner search attributes make validations filterable in the Web UI.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { ValidationActivities } from '../activities/validation';
+import {
+  MAX_TEST_PAYLOADS,
+  REJECTED_ERROR_TYPE,
+  VALIDATION_FILE_NAME,
+  VALIDATION_OWNER,
+  VALIDATION_STATUS,
+  type RejectionDetails,
+  type SandboxRunReport,
+  type ValidationFinding,
+  type ValidationInput,
+  type ValidationState,
+  type ValidationStatus,
+} from './validation-contract';
+
+export const statusQuery = defineQuery<ValidationStatus>('status');
+
+/** The upload's payloads first, then the file's own literal TEST_PAYLOADS; `[{}]` when neither has any. */
+export function choosePayloads(fromUpload: unknown[] | undefined, fromFile: unknown[] | undefined): unknown[] {
+  const all = [...(fromUpload ?? []), ...(fromFile ?? [])].slice(0, MAX_TEST_PAYLOADS);
+  return all.length ? all : [{}];
+}
+
+function rejectionOf(err: unknown): RejectionDetails | undefined {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === REJECTED_ERROR_TYPE) {
+    const d = err.cause.details?.[0] as RejectionDetails | undefined;
+    return { findings: Array.isArray(d?.findings) ? d.findings : [], metrics: d?.metrics, report: d?.report };
+  }
+  return undefined;
+}
+
+export async function validateTaskFile(input: ValidationInput): Promise<ValidationStatus> {
+  const t = input.timeouts;
+  // Infrastructure failures retry with backoff; a user-caused rejection never does.
+  const retry: ActivityOptions['retry'] = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: t.maxAttempts,
+    nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
+  };
+  const { stageUpload } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '30 seconds', retry });
+  const { staticCheck } = proxyActivities<ValidationActivities>({
+    startToCloseTimeout: t.staticCheckMs,
+    heartbeatTimeout: t.heartbeatMs,
+    retry,
+  });
+  const { sandboxRun } = proxyActivities<ValidationActivities>({
+    startToCloseTimeout: t.sandboxRunMs,
+    heartbeatTimeout: t.heartbeatMs,
+    retry,
+  });
+  // Finishing must happen: no attempt limit (an operator fixes the disk, the retry completes).
+  const { promote, quarantine } = proxyActivities<ValidationActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [REJECTED_ERROR_TYPE] },
+  });
+
+  const state: ValidationStatus = {
+    validation_id: input.validationId,
+    file_name: input.fileName,
+    owner: input.owner,
+    sha256: input.sha256,
+    status: 'PENDING',
+    findings: [],
+    metrics: { size_bytes: input.size },
+    created_at: input.createdAt,
+    finished_at: null,
+  };
+  setHandler(statusQuery, () => state);
+  const set = (status: ValidationState) => {
+    state.status = status;
+    upsertSearchAttributes([{ key: VALIDATION_STATUS, value: status }]);
+  };
+  upsertSearchAttributes([
+    { key: VALIDATION_STATUS, value: 'PENDING' },
+    { key: VALIDATION_FILE_NAME, value: input.fileName },
+    { key: VALIDATION_OWNER, value: input.owner },
+  ]);
+  const adopt = (final: ValidationStatus) => {
+    Object.assign(state, final);
+    set(final.status);
+    return state;
+  };
+
+  let report: SandboxRunReport | undefined;
+  try {
+    await stageUpload(input);
+    set('STATIC_CHECK');
+    const check = await staticCheck(input);
+    state.findings.push(...check.findings);
+    state.metrics.static_check_ms = check.wallMs;
+
+    set('SANDBOX_RUN');
+    const run = await sandboxRun(input, choosePayloads(input.testPayloads, check.testPayloads));
+    state.findings.push(...run.findings);
+    Object.assign(state.metrics, run.metrics);
+    report = run.report;
+
+    const final: ValidationStatus = { ...state, status: 'VALIDATED', finished_at: new Date().toISOString() };
+    return adopt(await CancellationScope.nonCancellable(() => promote({ validationId: input.validationId, final, report })));
+  } catch (err) {
+    const rejection = rejectionOf(err);
+    const extra: ValidationFinding[] = [];
+    if (rejection) {
+      Object.assign(state.metrics, rejection.metrics);
+      report = rejection.report ?? report;
+      extra.push(...rejection.findings);
+    } else if (isCancellation(err)) {
+      extra.push({ code: 'cancelled', severity: 'error', message: 'the validation was cancelled' });
+    } else {
+      const why = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+      extra.push({
+        code: 'validation_infrastructure_failed',
+        severity: 'error',
+        message: `the validation could not be completed (${why}); upload the file again`,
+      });
+    }
+    if (!extra.some((f) => f.severity === 'error')) extra.push({ code: 'rejected', severity: 'error', message: 'the file was rejected' });
+    state.findings.push(...extra);
+    const final: ValidationStatus = { ...state, status: 'REJECTED', finished_at: new Date().toISOString() };
+    return adopt(await CancellationScope.nonCancellable(() => quarantine({ validationId: input.validationId, final, report })));
+  }
+}
