@@ -46,7 +46,8 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
   for (const p of o.payloads) {
     const e = p.error;
     if (p.status === 'timeout' || e?.type === 'Timeout') {
-      add('timeout', `payload ${p.index} did not finish within ${limits.payloadTimeoutMs} ms`);
+      // Under a total-timeout kill the unfinished payloads are the same cause, already named.
+      if (o.killReason !== 'total_timeout') add('timeout', `payload ${p.index} did not finish within ${limits.payloadTimeoutMs} ms`);
       continue;
     }
     if (p.status !== 'error') continue;
@@ -57,7 +58,8 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
       case 'LoadFailed':
         break; // already reported by the load finding
       case 'SandboxDied':
-        if (!o.oom && o.killReason !== 'total_timeout') add('crashed', `payload ${p.index}: ${e.message}`);
+        // The container-level finding (memory, timeout, crash) already names why it died.
+        if (!o.oom && !o.killReason) add('crashed', `payload ${p.index}: ${e.message}`);
         break;
       case 'ChildExited':
         add('crashed', `payload ${p.index}: ${e.message}`);

@@ -4,6 +4,7 @@
  * anything else (Docker, disk, a dead container agent) is thrown as is and retried by Temporal.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 import { StagedFileError, type Storage } from '../src/storage';
@@ -46,8 +47,15 @@ export interface FinishInput {
 
 export type ValidationActivities = ReturnType<typeof createValidationActivities>;
 
+/** A user-caused outcome: never retried, logged at debug (BENIGN) since it is the normal "no". */
 function reject(message: string, details: RejectionDetails): never {
-  throw ApplicationFailure.create({ type: REJECTED_ERROR_TYPE, message, nonRetryable: true, details: [details] });
+  throw ApplicationFailure.create({
+    type: REJECTED_ERROR_TYPE,
+    message,
+    nonRetryable: true,
+    details: [details],
+    category: ApplicationFailureCategory.BENIGN,
+  });
 }
 
 const finding = (code: string, message: string): ValidationFinding => ({ code, severity: 'error', message });

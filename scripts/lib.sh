@@ -7,6 +7,8 @@ STATE_DIR="${DATA_DIR:-.data}"
 case "$STATE_DIR" in /*) ;; *) STATE_DIR="$ROOT/$STATE_DIR" ;; esac
 mkdir -p "$STATE_DIR"
 export DATA_DIR="$STATE_DIR"
+# DOCKER_SOCKET is the app's setting (src/config.ts); the docker CLI used here must ask the same engine.
+if [[ -n "${DOCKER_SOCKET:-}" && -z "${DOCKER_HOST:-}" ]]; then export DOCKER_HOST="unix://$DOCKER_SOCKET"; fi
 
 say() { printf '[%s] %s\n' "$(basename "${0:-taskflow}" .sh)" "$*" >&2 || true; }
 die() { printf '[%s] ERROR: %s\n' "$(basename "${0:-taskflow}" .sh)" "$*" >&2; exit 1; }

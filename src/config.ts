@@ -63,6 +63,7 @@ const EnvSchema = z.object({
   TASK_QUEUE_LOW: z.string().min(1).default('taskflow-tasks-low'),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_CALL_TIMEOUT_MS: int(5000, 100),
   HOST: z.string().default('127.0.0.1'),
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   MAX_UPLOAD_BYTES: int(256 * 1024),
@@ -129,7 +130,8 @@ export interface Config {
   validationQueue: string;
   taskQueueHigh: string;
   taskQueueLow: string;
-  temporal: { address: string; namespace: string };
+  /** `callTimeoutMs` bounds the API's calls (start, query): past it an upload answers 503 and is kept. */
+  temporal: { address: string; namespace: string; callTimeoutMs: number };
   http: { host: string; port: number };
   maxUploadBytes: number;
   maxTaskPayloadBytes: number;
@@ -187,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
     taskQueueHigh: e.TASK_QUEUE_HIGH,
     taskQueueLow: e.TASK_QUEUE_LOW,
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE },
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, callTimeoutMs: e.TEMPORAL_CALL_TIMEOUT_MS },
     http: { host: e.HOST, port: e.PORT },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxTaskPayloadBytes: e.MAX_TASK_PAYLOAD_BYTES,

@@ -29,7 +29,7 @@ export const NON_RETRYABLE = ['HandlerFailed', 'HandlerTimeout', 'LimitExceeded'
 const { runTaskInSandbox } = proxyActivities<TaskActivities>({
   // The activity may wait for a sandbox slot behind higher-priority work; it heartbeats meanwhile.
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '10 seconds',
+  heartbeatTimeout: '5 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,

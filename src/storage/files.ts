@@ -60,7 +60,15 @@ export class TaskFiles {
 
   /** The staged bytes, verified against the sha256 taken at upload. */
   async readStaged(stagedName: string, sha256: string): Promise<Buffer> {
-    const bytes = await readIfExists(this.layout.staged(stagedName), this.maxBytes);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await readIfExists(this.layout.staged(stagedName), this.maxBytes);
+    } catch (err) {
+      // A symlink (ELOOP), a directory or an oversize file where our staged file was: not ours any more.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'EISDIR' || code === undefined) throw new StagedFileError('mismatch', 'the staged upload was replaced');
+      throw err;
+    }
     if (bytes === undefined) throw new StagedFileError('missing', 'the staged upload is gone');
     if (sha256Hex(bytes) !== sha256) throw new StagedFileError('mismatch', 'the staged upload no longer matches its sha256');
     return bytes;

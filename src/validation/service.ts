@@ -45,8 +45,6 @@ export interface ValidationServiceDeps {
   log: Logger;
 }
 
-const QUERY_DEADLINE_MS = 5000;
-
 export class ValidationService {
   private readonly log: Logger;
 
@@ -115,16 +113,20 @@ export class ValidationService {
   private async start(rec: ValidationRecord): Promise<void> {
     const { client, config, storage } = this.deps;
     try {
-      await client.workflow.start<typeof validateTaskFile>('validateTaskFile', {
-        taskQueue: config.validationQueue,
-        workflowId: rec.workflow_id,
-        args: [this.input(rec)],
-        typedSearchAttributes: [
-          { key: VALIDATION_STATUS, value: 'PENDING' },
-          { key: VALIDATION_FILE_NAME, value: rec.file_name },
-          { key: VALIDATION_OWNER, value: rec.owner },
-        ],
-      });
+      // Bounded: past the deadline the upload answers 503 and recovery starts it later (a start that
+      // did get through is then "already started", which counts as started).
+      await client.connection.withDeadline(Date.now() + config.temporal.callTimeoutMs, () =>
+        client.workflow.start<typeof validateTaskFile>('validateTaskFile', {
+          taskQueue: config.validationQueue,
+          workflowId: rec.workflow_id,
+          args: [this.input(rec)],
+          typedSearchAttributes: [
+            { key: VALIDATION_STATUS, value: 'PENDING' },
+            { key: VALIDATION_FILE_NAME, value: rec.file_name },
+            { key: VALIDATION_OWNER, value: rec.owner },
+          ],
+        }),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
@@ -167,16 +169,17 @@ export class ValidationService {
   private async statusOf(rec: ValidationRecord): Promise<ValidationStatus> {
     if (rec.final) return rec.final;
     if (!rec.workflow_started) return this.fromRecord(rec, 'PENDING');
-    const { client } = this.deps;
+    const { client, config } = this.deps;
     const handle = client.workflow.getHandle(rec.workflow_id);
+    const deadline = () => Date.now() + config.temporal.callTimeoutMs;
     try {
-      return await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
+      return await client.connection.withDeadline(deadline(), () => handle.query(statusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return this.fromRecord(rec, 'PENDING');
       // No worker to answer the query (or Temporal is slow): the search attribute still says where it is.
       this.log.warn('status query failed; answering from the visibility record', { validationId: rec.validation_id, error: err as Error });
       try {
-        const desc = await handle.describe();
+        const desc = await client.connection.withDeadline(deadline(), () => handle.describe());
         const sa = desc.typedSearchAttributes.get(VALIDATION_STATUS);
         const state = VALIDATION_STATES.includes(sa as ValidationState) ? (sa as ValidationState) : 'PENDING';
         // A closed workflow's final status is in the record (written before it closed), so this is not final.
@@ -212,12 +215,11 @@ export class ValidationService {
     if (!pointer || pointer.validation_id === null) throw notFound('no such task file (never uploaded, or deleted)');
     const rec = await storage.records.getOwned(owner, pointer.validation_id);
     if (!rec) throw notFound('no such task file');
-    const status = await this.statusOf(rec);
-    if (status.status === 'REJECTED') throw notFound(`its last upload (validation ${rec.validation_id}) was rejected`);
-    if (status.status !== 'VALIDATED' || !rec.final) {
-      throw new PreconditionFailedError(`${title}: its last upload is still being validated (${status.status})`, 'validation_pending', {
+    // The record gets its final status before the workflow closes: no need to ask Temporal.
+    if (rec.final?.status === 'REJECTED') throw notFound(`its last upload (validation ${rec.validation_id}) was rejected`);
+    if (rec.final?.status !== 'VALIDATED') {
+      throw new PreconditionFailedError(`${title}: its last upload is still being validated`, 'validation_pending', {
         validation_id: rec.validation_id,
-        status: status.status,
         status_url: statusPath(rec.validation_id),
       });
     }

@@ -1,0 +1,127 @@
+/**
+ * The `TaskService` backed by Temporal: one `runTask` workflow per task on the high or low queue.
+ * A task's public state is read from the workflow's memo (live, and readable with no worker up)
+ * and, once it has closed, from its result; lists come from visibility (search attributes).
+ */
+import crypto from 'node:crypto';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import type { Config } from '../config';
+import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from '../task-service';
+import { runTask } from '../../workflows/task';
+import {
+  FILE_NAME,
+  OWNER,
+  TASK_STATUS,
+  taskWorkflowId,
+  type TaskInput,
+  type TaskState,
+} from '../../workflows/task-contract';
+
+const TASK_ID_RE = /^[0-9a-f-]{36}$/;
+
+/** Temporal being down is the platform's problem, not the caller's: 503, and nothing is lost. */
+async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('no such task', 'task_not_found');
+    log.error(`temporal: ${what} failed`, { error: (err as Error).message });
+    throw new ServiceUnavailableError('the workflow service is unavailable; try again shortly', 'temporal_unavailable');
+  }
+}
+
+export class TemporalTaskService implements TaskService {
+  constructor(
+    private readonly client: Client,
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {}
+
+  async create(req: TaskCreateRequest): Promise<CreatedTask> {
+    const taskId = crypto.randomUUID();
+    const createdAt = new Date().toISOString();
+    const input: TaskInput = {
+      taskId,
+      owner: req.owner,
+      title: req.title,
+      sha256: req.sha256,
+      payload: req.payload,
+      priority: req.priority,
+      createdAt,
+      ...(req.scheduledAt ? { scheduledAt: req.scheduledAt } : {}),
+    };
+    const status = req.scheduledAt && Date.parse(req.scheduledAt) > Date.now() ? 'SCHEDULED' : 'QUEUED';
+    await temporalCall('start task', this.log, () =>
+      this.client.workflow.start(runTask, {
+        taskQueue: req.priority === 'high' ? this.config.taskQueueHigh : this.config.taskQueueLow,
+        workflowId: taskWorkflowId(taskId),
+        args: [input],
+        typedSearchAttributes: [
+          { key: OWNER, value: req.owner },
+          { key: FILE_NAME, value: req.title },
+          { key: TASK_STATUS, value: status },
+        ],
+        memo: { state: { task_id: taskId, title: req.title, owner: req.owner, priority: req.priority, sha256: req.sha256, status, attempts: 0, created_at: createdAt } },
+      }),
+    );
+    this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, status });
+    return { task_id: taskId, status, title: req.title, priority: req.priority, sha256: req.sha256, created_at: createdAt, ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}) };
+  }
+
+  /** The task's state; 404 for unknown ids and for other owners' tasks alike. */
+  async get(owner: string, taskId: string): Promise<TaskState> {
+    const { handle, description } = await this.describe(owner, taskId);
+    const memo = (description.memo as { state?: TaskState } | undefined)?.state;
+    if (description.status.name === 'RUNNING') return memo!;
+    return temporalCall('read task result', this.log, async () => {
+      try {
+        return (await handle.result()) as TaskState;
+      } catch (err) {
+        // Terminated or timed out from outside TaskFlow: report it rather than fail the request.
+        return { ...memo!, status: 'FAILED', error: { type: description.status.name, message: (err as Error).message } };
+      }
+    });
+  }
+
+  async list(owner: string, q: TaskListQuery): Promise<TaskListPage> {
+    const clauses = [`WorkflowType = 'runTask'`, `Owner = '${owner}'`];
+    if (q.status) clauses.push(`TaskStatus = '${q.status}'`);
+    if (q.title) clauses.push(`FileName = '${q.title}'`);
+    const query = clauses.join(' AND ');
+    const tasks: TaskState[] = [];
+    let seen = 0;
+    await temporalCall('list tasks', this.log, async () => {
+      for await (const wf of this.client.workflow.list({ query, pageSize: Math.min(1000, q.offset + q.limit + 1) })) {
+        if (seen++ < q.offset) continue;
+        if (tasks.length === q.limit) break;
+        const state = (wf.memo as { state?: TaskState } | undefined)?.state;
+        const status = wf.typedSearchAttributes.get(TASK_STATUS);
+        if (state) tasks.push({ ...state, ...(status ? { status: status as TaskState['status'] } : {}) });
+      }
+    });
+    const more = seen > q.offset + tasks.length;
+    return { tasks, offset: q.offset, limit: q.limit, ...(more ? { next_offset: q.offset + tasks.length } : {}) };
+  }
+
+  /** Cancels a task that has not finished; 409 once it has. */
+  async cancel(owner: string, taskId: string): Promise<TaskState> {
+    const { handle, description } = await this.describe(owner, taskId);
+    const state = (description.memo as { state?: TaskState } | undefined)?.state;
+    if (description.status.name !== 'RUNNING') throw new ConflictError('the task has already finished', 'task_finished');
+    await temporalCall('cancel task', this.log, () => handle.cancel());
+    this.log.info('task cancel requested', { taskId, owner });
+    return { ...state!, status: state!.status };
+  }
+
+  private async describe(owner: string, taskId: string): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
+    if (!TASK_ID_RE.test(taskId)) throw new NotFoundError('no such task', 'task_not_found');
+    const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
+    const description = await temporalCall('describe task', this.log, () => handle.describe());
+    const state = (description.memo as { state?: TaskState } | undefined)?.state;
+    if (description.type !== 'runTask' || !state || state.owner !== owner) throw new NotFoundError('no such task', 'task_not_found');
+    return { handle, description };
+  }
+}
+

@@ -1,0 +1,114 @@
+/**
+ * The Temporal dev server crashes (SIGKILL) in the middle of a validation and comes back on its
+ * SQLite file: the validation finishes; an upload made while it was down answers 503, is kept, and
+ * is validated once the API's recovery pass runs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type { Config } from '../src/config';
+import { silentLogger } from '../src/logger';
+import { bundleValidationWorkflows, createValidationWorker } from '../src/worker';
+import type { Sandbox } from '../sandbox';
+import { startSandbox } from './helpers/sandbox';
+import { temporalCliPath } from './helpers/temporal';
+import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
+
+let port: number;
+let dbFile: string;
+let server: ChildProcess | undefined;
+let config: Config;
+let sandbox: Sandbox;
+let connection: Connection;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+let api: TestApi;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function startServer(): Promise<void> {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error'];
+  for (const a of ['ValidationStatus', 'FileName', 'Owner', 'TaskStatus']) args.push('--search-attribute', `${a}=Keyword`);
+  server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => (c.end(), resolve(true))).on('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error('temporal dev server did not start');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // The port answers a little before the frontend serves: wait for a real health answer.
+  const probe = await Connection.connect({ address: `127.0.0.1:${port}` }).catch(() => undefined);
+  for (let i = 0; i < 50; i++) {
+    if (probe && (await probe.healthService.check({}).then(() => true, () => false))) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await probe?.close();
+}
+
+async function killServer(): Promise<void> {
+  const s = server!;
+  const exited = new Promise((r) => s.once('exit', r));
+  s.kill('SIGKILL');
+  await exited;
+  server = undefined;
+}
+
+beforeAll(async () => {
+  if (!Runtime._instance) Runtime.install({ logger: new DefaultLogger(process.env.TASKFLOW_TEST_LOGS ? 'DEBUG' : 'WARN') });
+  port = await freePort();
+  const bundle = bundleValidationWorkflows();
+  config = suiteConfig(`127.0.0.1:${port}`);
+  dbFile = path.join(config.dataDir, '..', 'temporal.db');
+  await startServer();
+  sandbox = await startSandbox(config, { validationPool: true });
+  connection = Connection.lazy({ address: config.temporal.address });
+  api = await buildApi(config, new Client({ connection, namespace: 'default' }));
+  nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  worker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: nativeConnection, log: silentLogger, workflowBundle: await bundle });
+  running = worker.run();
+}, 120000);
+
+afterAll(async () => {
+  if (!server) await startServer().catch(() => undefined); // the worker drains against a live server
+  worker?.shutdown();
+  await running?.catch(() => undefined);
+  await nativeConnection?.close();
+  await connection?.close();
+  await sandbox?.close();
+  if (server) await killServer();
+});
+
+test('the dev server is killed mid validation and restarted: nothing is lost', async () => {
+  const slow = 'import asyncio\n\nasync def handler(payload):\n    await asyncio.sleep(2)\n    return {"ok": True}\n';
+  const id = (await upload(api.app, ALICE, 'survivor', slow).expect(202)).body.validation_id as string;
+  await waitForStatus(api.app, ALICE, id, (s) => s.status === 'SANDBOX_RUN', 30000);
+
+  await killServer();
+  // Down: an upload answers 503 but is kept.
+  const during = await upload(api.app, ALICE, 'during_outage', 'def handler(payload):\n    return 1\n');
+  expect(during.status).toBe(503);
+  const keptId = during.body.error.validation_id as string;
+  expect(fs.readdirSync(config.stagingDir).length).toBeGreaterThanOrEqual(1);
+
+  await startServer();
+  const s = await waitForStatus(api.app, ALICE, id, undefined, 60000);
+  expect(s).toMatchObject({ status: 'VALIDATED', promoted: true });
+  expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'survivor.py'), 'utf8')).toBe(slow);
+
+  expect(await api.validations.recoverPendingStarts()).toBe(1);
+  expect(await waitForStatus(api.app, ALICE, keptId, undefined, 60000)).toMatchObject({ status: 'VALIDATED', file_name: 'during_outage' });
+});
