@@ -8,6 +8,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
 import type { PriorityGate } from '../src/priority-gate';
+import { VersionUnavailableError } from '../src/storage';
 import { SandboxCancelledError, type RunOutcome, type Sandbox } from '../sandbox';
 import { taskWorkflowId, type TaskInput } from '../workflows/task-contract';
 
@@ -27,19 +28,11 @@ export interface TaskRunResult {
   attempt: number;
 }
 
-/** Thrown by `loadVersion` when the pinned bytes are gone or no longer match their sha256. */
-export class VersionUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VersionUnavailableError';
-  }
-}
-
 export interface TaskActivityDeps {
   sandbox: Sandbox;
   limits: SandboxLimits;
   gate: PriorityGate;
-  /** The exact validated source for (owner, title, sha256); must verify the hash. */
+  /** The exact validated source for (owner, title, sha256); verifies the hash, else VersionUnavailableError. */
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
   notifyStarted(workflowId: string, attempt: number): Promise<void>;

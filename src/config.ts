@@ -72,6 +72,7 @@ const EnvSchema = z.object({
   TASKFLOW_ROLES: roles,
   VALIDATION_HEARTBEAT_TIMEOUT_MS: int(5000, 500),
   VALIDATION_MAX_ATTEMPTS: int(5),
+  VALIDATION_WORKER_CONCURRENCY: int(2),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 
   DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
@@ -143,6 +144,8 @@ export interface Config {
     heartbeatTimeoutMs: number;
     /** Attempts on infrastructure failures before a validation gives up (the file is then rejected). */
     maxAttempts: number;
+    /** Activities (checks, sandbox runs) one validation worker process runs at once. */
+    workerConcurrency: number;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   sandbox: SandboxConfig;
@@ -195,7 +198,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTaskPayloadBytes: e.MAX_TASK_PAYLOAD_BYTES,
     apiKeys: e.TASKFLOW_API_KEYS,
     roles: e.TASKFLOW_ROLES,
-    validation: { heartbeatTimeoutMs: e.VALIDATION_HEARTBEAT_TIMEOUT_MS, maxAttempts: e.VALIDATION_MAX_ATTEMPTS },
+    validation: {
+      heartbeatTimeoutMs: e.VALIDATION_HEARTBEAT_TIMEOUT_MS,
+      maxAttempts: e.VALIDATION_MAX_ATTEMPTS,
+      workerConcurrency: e.VALIDATION_WORKER_CONCURRENCY,
+    },
     logLevel: e.LOG_LEVEL,
     sandbox: {
       dockerSocket: e.DOCKER_SOCKET,

@@ -31,8 +31,8 @@ export async function createValidationWorker(deps: ValidationWorkerDeps): Promis
     taskQueue: config.validationQueue,
     workflowBundle: deps.workflowBundle ?? (await bundleValidationWorkflows()),
     activities: createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log }),
-    // Sandbox runs are the scarce resource: one per pool slot (at least one).
-    maxConcurrentActivityTaskExecutions: Math.max(1, config.sandbox.poolSize),
+    // Sandbox runs are the scarce resource (a container start eats a core for ~1 s).
+    maxConcurrentActivityTaskExecutions: config.validation.workerConcurrency,
     // Cancellation reaches an activity only through heartbeats: keep them prompt.
     maxHeartbeatThrottleInterval: '1 second',
   });

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { silentLogger } from '../src/logger';
 import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../src/task-worker';
-import { VersionUnavailableError } from '../activities/task';
+import { VersionUnavailableError } from '../src/storage';
 import { sha256, type Sandbox } from '../sandbox';
 import { runTask } from '../workflows/task';
 import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../workflows/task-contract';

@@ -95,5 +95,11 @@ export interface RejectionDetails {
 export const REJECTED_ERROR_TYPE = 'ValidationRejected';
 export const MAX_TEST_PAYLOADS = 20;
 
+/** The upload's payloads first, then the file's own literal TEST_PAYLOADS; `[{}]` when neither has any. */
+export function choosePayloads(fromUpload: unknown[] | undefined, fromFile: unknown[] | undefined): unknown[] {
+  const all = [...(fromUpload ?? []), ...(fromFile ?? [])].slice(0, MAX_TEST_PAYLOADS);
+  return all.length ? all : [{}];
+}
+
 export const validationWorkflowId = (validationId: string): string => `validation-${validationId}`;
 export const statusPath = (validationId: string): string => `/tasks/validation_status/${validationId}`;

@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { ValidationActivities } from '../activities/validation';
 import {
-  MAX_TEST_PAYLOADS,
+  choosePayloads,
   REJECTED_ERROR_TYPE,
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
@@ -31,12 +31,7 @@ import {
 } from './validation-contract';
 
 export const statusQuery = defineQuery<ValidationStatus>('status');
-
-/** The upload's payloads first, then the file's own literal TEST_PAYLOADS; `[{}]` when neither has any. */
-export function choosePayloads(fromUpload: unknown[] | undefined, fromFile: unknown[] | undefined): unknown[] {
-  const all = [...(fromUpload ?? []), ...(fromFile ?? [])].slice(0, MAX_TEST_PAYLOADS);
-  return all.length ? all : [{}];
-}
+// Every exported function of this module is registered as a workflow type: keep helpers elsewhere.
 
 function rejectionOf(err: unknown): RejectionDetails | undefined {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === REJECTED_ERROR_TYPE) {
