@@ -36,13 +36,13 @@ const apiKeys = z
     return keys;
   });
 
-export const ROLES = ['api', 'validation-worker'] as const;
+export const ROLES = ['api', 'validation-worker', 'task-worker'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** `api,validation-worker` → a non-empty list of known roles. */
+/** `api,validation-worker,task-worker` → a non-empty list of known roles. */
 const roles = z
   .string()
-  .default('api,validation-worker')
+  .default('api,validation-worker,task-worker')
   .transform((raw, ctx) => {
     const list = [...new Set(raw.split(',').map((r) => r.trim()).filter(Boolean))];
     const bad = list.filter((r) => !(ROLES as readonly string[]).includes(r));

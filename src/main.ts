@@ -1,6 +1,6 @@
 /**
- * The TaskFlow process: loads the config once, then runs the roles in TASKFLOW_ROLES (default:
- * the HTTP API and the validation worker). SIGINT / SIGTERM stop it gracefully: the API stops
+ * The TaskFlow process: loads the config once, then runs the roles in TASKFLOW_ROLES (default: all
+ * three: the HTTP API, the validation worker, the task workers). SIGINT / SIGTERM stop it gracefully: the API stops
  * accepting, the worker finishes or hands back its activities, sandboxes are removed.
  */
 import type { Server } from 'node:http';
@@ -10,7 +10,8 @@ import { resolveCredentials } from './api/auth';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { openStorage } from './storage';
-import { tasksNotEnabled } from './task-service';
+import { startTaskWorkers } from './task-worker';
+import { TemporalTaskService } from './tasks/temporal-task-service';
 import { connectWorker, createClient, ensureSearchAttributes, temporalHealthy } from './temporal';
 import { ValidationService } from './validation/service';
 import { createValidationWorker } from './worker';
@@ -42,7 +43,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         config,
         keys: creds.keys,
         validations,
-        tasks: tasksNotEnabled,
+        tasks: new TemporalTaskService(client, config, log),
         log,
         temporalHealthy: () => temporalHealthy(clientConnection),
       });
@@ -63,11 +64,32 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       stops.push(async () => clearInterval(timer));
     }
 
-    if (config.roles.includes('validation-worker')) {
-      const sandbox: Sandbox = await createSandbox(config.sandbox, log, { validationPool: true });
-      stops.push(() => sandbox.close());
-      const connection = await connectWorker(config, log);
-      stops.push(() => connection.close());
+    const validating = config.roles.includes('validation-worker');
+    const executing = config.roles.includes('task-worker');
+    if (!validating && !executing) return stopAll;
+    // One sandbox runtime per process: single-use validation containers and/or the keyed pool.
+    const sandbox: Sandbox = await createSandbox(config.sandbox, log, {
+      validationPool: validating,
+      ...(executing ? { keyedLimits: config.taskLimits } : {}),
+    });
+    stops.push(() => sandbox.close());
+    const connection = await connectWorker(config, log);
+    stops.push(() => connection.close());
+
+    if (executing) {
+      const tasks = await startTaskWorkers({
+        config,
+        sandbox,
+        connection,
+        client,
+        log,
+        loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+      });
+      tasks.done.catch((err: Error) => log.error('task workers stopped with an error', { error: err }));
+      stops.push(() => tasks.shutdown());
+    }
+
+    if (validating) {
       const worker: Worker = await createValidationWorker({ config, sandbox, storage, connection, log });
       const running = worker.run();
       running.catch((err: Error) => log.error('validation worker stopped with an error', { error: err }));

@@ -1,11 +1,11 @@
 /**
- * The seam between the API and task execution (issue 4). `POST /tasks/` checks the file
- * (404 / 412 in `ValidationService.resolveForTask`), then hands a request pinned to the validated
- * sha256 to a `TaskService`. Until task execution is wired in, the app uses `tasksNotEnabled`,
- * which answers 501 after those checks passed.
+ * The seam between the API and task execution. `POST /tasks/` checks the file (404 / 412 in
+ * `ValidationService.resolveForTask`), then hands a request pinned to the validated sha256 to a
+ * `TaskService` (the Temporal one: src/tasks/temporal-task-service.ts). A process without task
+ * execution (TASKFLOW_ROLES) uses `tasksNotEnabled`, which answers 501.
  */
 import { NotImplementedError } from './errors';
-import type { TaskPriority } from '../workflows/task-contract';
+import type { TaskPriority, TaskState, TaskStatus } from '../workflows/task-contract';
 
 export interface TaskCreateRequest {
   owner: string;
@@ -29,12 +29,32 @@ export interface CreatedTask {
   [extra: string]: unknown;
 }
 
-export interface TaskService {
-  create(req: TaskCreateRequest): Promise<CreatedTask>;
+export interface TaskListQuery {
+  status?: TaskStatus;
+  title?: string;
+  limit: number;
+  offset: number;
 }
 
-export const tasksNotEnabled: TaskService = {
-  async create() {
-    throw new NotImplementedError('task execution is not enabled in this build', 'tasks_not_enabled');
-  },
+export interface TaskListPage {
+  tasks: TaskState[];
+  offset: number;
+  limit: number;
+  /** Present when there are more tasks after this page. */
+  next_offset?: number;
+}
+
+export interface TaskService {
+  create(req: TaskCreateRequest): Promise<CreatedTask>;
+  /** 404 (NotFoundError) for unknown ids and other owners' tasks alike. */
+  get(owner: string, taskId: string): Promise<TaskState>;
+  list(owner: string, query: TaskListQuery): Promise<TaskListPage>;
+  /** Requests cancellation of an unfinished task; 409 once it has finished. */
+  cancel(owner: string, taskId: string): Promise<TaskState>;
+}
+
+const notEnabled = async (): Promise<never> => {
+  throw new NotImplementedError('task execution is not enabled in this build', 'tasks_not_enabled');
 };
+
+export const tasksNotEnabled: TaskService = { create: notEnabled, get: notEnabled, list: notEnabled, cancel: notEnabled };

@@ -9,6 +9,7 @@ import { taskStartedSignal } from '../workflows/task';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { PriorityGate } from './priority-gate';
+import { quietBundlerLogger } from './worker';
 import type { Sandbox } from '../sandbox';
 
 export interface TaskWorkerDeps {
@@ -29,7 +30,7 @@ export interface RunningTaskWorkers {
 }
 
 export function bundleTaskWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/task') });
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/task'), logger: quietBundlerLogger });
 }
 
 export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTaskWorkers> {

@@ -21,7 +21,7 @@ export function bundleValidationWorkflows(): Promise<WorkflowBundleWithSourceMap
 }
 
 const noop = () => undefined;
-const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+export const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
 export async function createValidationWorker(deps: ValidationWorkerDeps): Promise<Worker> {
   const { config } = deps;

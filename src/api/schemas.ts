@@ -4,6 +4,7 @@
  * the code actually returns.
  */
 import { z } from 'zod';
+import { TASK_STATUSES } from '../../workflows/task-contract';
 import { fileNameProblem, VALIDATION_ID_RE } from '../storage/ids';
 import { MAX_TEST_PAYLOADS, type ValidationStatus } from '../../workflows/validation-contract';
 import type { UploadAccepted } from '../validation/service';
@@ -84,6 +85,43 @@ export const CreatedTaskSchema = z
     priority: z.enum(['high', 'low']),
   })
   .loose();
+
+export const TaskId = z.string().describe('The task_id returned by POST /tasks/');
+
+export const TaskStateSchema = z
+  .object({
+    task_id: z.string(),
+    title: z.string(),
+    owner: z.string(),
+    priority: z.enum(['high', 'low']),
+    sha256: z.string().describe('The validated file version this task runs'),
+    status: z.enum(TASK_STATUSES),
+    result: z.unknown().optional().describe("The handler's JSON result (COMPLETED)"),
+    error: z.object({ type: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),
+    attempts: z.number().int(),
+    created_at: z.string(),
+    scheduled_at: z.string().optional(),
+    started_at: z.string().optional(),
+    finished_at: z.string().optional(),
+    metrics: z.record(z.string(), z.unknown()).optional(),
+  })
+  .describe('A task: SCHEDULED → QUEUED → RUNNING → COMPLETED | FAILED | CANCELLED');
+
+export const TaskListQuerySchema = z
+  .object({
+    status: z.enum(TASK_STATUSES).optional(),
+    title: FileName.optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    offset: z.coerce.number().int().min(0).max(10000).default(0),
+  })
+  .strict();
+
+export const TaskListPageSchema = z.object({
+  tasks: z.array(TaskStateSchema),
+  offset: z.number().int(),
+  limit: z.number().int(),
+  next_offset: z.number().int().optional(),
+});
 
 export const DeletedFileSchema = z.object({
   file_name: z.string(),

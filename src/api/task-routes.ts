@@ -10,7 +10,7 @@ import type { TaskService } from '../task-service';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 import { parse } from './parse';
-import { FileNameQuery, TaskCreateBody } from './schemas';
+import { FileNameQuery, TaskCreateBody, TaskListQuerySchema } from './schemas';
 
 export function taskRoutes(deps: { config: Config; validations: ValidationService; tasks: TaskService }): Router {
   const router = Router();
@@ -44,6 +44,20 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
   router.delete('/tasks/delete_file', async (req, res) => {
     const { file_name } = parse(FileNameQuery, req.query, 'file_name', 'invalid_file_name');
     res.json(await deps.validations.deleteFile(ownerOf(res), normalizeFileName(file_name)));
+  });
+
+  router.get('/tasks', async (req, res) => {
+    const q = parse(TaskListQuerySchema, req.query, 'query', 'invalid_query');
+    res.json(await deps.tasks.list(ownerOf(res), { ...q, ...(q.title ? { title: normalizeFileName(q.title) } : {}) }));
+  });
+
+  // After /tasks/delete_file, which this would otherwise shadow.
+  router.get('/tasks/:task_id', async (req, res) => {
+    res.json(await deps.tasks.get(ownerOf(res), String(req.params.task_id)));
+  });
+
+  router.delete('/tasks/:task_id', async (req, res) => {
+    res.status(202).json(await deps.tasks.cancel(ownerOf(res), String(req.params.task_id)));
   });
   return router;
 }

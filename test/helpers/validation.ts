@@ -47,13 +47,16 @@ export function suiteConfig(address: string, env: Record<string, string> = {}): 
   return testConfig(suiteEnv(address, env));
 }
 
-/** Records what the API handed over at the task-creation seam. */
+/** Records what the API handed over at the task-creation seam (the rest is not needed here). */
 export class RecordingTaskService implements TaskService {
   readonly created: TaskCreateRequest[] = [];
   async create(req: TaskCreateRequest) {
     this.created.push(req);
     return { task_id: `t${this.created.length}`, status: 'QUEUED', title: req.title, priority: req.priority, sha256: req.sha256 };
   }
+  get = tasksNotEnabled.get;
+  list = tasksNotEnabled.list;
+  cancel = tasksNotEnabled.cancel;
 }
 
 export interface TestApi {
