@@ -58,6 +58,7 @@ export class AgentContainer {
   private exitInfo?: ExitInfo;
   private readonly exited: Promise<ExitInfo>;
   private seq = 0;
+  private killedByHost = false;
 
   private constructor(
     docker: Docker,
@@ -203,12 +204,21 @@ export class AgentContainer {
   }
 
   private async describeExit(code: number | null): Promise<ExitInfo> {
-    try {
-      const state = (await this.container.inspect()).State;
-      return { exitCode: state.ExitCode ?? code, oom: Boolean(state.OOMKilled) };
-    } catch {
-      return { exitCode: code, oom: false };
+    let exitCode = code;
+    // Docker records OOMKilled from an asynchronous event that can land after `wait` returns.
+    for (let i = 0; i < 5; i++) {
+      try {
+        const state = (await this.container.inspect()).State;
+        exitCode = state.ExitCode ?? code;
+        if (state.OOMKilled) return { exitCode, oom: true };
+      } catch {
+        break;
+      }
+      if (exitCode !== 137 || this.killedByHost) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
+    // A SIGKILL we did not send: inside the sandbox nothing may kill PID 1, so it was the OOM killer.
+    return { exitCode, oom: exitCode === 137 && !this.killedByHost };
   }
 
   /** Waits for the container to end (after a kill or a crash) and says how it ended. */
@@ -218,11 +228,13 @@ export class AgentContainer {
 
   async kill(): Promise<void> {
     if (this.exitInfo) return;
+    this.killedByHost = true;
     await this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   }
 
   /** Kills (if running) and removes the container; safe to call twice. */
   async destroy(): Promise<void> {
+    this.killedByHost = true;
     this.stream.destroy();
     await this.container.remove({ force: true }).catch(() => undefined);
   }

@@ -72,7 +72,6 @@ export function openApiDocument(): Record<string, unknown> {
             412: error('The file\'s last upload is still being validated'),
             413: error('Body too large'),
             415: error('Not JSON'),
-            501: error('Task execution is not enabled in this build'),
             503: error('The workflow service is unavailable; nothing was created'),
           },
         },
