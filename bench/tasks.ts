@@ -155,8 +155,6 @@ async function main(): Promise<void> {
     '| path | p50 ms | p99 ms | tasks/s |',
     '|---|---|---|---|',
     ...rows,
-    '',
-    'Low-priority tasks yield 300 ms to high-priority ones that may be arriving (see README, Task execution), which is most of their latency at low load.',
   ].join('\n');
   writeSection('tasks', `npx ts-node --transpile-only bench/tasks.ts --latency ${latencyRuns} --burst ${burst}`, body);
   process.stdout.write(body + '\n');

@@ -1,30 +1,30 @@
 /**
  * Sandbox slots shared by a task worker's high- and low-priority Temporal workers. Whoever waits
- * for a slot, high goes first. A low waiter also gives way for `graceMs` after it arrived and
- * after a slot last freed, so a high task still being fetched from its queue (or still in its
- * workflow task) at that moment wins. That makes "high before low under a backlog" hold without
- * server-side priority; the price is up to `graceMs` of extra latency for low-priority tasks.
+ * for a slot, high goes first. The high worker fetches one task more than there are slots, so a
+ * high task is already waiting here whenever a slot frees. Right after start-up both queues are
+ * fetched at once and a backlog's high tasks may still be in their workflow tasks: for
+ * `startupGraceMs` low waiters are held back, so they cannot overtake them. Together that makes
+ * "high before low under a backlog" hold without server-side priority.
  */
 export type Priority = 'high' | 'low';
 
 interface Waiter {
   priority: Priority;
-  since: number;
   grant: () => void;
 }
 
 export class PriorityGate {
   private free: number;
   private waiters: Waiter[] = [];
-  // Start-up counts as a release: both queues are being polled at once then.
-  private lastRelease = Date.now();
+  private readonly lowAllowedAt: number;
   private timer?: NodeJS.Timeout;
 
   constructor(
     readonly slots: number,
-    private readonly graceMs = 300,
+    startupGraceMs = 1000,
   ) {
     this.free = slots;
+    this.lowAllowedAt = Date.now() + startupGraceMs;
   }
 
   /** Resolves with a release function once a slot is ours; rejects if `signal` aborts first. */
@@ -32,7 +32,6 @@ export class PriorityGate {
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         priority,
-        since: Date.now(),
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
           let released = false;
@@ -40,7 +39,6 @@ export class PriorityGate {
             if (released) return;
             released = true;
             this.free++;
-            this.lastRelease = Date.now();
             this.dispatch();
           });
         },
@@ -64,10 +62,9 @@ export class PriorityGate {
   private dispatch(): void {
     clearTimeout(this.timer);
     while (this.free > 0 && this.waiters.length) {
-      const high = this.waiters.find((w) => w.priority === 'high');
-      let next = high;
+      let next = this.waiters.find((w) => w.priority === 'high');
       if (!next) {
-        const wait = Math.max(this.lastRelease, this.waiters[0].since) + this.graceMs - Date.now();
+        const wait = this.lowAllowedAt - Date.now();
         if (wait > 0) {
           this.timer = setTimeout(() => this.dispatch(), wait);
           return;
