@@ -72,7 +72,7 @@ function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number): 
   if (o.load.status === 'error' && o.load.error) {
     return fail('HandlerFailed', `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
   }
-  if (p?.status === 'error' && p.error && !['SandboxDied'].includes(p.error.type)) {
+  if (p?.status === 'error' && p.error && p.error.type !== 'SandboxDied') {
     return fail('HandlerFailed', `${p.error.type}: ${p.error.message}`, p.error.traceback);
   }
   return undefined;

@@ -119,9 +119,9 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     },
     async runKeyed(key, req) {
       if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
+      if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
       const limits = { ...keyedPool.limits, ...req.limits };
       if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false), req, limits);
-      if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
       const poolKey = `${key.owner}/${key.sha256}`;
       const agent = await keyedPool.acquire(poolKey);
       let outcome: RunOutcome | undefined;

@@ -112,7 +112,7 @@ export class TemporalTaskService implements TaskService {
     if (description.status.name !== 'RUNNING') throw new ConflictError('the task has already finished', 'task_finished');
     await temporalCall('cancel task', this.log, () => handle.cancel());
     this.log.info('task cancel requested', { taskId, owner });
-    return { ...state!, status: state!.status };
+    return state!;
   }
 
   private async describe(owner: string, taskId: string): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
