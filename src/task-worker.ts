@@ -68,8 +68,8 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
   return {
     done,
     async shutdown() {
-      high.shutdown();
-      low.shutdown();
+      // The SDK may already have begun shutting down on SIGINT/SIGTERM itself.
+      for (const w of [high, low]) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };
