@@ -1,16 +1,19 @@
 /**
  * The Temporal dev server crashes (SIGKILL) in the middle of a validation and comes back on its
  * SQLite file: the validation finishes; an upload made while it was down answers 503, is kept, and
- * is validated once the API's recovery pass runs.
+ * is validated once the API's recovery pass runs. Tasks, scheduled or queued, survive it too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
+import { startTaskWorkers, type RunningTaskWorkers } from '../src/task-worker';
+import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { bundleValidationWorkflows, createValidationWorker } from '../src/worker';
 import type { Sandbox } from '../sandbox';
 import { startSandbox } from './helpers/sandbox';
@@ -27,6 +30,7 @@ let nativeConnection: NativeConnection;
 let worker: Worker;
 let running: Promise<void>;
 let api: TestApi;
+let taskWorkers: RunningTaskWorkers;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -74,18 +78,28 @@ beforeAll(async () => {
   config = suiteConfig(`127.0.0.1:${port}`);
   dbFile = path.join(config.dataDir, '..', 'temporal.db');
   await startServer();
-  sandbox = await startSandbox(config, { validationPool: true });
+  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   connection = Connection.lazy({ address: config.temporal.address });
-  api = await buildApi(config, new Client({ connection, namespace: 'default' }));
+  const client = new Client({ connection, namespace: 'default' });
+  api = await buildApi(config, client, new TemporalTaskService(client, config, silentLogger));
   nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   worker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: nativeConnection, log: silentLogger, workflowBundle: await bundle });
   running = worker.run();
+  taskWorkers = await startTaskWorkers({
+    config,
+    sandbox,
+    connection: nativeConnection,
+    client,
+    log: silentLogger,
+    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+  });
 }, 120000);
 
 afterAll(async () => {
   if (!server) await startServer().catch(() => undefined); // the worker drains against a live server
   worker?.shutdown();
   await running?.catch(() => undefined);
+  await taskWorkers?.shutdown().catch(() => undefined);
   await nativeConnection?.close();
   await connection?.close();
   await sandbox?.close();
@@ -112,3 +126,31 @@ test('the dev server is killed mid validation and restarted: nothing is lost', a
   expect(await api.validations.recoverPendingStarts()).toBe(1);
   expect(await waitForStatus(api.app, ALICE, keptId, undefined, 60000)).toMatchObject({ status: 'VALIDATED', file_name: 'during_outage' });
 });
+
+test('tasks created before a dev server crash still run after it comes back', async () => {
+  const source = 'def handler(payload):\n    return {"twice": payload.get("n", 0) * 2}\n';
+  const id = (await upload(api.app, ALICE, 'doubler', source).expect(202)).body.validation_id as string;
+  expect(await waitForStatus(api.app, ALICE, id, undefined, 60000)).toMatchObject({ status: 'VALIDATED' });
+  const create = (body: Record<string, unknown>) =>
+    request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'doubler', ...body }).expect(201);
+  const scheduled = (await create({ payload: { n: 2 }, scheduled_at: new Date(Date.now() + 4000).toISOString() })).body.task_id;
+
+  await killServer();
+  // Down: creating a task is refused clearly, nothing half-made.
+  expect((await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'doubler', payload: { n: 1 } })).status).toBe(503);
+  await startServer();
+
+  const queued = (await create({ payload: { n: 3 } })).body.task_id;
+  for (const [taskId, twice] of [[scheduled, 4], [queued, 6]] as const) {
+    const deadline = Date.now() + 60000;
+    for (;;) {
+      const res = await request(api.app).get(`/tasks/${taskId}`).set('Authorization', `Bearer ${ALICE}`);
+      if (res.status === 200 && res.body.status === 'COMPLETED') {
+        expect(res.body.result).toEqual({ twice });
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`task ${taskId} did not complete: ${JSON.stringify(res.body)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}, 120000);
