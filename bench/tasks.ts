@@ -155,6 +155,8 @@ async function main(): Promise<void> {
     '| path | p50 ms | p99 ms | tasks/s |',
     '|---|---|---|---|',
     ...rows,
+    '',
+    'Latency is mostly Temporal\'s (workflow and activity round trips): the unsandboxed baseline runs the same workflow. On 2 cores the dev server, the benchmark and the workers share the CPU, so a second worker process adds no throughput here; the sandbox costs about a third of the throughput.',
   ].join('\n');
   writeSection('tasks', `npx ts-node --transpile-only bench/tasks.ts --latency ${latencyRuns} --burst ${burst}`, body);
   process.stdout.write(body + '\n');
