@@ -4,8 +4,10 @@ import { NativeConnection } from '@temporalio/worker';
 import type { Config } from './config';
 import type { Logger } from './logger';
 
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+
 /** Keyword attributes TaskFlow's workflows set (all Keyword). */
-export const SEARCH_ATTRIBUTE_NAMES = ['ValidationStatus', 'FileName', 'Owner', 'TaskStatus'] as const;
+export const SEARCH_ATTRIBUTE_NAMES = SEARCH_ATTRIBUTES.map((k) => k.name);
 /** temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD */
 const KEYWORD = 2;
 

@@ -1,7 +1,8 @@
 /** Self-test of test/helpers/temporal.ts: a real dev server, a worker, and a search-attribute query. */
 import { randomUUID } from 'node:crypto';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { SEARCH_ATTRIBUTES, startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
+import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
+import { FILE_NAME, OWNER, VALIDATION_STATUS } from '../workflows/search-attributes';
 import { harnessGreet } from './helpers/harness-workflows';
 
 const TASK_QUEUE = 'harness-self-test';
@@ -47,8 +48,8 @@ test('runs a workflow on a worker and finds it by search attribute', async () =>
     workflowId,
     args: ['taskflow'],
     typedSearchAttributes: [
-      { key: SEARCH_ATTRIBUTES.FileName, value: fileName },
-      { key: SEARCH_ATTRIBUTES.Owner, value: 'alice' },
+      { key: FILE_NAME, value: fileName },
+      { key: OWNER, value: 'alice' },
     ],
   });
   expect(result).toBe('hello taskflow');
@@ -58,7 +59,7 @@ test('runs a workflow on a worker and finds it by search attribute', async () =>
     `FileName = "${fileName}" AND ValidationStatus = "VALIDATED" AND Owner = "alice"`,
   );
   expect(seen.map((w) => w.workflowId)).toEqual([workflowId]);
-  expect(seen[0].typedSearchAttributes.get(SEARCH_ATTRIBUTES.ValidationStatus)).toBe('VALIDATED');
+  expect(seen[0].typedSearchAttributes.get(VALIDATION_STATUS)).toBe('VALIDATED');
 });
 
 test('registers all four TaskFlow search attributes', async () => {

@@ -14,6 +14,7 @@ import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { startTaskWorkers, type RunningTaskWorkers } from '../src/task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
+import { SEARCH_ATTRIBUTE_NAMES } from '../src/temporal';
 import { bundleValidationWorkflows, createValidationWorker } from '../src/worker';
 import type { Sandbox } from '../sandbox';
 import { startSandbox } from './helpers/sandbox';
@@ -43,7 +44,7 @@ async function freePort(): Promise<number> {
 
 async function startServer(): Promise<void> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error'];
-  for (const a of ['ValidationStatus', 'FileName', 'Owner', 'TaskStatus']) args.push('--search-attribute', `${a}=Keyword`);
+  for (const a of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${a}=Keyword`);
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
   const deadline = Date.now() + 30000;
   for (;;) {

@@ -1,9 +1,5 @@
 /** Types and search-attribute keys shared by the task workflow, its activity and the API. */
-import { defineSearchAttributeKey } from '@temporalio/common';
-
-export const TASK_STATUS = defineSearchAttributeKey('TaskStatus', 'KEYWORD');
-export const OWNER = defineSearchAttributeKey('Owner', 'KEYWORD');
-export const FILE_NAME = defineSearchAttributeKey('FileName', 'KEYWORD');
+export { TASK_STATUS, OWNER, FILE_NAME } from './search-attributes';
 
 export type TaskStatus = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 export const TASK_STATUSES: readonly TaskStatus[] = ['SCHEDULED', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];

@@ -2,11 +2,7 @@
  * Types and search-attribute keys shared by the validation workflow, its activities, storage and
  * the API. Pure: no Node built-ins, safe inside the workflow bundle.
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
-
-export const VALIDATION_STATUS = defineSearchAttributeKey('ValidationStatus', 'KEYWORD');
-export const VALIDATION_OWNER = defineSearchAttributeKey('Owner', 'KEYWORD');
-export const VALIDATION_FILE_NAME = defineSearchAttributeKey('FileName', 'KEYWORD');
+export { VALIDATION_STATUS, OWNER as VALIDATION_OWNER, FILE_NAME as VALIDATION_FILE_NAME } from './search-attributes';
 
 export type ValidationState = 'PENDING' | 'STATIC_CHECK' | 'SANDBOX_RUN' | 'VALIDATED' | 'REJECTED';
 export const VALIDATION_STATES: readonly ValidationState[] = ['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'];

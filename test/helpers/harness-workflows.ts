@@ -1,10 +1,8 @@
 /** Workflow code for test/temporal-harness.test.ts only: proves a worker runs and search attributes index. */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { upsertSearchAttributes } from '@temporalio/workflow';
-
-const ValidationStatus = defineSearchAttributeKey('ValidationStatus', SearchAttributeType.KEYWORD);
+import { VALIDATION_STATUS } from '../../workflows/search-attributes';
 
 export async function harnessGreet(name: string): Promise<string> {
-  upsertSearchAttributes([{ key: ValidationStatus, value: 'VALIDATED' }]);
+  upsertSearchAttributes([{ key: VALIDATION_STATUS, value: 'VALIDATED' }]);
   return `hello ${name}`;
 }

@@ -25,18 +25,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-
-/** TaskFlow's search attributes (all Keyword), as the workflows set them and the Web UI filters on them. */
-export const SEARCH_ATTRIBUTES = {
-  ValidationStatus: defineSearchAttributeKey('ValidationStatus', SearchAttributeType.KEYWORD),
-  FileName: defineSearchAttributeKey('FileName', SearchAttributeType.KEYWORD),
-  Owner: defineSearchAttributeKey('Owner', SearchAttributeType.KEYWORD),
-  TaskStatus: defineSearchAttributeKey('TaskStatus', SearchAttributeType.KEYWORD),
-} as const;
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 export interface StartedTemporal {
   env: TestWorkflowEnvironment;
@@ -84,7 +76,7 @@ export async function startTemporal(opts: { namespace?: string } = {}): Promise<
       executable: { type: 'existing-path', path: temporalCliPath() },
       ip: '127.0.0.1',
       namespace,
-      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
+      searchAttributes: [...SEARCH_ATTRIBUTES],
       // The UI is off (the SDK passes --headless); only warnings reach jest's output.
       log: { format: 'pretty', level: process.env.TASKFLOW_TEST_LOGS ? 'info' : 'error' },
     },
