@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
+import { sha256Hex } from '../src/hash';
 import type { Logger } from '../src/logger';
 import { SandboxInfraError } from './errors';
 
@@ -26,9 +27,7 @@ const STDLIB_EXCLUDE = new Set([
   'dist-packages', 'config-3.11-x86_64-linux-gnu', 'pydoc_data', 'venv', 'distutils',
 ]);
 
-function sha256File(file: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
+const sha256File = (file: string): string => sha256Hex(fs.readFileSync(file));
 
 function stdlibFiles(): string[] {
   const out: string[] = [];

@@ -2,7 +2,7 @@
  * Drives one run or check on an agent container and turns whatever happened — a report, a
  * total timeout, a cancellation, an OOM kill, a dead agent — into a typed outcome.
  */
-import crypto from 'node:crypto';
+import { sha256Hex } from '../src/hash';
 import type { SandboxLimits } from '../src/config';
 import { AgentExitedError, type AgentContainer, type ExitInfo, type Frame } from './agent-container';
 import { SandboxCancelledError, SandboxInfraError } from './errors';
@@ -15,9 +15,7 @@ import type {
   RunRequest,
 } from './types';
 
-export function sha256(data: string | Buffer): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
+export const sha256 = sha256Hex;
 
 type Stop = { kind: 'timeout' } | { kind: 'cancelled' } | { kind: 'exited'; exit: ExitInfo };
 

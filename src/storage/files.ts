@@ -4,14 +4,14 @@
  * missing) and every file in TASKS_DIR appears by an atomic rename, so no reader ever sees half a
  * file or a file without its record for long: the record follows it, and a retry rewrites both.
  */
-import crypto from 'node:crypto';
+import { sha256Hex } from '../hash';
 import type { SandboxRunReport, ValidationFinding, ValidationStatus } from '../../workflows/validation-contract';
 import { ensureDir, isNotFound, readIfExists, readJson, removeIfExists, writeAtomic, writeExclusive, writeJsonAtomic } from './fs-safe';
 import { newStagedName } from './ids';
 import type { Layout } from './layout';
 import type { RecordStore, ValidationRecord } from './records';
 
-export const sha256Hex = (data: Buffer | string): string => crypto.createHash('sha256').update(data).digest('hex');
+export { sha256Hex };
 
 /** The staged bytes are gone or no longer what was uploaded. Not worth retrying. */
 export class StagedFileError extends Error {
