@@ -29,7 +29,6 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
   if (o.oom) add('memory_limit', memory);
   if (o.killReason === 'total_timeout') add('timeout', `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms`);
   if (o.killReason === 'agent_died' && !o.oom) add('crashed', `the sandbox ended unexpectedly (exit status ${o.exitCode ?? 'unknown'})`);
-  if (o.killReason === 'protocol_violation') add('crashed', 'the sandbox agent broke its protocol and was killed');
   if (o.forgedFrames > 0) add('forged_report', `${o.forgedFrames} report line(s) failed authentication: the file tried to forge the sandbox's report`);
   for (const f of o.forbidden) {
     const where = f.payloadIndex === undefined ? 'at import' : `with payload ${f.payloadIndex}`;

@@ -55,9 +55,9 @@ export interface RunOutcome {
   forbidden: ForbiddenEvent[];
   /** The container was OOM-killed (memory limit). */
   oom: boolean;
-  /** The host killed the container: total wall timeout, cancellation, or the agent went silent. */
+  /** The container ended without a report and not by OOM: the total wall timeout, or the agent died. */
   killed: boolean;
-  killReason?: 'total_timeout' | 'cancelled' | 'agent_died' | 'protocol_violation';
+  killReason?: 'total_timeout' | 'agent_died';
   outputTruncated: boolean;
   /** Lines on the report channel that failed authentication (someone tried to forge a report). */
   forgedFrames: number;
@@ -86,7 +86,7 @@ export interface ContainerSpecRecord {
 }
 
 export interface Progress {
-  phase: 'starting' | 'loading' | 'payload' | 'done';
+  phase: 'loading' | 'payload';
   completed: number;
   total: number;
 }
