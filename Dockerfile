@@ -1,4 +1,4 @@
-# TaskFlow API + validation worker + task workers (src/main.ts), for docker-compose.temporal.yml.
+# TaskFlow API + validation worker + task workers (app/main.ts), for docker-compose.temporal.yml.
 #
 # The app starts sandboxes on the *host's* Docker engine through the mounted socket, so that engine
 # must offer the runsc (gVisor) runtime: run `bash scripts/setup.sh` on the host once.
@@ -39,4 +39,4 @@ EXPOSE 8080
 # Root in this container: it talks to the host's Docker socket, which is root-equivalent anyway.
 # tini forwards SIGTERM so the app drains its workers and removes its sandbox containers.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node_modules/.bin/ts-node", "--transpile-only", "src/main.ts"]
+CMD ["node_modules/.bin/ts-node", "--transpile-only", "app/main.ts"]

@@ -7,10 +7,10 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
-import type { PriorityGate } from '../src/priority-gate';
+import type { PriorityGate } from './priority-gate';
 import { VersionUnavailableError } from '../src/storage';
 import { SandboxCancelledError, type RunOutcome, type Sandbox } from '../sandbox';
-import { taskWorkflowId, type TaskInput } from '../workflows/task-contract';
+import { taskWorkflowId, type TaskInput } from '../domain/task';
 
 export interface TaskRunMetrics {
   wallMs: number;

@@ -7,7 +7,7 @@
  */
 import type { SandboxLimits } from '../src/config';
 import type { RunOutcome } from '../sandbox';
-import type { SandboxRunReport, ValidationFinding } from '../workflows/validation-contract';
+import type { SandboxRunReport, ValidationFinding } from '../domain/validation';
 
 const MAX_FINDINGS = 50;
 const MAX_MESSAGE = 500;

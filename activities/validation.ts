@@ -17,7 +17,7 @@ import {
   type ValidationInput,
   type ValidationMetrics,
   type ValidationStatus,
-} from '../workflows/validation-contract';
+} from '../domain/validation';
 import { runFindings, runReport } from './validation-findings';
 
 export interface ValidationActivityDeps {

@@ -14,10 +14,10 @@ import { createInterface } from 'node:readline';
 import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../src/config';
 import { Layout } from '../src/storage';
-import { bundleTaskWorkflows } from '../src/task-worker';
+import { bundleTaskWorkflows } from '../app/task-worker';
 import { sha256 } from '../sandbox';
 import { runTask } from '../workflows/task';
-import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../workflows/task-contract';
+import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { startTemporal } from '../test/helpers/temporal';
 import { fmt, percentile, writeSection } from './report';
 
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
   const children: ChildProcess[] = [];
   const spawnWorker = () => {
-    const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'src/main.ts')], {
+    const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'app/main.ts')], {
       cwd: ROOT,
       env: { ...process.env, ...env, TASKFLOW_ROLES: 'task-worker' },
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { sha256Hex } from '../src/hash';
+import { sha256Hex } from './hash';
 import type { Logger } from '../src/logger';
 import { SandboxInfraError } from './errors';
 

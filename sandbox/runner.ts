@@ -2,7 +2,7 @@
  * Drives one run or check on an agent container and turns whatever happened — a report, a
  * total timeout, a cancellation, an OOM kill, a dead agent — into a typed outcome.
  */
-import { sha256Hex } from '../src/hash';
+import { sha256Hex } from './hash';
 import type { SandboxLimits } from '../src/config';
 import { AgentExitedError, type AgentContainer, type ExitInfo, type Frame } from './agent-container';
 import { SandboxCancelledError, SandboxInfraError } from './errors';

@@ -200,7 +200,7 @@ else
 fi
 
 # ---------------------------------------------------------------- sandbox image
-if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" src/cli.ts 2>/dev/null; then
+if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" app/cli.ts 2>/dev/null; then
   say "sandbox image: npx taskflow sandbox-image (builds only when its inputs changed)"
   t="$(date +%s.%N)"
   # --no: never fetch a package named "taskflow" from the registry; this repo's own bin is meant.

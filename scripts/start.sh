@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts everything on this machine: setup.sh, a Temporal dev server (SQLite in $DATA_DIR/temporal.db,
 # so workflows survive restarts; Web UI on TEMPORAL_UI_PORT), then the app (API + validation worker +
-# task workers, src/main.ts). Ctrl-C / TERM stops what this script started, app first.
+# task workers, app/main.ts). Ctrl-C / TERM stops what this script started, app first.
 # Settings: the app's own (src/config.ts: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, HOST, PORT, DATA_DIR, ...)
 # plus TEMPORAL_UI_PORT (gRPC port + 1000), TEMPORAL_START_TIMEOUT_S (30), KEEP_DOCKERD=1.
 # When something already answers on TEMPORAL_ADDRESS (a compose cluster, another dev server), it is used
@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-[[ -f src/main.ts ]] || die "src/main.ts is missing: nothing to start yet"
+[[ -f app/main.ts ]] || die "app/main.ts is missing: nothing to start yet"
 
 APP_PID="" TEMPORAL_PID=""
 cleanup() {
@@ -74,9 +74,9 @@ for a in "${SEARCH_ATTRIBUTES[@]}"; do create+=(--name "$a" --type Keyword); don
 "$TEMPORAL" "${create[@]}" >/dev/null || die "registering search attributes ${SEARCH_ATTRIBUTES[*]} on $TEMPORAL_ADDRESS failed"
 say "search attributes registered: ${SEARCH_ATTRIBUTES[*]} (Keyword) in namespace $TEMPORAL_NAMESPACE"
 
-say "starting the app: ts-node --transpile-only src/main.ts"
+say "starting the app: ts-node --transpile-only app/main.ts"
 # The ts-node bin directly (what `npx ts-node` runs) so that APP_PID is the node process itself.
-setsid node_modules/.bin/ts-node --transpile-only src/main.ts </dev/null &
+setsid node_modules/.bin/ts-node --transpile-only app/main.ts </dev/null &
 APP_PID=$!
 set +e
 wait "$APP_PID"

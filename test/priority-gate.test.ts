@@ -1,5 +1,5 @@
 /** Pure logic of the slot gate shared by the high and low task workers. */
-import { PriorityGate } from '../src/priority-gate';
+import { PriorityGate } from '../activities/priority-gate';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

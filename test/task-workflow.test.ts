@@ -6,11 +6,11 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { silentLogger } from '../src/logger';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../src/task-worker';
+import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { VersionUnavailableError } from '../src/storage';
 import { sha256, type Sandbox } from '../sandbox';
 import { runTask } from '../workflows/task';
-import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../workflows/task-contract';
+import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
 

@@ -9,11 +9,11 @@ import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../src/task-worker';
+import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { createValidationWorker } from '../src/worker';
+import { createValidationWorker } from '../app/validation-worker';
 import type { Sandbox } from '../sandbox';
-import type { TaskState } from '../workflows/task-contract';
+import type { TaskState } from '../domain/task';
 import { startSandbox } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
 import { ALICE, BOB, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
@@ -258,7 +258,7 @@ test('bad task requests get clear 4xx answers', async () => {
 
 /** A task worker in its own process, as in production, so it can be killed. */
 function spawnTaskWorker(): ChildProcess {
-  return spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'src/main.ts')], {
+  return spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'app/main.ts')], {
     cwd: ROOT,
     env: { ...process.env, ...env, TASKFLOW_ROLES: 'task-worker', SANDBOX_POOL_SIZE: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],

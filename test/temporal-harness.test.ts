@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
-import { FILE_NAME, OWNER, VALIDATION_STATUS } from '../workflows/search-attributes';
+import { FILE_NAME, OWNER, VALIDATION_STATUS } from '../domain/search-attributes';
 import { harnessGreet } from './helpers/harness-workflows';
 
 const TASK_QUEUE = 'harness-self-test';

@@ -10,7 +10,7 @@ import request from 'supertest';
 import { openApiDocument } from '../src/api/openapi';
 import { resolveCredentials } from '../src/api/auth';
 import { loadConfig, type Config } from '../src/config';
-import { validationWorkflowId } from '../workflows/validation-contract';
+import { validationWorkflowId } from '../domain/validation';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
 import { fixture } from './helpers/sandbox';
 import { ALICE, allTrees, BOB, buildApi, RecordingTaskService, statusOf, suiteConfig, upload, type TestApi } from './helpers/validation';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../src/config';
 import { openStorage, StagedFileError, VersionUnavailableError, type Storage, type ValidationRecord } from '../src/storage';
-import type { ValidationStatus } from '../workflows/validation-contract';
+import type { ValidationStatus } from '../domain/validation';
 
 let config: Config;
 let storage: Storage;

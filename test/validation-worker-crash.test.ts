@@ -1,5 +1,5 @@
 /**
- * Crash safety of the validation worker: a real worker process (src/main.ts, role
+ * Crash safety of the validation worker: a real worker process (app/main.ts, role
  * validation-worker) is SIGKILLed in the middle of sandbox runs; once another worker process is
  * up, the validations finish with the right answers (the sandbox run is retried, not lost).
  */
@@ -9,7 +9,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import type { Config } from '../src/config';
 import { LABEL, LABEL_INSTANCE } from '../sandbox/spec';
-import { validationWorkflowId } from '../workflows/validation-contract';
+import { validationWorkflowId } from '../domain/validation';
 import { testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
 import { ALICE, buildApi, statusOf, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
@@ -27,9 +27,9 @@ interface WorkerProcess {
   log: () => string;
 }
 
-/** Starts `src/main.ts` as a validation worker and resolves once it polls its task queue. */
+/** Starts `app/main.ts` as a validation worker and resolves once it polls its task queue. */
 async function startWorkerProcess(): Promise<WorkerProcess> {
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', 'src/main.ts'], {
+  const child = spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', 'app/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, ...env, TASKFLOW_ROLES: 'validation-worker', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],

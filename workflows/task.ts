@@ -18,7 +18,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { TaskActivities, TaskRunMetrics } from '../activities/task';
-import { TASK_STATUS, type TaskInput, type TaskState } from './task-contract';
+import { TASK_STATUS, type TaskInput, type TaskState } from '../domain/task';
 
 export const taskStateQuery = defineQuery<TaskState>('taskState');
 export const taskStartedSignal = defineSignal<[{ attempt: number; startedAt: string }]>('taskStarted');

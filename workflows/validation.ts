@@ -28,7 +28,7 @@ import {
   type ValidationInput,
   type ValidationState,
   type ValidationStatus,
-} from './validation-contract';
+} from '../domain/validation';
 
 export const statusQuery = defineQuery<ValidationStatus>('status');
 // Every exported function of this module is registered as a workflow type: keep helpers elsewhere.

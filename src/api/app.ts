@@ -1,9 +1,9 @@
-/** The HTTP API: routes, bearer auth, and the one error translation. No listening here (see src/main.ts). */
+/** The HTTP API: routes, bearer auth, and the one error translation. No listening here (see app/main.ts). */
 import express, { type Express } from 'express';
 import type { Config } from '../config';
 import { NotFoundError } from '../errors';
 import type { Logger } from '../logger';
-import type { TaskService } from '../task-service';
+import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { requireBearer, type ApiKey } from './auth';
 import { errorHandler } from './error-handler';

@@ -4,9 +4,9 @@
  * the code actually returns.
  */
 import { z } from 'zod';
-import { TASK_STATUSES } from '../../workflows/task-contract';
+import { TASK_STATUSES } from '../../domain/task';
 import { fileNameProblem, VALIDATION_ID_RE } from '../storage/ids';
-import { MAX_TEST_PAYLOADS, type ValidationStatus } from '../../workflows/validation-contract';
+import { MAX_TEST_PAYLOADS, type ValidationStatus } from '../../domain/validation';
 import type { UploadAccepted } from '../validation/service';
 
 export const FileName = z

@@ -1,12 +1,12 @@
 /**
  * `POST /tasks/` (create a task from a validated file) and `DELETE /tasks/delete_file`.
- * Task execution itself sits behind the `TaskService` seam (src/task-service.ts).
+ * Task execution itself sits behind the `TaskService` seam (src/tasks/task-service.ts).
  */
 import express, { Router } from 'express';
 import type { Config } from '../config';
 import { UnsupportedMediaTypeError } from '../errors';
 import { normalizeFileName } from '../storage/ids';
-import type { TaskService } from '../task-service';
+import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 import { parse } from './parse';

@@ -4,8 +4,8 @@
  * missing) and every file in TASKS_DIR appears by an atomic rename, so no reader ever sees half a
  * file or a file without its record for long: the record follows it, and a retry rewrites both.
  */
-import { sha256Hex } from '../hash';
-import type { SandboxRunReport, ValidationFinding, ValidationStatus } from '../../workflows/validation-contract';
+import { sha256Hex } from '../../sandbox/hash';
+import type { SandboxRunReport, ValidationFinding, ValidationStatus } from '../../domain/validation';
 import { ensureDir, isNotFound, readIfExists, readJson, removeIfExists, writeAtomic, writeExclusive, writeJsonAtomic } from './fs-safe';
 import { newStagedName } from './ids';
 import type { Layout } from './layout';

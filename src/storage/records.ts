@@ -5,7 +5,7 @@
  * - one pointer per owner/name to its last upload, which decides what `POST /tasks/` may use,
  * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot).
  */
-import type { SandboxRunReport, ValidationStatus } from '../../workflows/validation-contract';
+import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
 import { ensureDir, listDir, readJson, removeIfExists, writeExclusive, writeJsonAtomic } from './fs-safe';
 import { VALIDATION_ID_RE } from './ids';
 import type { Layout } from './layout';

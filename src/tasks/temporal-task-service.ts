@@ -8,7 +8,7 @@ import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription }
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from '../task-service';
+import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { runTask } from '../../workflows/task';
 import {
   FILE_NAME,
@@ -17,7 +17,7 @@ import {
   taskWorkflowId,
   type TaskInput,
   type TaskState,
-} from '../../workflows/task-contract';
+} from '../../domain/task';
 
 const TASK_ID_RE = /^[0-9a-f-]{36}$/;
 

@@ -20,7 +20,7 @@ import {
   type ValidationInput,
   type ValidationState,
   type ValidationStatus,
-} from '../../workflows/validation-contract';
+} from '../../domain/validation';
 
 export interface UploadAccepted {
   validation_id: string;

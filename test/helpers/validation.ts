@@ -9,9 +9,9 @@ import { createApp } from '../../src/api/app';
 import type { Config } from '../../src/config';
 import { silentLogger } from '../../src/logger';
 import { openStorage, type Storage } from '../../src/storage';
-import { tasksNotEnabled, type TaskCreateRequest, type TaskService } from '../../src/task-service';
+import { tasksNotEnabled, type TaskCreateRequest, type TaskService } from '../../src/tasks/task-service';
 import { ValidationService } from '../../src/validation/service';
-import type { ValidationStatus } from '../../workflows/validation-contract';
+import type { ValidationStatus } from '../../domain/validation';
 import { testConfig } from './sandbox';
 
 export const ALICE = 'alice-token-0123456789abcdef';
@@ -19,7 +19,7 @@ export const BOB = 'bob-token-0123456789abcdef';
 
 /**
  * The environment of a suite: every directory a fresh temp dir, its own task queue, two owners,
- * small timeouts. Child processes (src/main.ts) get the same variables, so they agree with the suite.
+ * small timeouts. Child processes (app/main.ts) get the same variables, so they agree with the suite.
  */
 export function suiteEnv(address: string, env: Record<string, string> = {}): Record<string, string> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-test-'));

@@ -2,9 +2,9 @@
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createValidationActivities } from '../activities/validation';
 import type { Sandbox } from '../sandbox';
-import type { Config } from './config';
-import type { Logger } from './logger';
-import type { Storage } from './storage';
+import type { Config } from '../src/config';
+import type { Logger } from '../src/logger';
+import type { Storage } from '../src/storage';
 
 export interface ValidationWorkerDeps {
   config: Config;

@@ -6,10 +6,10 @@ import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createTaskActivities } from '../activities/task';
 import { taskStartedSignal } from '../workflows/task';
-import type { Config } from './config';
-import type { Logger } from './logger';
-import { PriorityGate } from './priority-gate';
-import { quietBundlerLogger } from './worker';
+import type { Config } from '../src/config';
+import type { Logger } from '../src/logger';
+import { PriorityGate } from '../activities/priority-gate';
+import { quietBundlerLogger } from './validation-worker';
 import type { Sandbox } from '../sandbox';
 
 export interface TaskWorkerDeps {

@@ -5,16 +5,16 @@
  */
 import type { Server } from 'node:http';
 import type { Worker } from '@temporalio/worker';
-import { createApp } from './api/app';
-import { resolveCredentials } from './api/auth';
-import { ConfigError, loadConfig, type Config } from './config';
-import { createLogger, type Logger } from './logger';
-import { openStorage } from './storage';
+import { createApp } from '../src/api/app';
+import { resolveCredentials } from '../src/api/auth';
+import { ConfigError, loadConfig, type Config } from '../src/config';
+import { createLogger, type Logger } from '../src/logger';
+import { openStorage } from '../src/storage';
 import { startTaskWorkers } from './task-worker';
-import { TemporalTaskService } from './tasks/temporal-task-service';
+import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { connectWorker, createClient, ensureSearchAttributes, temporalHealthy } from './temporal';
-import { ValidationService } from './validation/service';
-import { createValidationWorker } from './worker';
+import { ValidationService } from '../src/validation/service';
+import { createValidationWorker } from './validation-worker';
 import { createSandbox, type Sandbox } from '../sandbox';
 
 const RECOVERY_INTERVAL_MS = 30000;

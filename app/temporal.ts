@@ -1,10 +1,10 @@
 /** Connections to Temporal, made from the typed config. */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import type { Config } from './config';
-import type { Logger } from './logger';
+import type { Config } from '../src/config';
+import type { Logger } from '../src/logger';
 
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 
 /** Keyword attributes TaskFlow's workflows set (all Keyword). */
 export const SEARCH_ATTRIBUTE_NAMES = SEARCH_ATTRIBUTES.map((k) => k.name);

@@ -4,8 +4,8 @@
  * `TaskService` (the Temporal one: src/tasks/temporal-task-service.ts). A process without task
  * execution (TASKFLOW_ROLES) uses `tasksNotEnabled`, which answers 501.
  */
-import { NotImplementedError } from './errors';
-import type { TaskPriority, TaskState, TaskStatus } from '../workflows/task-contract';
+import { NotImplementedError } from '../errors';
+import type { TaskPriority, TaskState, TaskStatus } from '../../domain/task';
 
 export interface TaskCreateRequest {
   owner: string;

@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from './config';
-import { createLogger } from './logger';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
 import { connectDocker, verifyEngine } from '../sandbox/engine';
 import { ensureImage } from '../sandbox/image';
 import { createSandbox } from '../sandbox';
