@@ -6,7 +6,9 @@
  * `startupGraceMs` low waiters are held back, so they cannot overtake them. Together that makes
  * "high before low under a backlog" hold without server-side priority.
  */
-export type Priority = 'high' | 'low';
+import type { TaskPriority as Priority } from '../domain/task';
+
+export type { Priority };
 
 interface Waiter {
   priority: Priority;

@@ -4,13 +4,14 @@
  * failures are non-retryable; infrastructure failures are thrown as plain errors and retried.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
 import type { PriorityGate } from './priority-gate';
 import { VersionUnavailableError } from '../src/storage';
-import { SandboxCancelledError, type RunOutcome, type Sandbox } from '../sandbox';
-import { taskWorkflowId, type TaskInput } from '../domain/task';
+import type { RunOutcome, Sandbox } from '../sandbox';
+import { heartbeating } from './heartbeat';
+import { TASK_FAILURE, taskWorkflowId, type TaskFailureType, type TaskInput } from '../domain/task';
 
 export interface TaskRunMetrics {
   wallMs: number;
@@ -39,8 +40,6 @@ export interface TaskActivityDeps {
   log: Logger;
 }
 
-const HEARTBEAT_EVERY_MS = 2000;
-
 function metricsOf(o: RunOutcome): TaskRunMetrics {
   return {
     wallMs: o.wallMs,
@@ -58,22 +57,22 @@ function metricsOf(o: RunOutcome): TaskRunMetrics {
 /** What the handler did wrong, as a non-retryable failure; undefined when the sandbox itself failed. */
 function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number): ApplicationFailure | undefined {
   const details = { metrics: metricsOf(o), attempt };
-  const fail = (type: string, message: string, traceback?: string) =>
+  const fail = (type: TaskFailureType, message: string, traceback?: string) =>
     ApplicationFailure.create({ type, message, nonRetryable: true, details: [{ ...details, traceback }] });
   const p = o.payloads[0];
   if (o.forbidden.length) {
     const f = o.forbidden[0];
-    return fail('ForbiddenBehaviour', `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
+    return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
   }
-  if (o.oom) return fail('LimitExceeded', `the handler exceeded the memory limit of ${limits.memoryMiB} MiB`);
+  if (o.oom) return fail(TASK_FAILURE.limitExceeded, `the handler exceeded the memory limit of ${limits.memoryMiB} MiB`);
   if (o.load.status === 'timeout' || p?.status === 'timeout' || o.killReason === 'total_timeout') {
-    return fail('HandlerTimeout', `the handler did not finish within ${limits.payloadTimeoutMs} ms`);
+    return fail(TASK_FAILURE.handlerTimeout, `the handler did not finish within ${limits.payloadTimeoutMs} ms`);
   }
   if (o.load.status === 'error' && o.load.error) {
-    return fail('HandlerFailed', `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
+    return fail(TASK_FAILURE.handlerFailed, `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
   }
   if (p?.status === 'error' && p.error && p.error.type !== 'SandboxDied') {
-    return fail('HandlerFailed', `${p.error.type}: ${p.error.message}`, p.error.traceback);
+    return fail(TASK_FAILURE.handlerFailed, `${p.error.type}: ${p.error.message}`, p.error.traceback);
   }
   return undefined;
 }
@@ -84,46 +83,35 @@ export function createTaskActivities(deps: TaskActivityDeps) {
       const ctx = Context.current();
       const attempt = ctx.info.attempt;
       const log = deps.log.child({ taskId: input.taskId, attempt });
-      const beat = setInterval(() => ctx.heartbeat({ phase: 'alive' }), HEARTBEAT_EVERY_MS);
       let release: (() => void) | undefined;
       try {
-        ctx.heartbeat({ phase: 'waiting-for-slot' });
-        release = await deps.gate.acquire(input.priority, ctx.cancellationSignal);
-        let source: string;
-        try {
-          source = await deps.loadVersion(input.owner, input.title, input.sha256);
-        } catch (err) {
-          if (err instanceof VersionUnavailableError) {
-            throw ApplicationFailure.create({ type: 'VersionUnavailable', message: err.message, nonRetryable: true, details: [{ attempt }] });
+        return await heartbeating('task', async (beat, signal) => {
+          beat({ phase: 'waiting-for-slot' });
+          release = await deps.gate.acquire(input.priority, signal);
+          let source: string;
+          try {
+            source = await deps.loadVersion(input.owner, input.title, input.sha256);
+          } catch (err) {
+            if (err instanceof VersionUnavailableError) {
+              throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
+            }
+            throw err;
           }
-          throw err;
-        }
-        await deps.notifyStarted(ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId), attempt).catch((err: Error) =>
-          log.warn('could not mark the task running', { error: err.message }),
-        );
-        log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
-        const outcome = await deps.sandbox.runKeyed(
-          { owner: input.owner, sha256: input.sha256 },
-          {
-            source,
-            fileName: `${input.title}.py`,
-            payloads: [input.payload],
-            signal: ctx.cancellationSignal,
-            onProgress: (p) => ctx.heartbeat(p),
-          },
-        );
-        log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
-        if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt };
-        const failure = handlerFailure(outcome, deps.limits, attempt);
-        if (failure) throw failure;
-        throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
-      } catch (err) {
-        if (err instanceof SandboxCancelledError || ctx.cancellationSignal.aborted) {
-          throw new CancelledFailure('task cancelled');
-        }
-        throw err;
+          await deps.notifyStarted(ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId), attempt).catch((err: Error) =>
+            log.warn('could not mark the task running', { error: err.message }),
+          );
+          log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
+          const outcome = await deps.sandbox.runKeyed(
+            { owner: input.owner, sha256: input.sha256 },
+            { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
+          );
+          log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
+          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt };
+          const failure = handlerFailure(outcome, deps.limits, attempt);
+          if (failure) throw failure;
+          throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
+        });
       } finally {
-        clearInterval(beat);
         release?.();
       }
     },

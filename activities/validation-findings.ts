@@ -7,6 +7,7 @@
  */
 import type { SandboxLimits } from '../src/config';
 import type { RunOutcome } from '../sandbox';
+import { isFindingCode, type FindingCode } from '../domain/findings';
 import type { SandboxRunReport, ValidationFinding } from '../domain/validation';
 
 const MAX_FINDINGS = 50;
@@ -18,7 +19,7 @@ const clip = (s: string, n = MAX_MESSAGE): string => (s.length > n ? `${s.slice(
 export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFinding[] {
   const out: ValidationFinding[] = [];
   const seen = new Set<string>();
-  const add = (code: string, message: string, severity: ValidationFinding['severity'] = 'error') => {
+  const add = (code: FindingCode, message: string, severity: ValidationFinding['severity'] = 'error') => {
     const key = `${code}\0${message}`;
     if (seen.has(key) || out.length >= MAX_FINDINGS) return;
     seen.add(key);
@@ -39,7 +40,7 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
   if (o.load.status === 'timeout') add('timeout', 'loading the module did not finish in time');
   else if (o.load.status === 'error') {
     if (loadErr?.type === 'MemoryLimitExceeded') add('memory_limit', memory);
-    else add(loadErr?.code ?? 'import_failed', `loading the file failed: ${loadErr?.type ?? 'Error'}: ${loadErr?.message ?? ''}`);
+    else add(isFindingCode(loadErr?.code) ? loadErr.code : 'import_failed', `loading the file failed: ${loadErr?.type ?? 'Error'}: ${loadErr?.message ?? ''}`);
   }
 
   for (const p of o.payloads) {

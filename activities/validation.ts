@@ -3,12 +3,13 @@
  * User-caused outcomes are thrown as non-retryable `ValidationRejected` failures carrying findings;
  * anything else (Docker, disk, a dead container agent) is thrown as is and retried by Temporal.
  */
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 import { StagedFileError, type Storage } from '../src/storage';
-import { SandboxCancelledError, type Sandbox } from '../sandbox';
+import type { Sandbox } from '../sandbox';
+import { isFindingCode, type FindingCode } from '../domain/findings';
 import {
   REJECTED_ERROR_TYPE,
   type RejectionDetails,
@@ -18,6 +19,7 @@ import {
   type ValidationMetrics,
   type ValidationStatus,
 } from '../domain/validation';
+import { heartbeating } from './heartbeat';
 import { runFindings, runReport } from './validation-findings';
 
 export interface ValidationActivityDeps {
@@ -58,27 +60,7 @@ function reject(message: string, details: RejectionDetails): never {
   });
 }
 
-const finding = (code: string, message: string): ValidationFinding => ({ code, severity: 'error', message });
-
-/** Heartbeats on a timer while `work` runs (progress details when there are some). */
-async function heartbeating<T>(work: (beat: (details?: unknown) => void) => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  let last: unknown;
-  const beat = (details?: unknown) => {
-    if (details !== undefined) last = details;
-    ctx.heartbeat(last);
-  };
-  const timer = setInterval(() => beat(), 1000);
-  beat();
-  try {
-    return await work(beat);
-  } catch (err) {
-    if (err instanceof SandboxCancelledError && ctx.cancellationSignal.aborted) throw new CancelledFailure('validation cancelled');
-    throw err;
-  } finally {
-    clearInterval(timer);
-  }
-}
+const finding = (code: FindingCode, message: string): ValidationFinding => ({ code, severity: 'error', message });
 
 export function createValidationActivities(deps: ValidationActivityDeps) {
   const { config, sandbox, storage } = deps;
@@ -119,16 +101,12 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
     /** Python's `ast` in a single-use sandbox container: the file is parsed, never run. */
     async staticCheck(input: ValidationInput): Promise<StaticCheckResult> {
       const source = await staged(input);
-      const outcome = await heartbeating(() =>
-        sandbox.check({
-          source,
-          fileName: `${input.fileName}.py`,
-          maxBytes: config.maxUploadBytes,
-          signal: Context.current().cancellationSignal,
-        }),
+      const outcome = await heartbeating('validation', (_beat, signal) =>
+        sandbox.check({ source, fileName: `${input.fileName}.py`, maxBytes: config.maxUploadBytes, signal }),
       );
       const findings: ValidationFinding[] = outcome.findings.map((f) => ({
-        code: f.code,
+        // The checker speaks the same registry; an unknown code would be a checker bug, never a pass.
+        code: isFindingCode(f.code) ? f.code : 'checker_failed',
         severity: f.severity,
         message: f.message,
         ...(f.line !== undefined ? { line: f.line } : {}),
@@ -145,14 +123,8 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
     async sandboxRun(input: ValidationInput, payloads: unknown[]): Promise<SandboxRunResult> {
       const source = (await staged(input)).toString('utf8');
       const ctx = Context.current();
-      const outcome = await heartbeating((beat) =>
-        sandbox.validate({
-          source,
-          fileName: `${input.fileName}.py`,
-          payloads,
-          onProgress: (p) => beat(p),
-          signal: ctx.cancellationSignal,
-        }),
+      const outcome = await heartbeating('validation', (beat, signal) =>
+        sandbox.validate({ source, fileName: `${input.fileName}.py`, payloads, onProgress: beat, signal }),
       );
       const limits = { ...config.sandbox.limits, ...outcome.spec.limits };
       const findings = runFindings(outcome, limits);

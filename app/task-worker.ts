@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createTaskActivities } from '../activities/task';
-import { taskStartedSignal } from '../workflows/task';
+import { taskStartedSignal } from '../domain/task';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 import { PriorityGate } from '../activities/priority-gate';

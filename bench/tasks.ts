@@ -16,7 +16,7 @@ import { loadConfig } from '../src/config';
 import { Layout } from '../src/storage';
 import { bundleTaskWorkflows } from '../app/task-worker';
 import { sha256 } from '../sandbox';
-import { runTask } from '../workflows/task';
+import { TASK_WORKFLOW as runTask } from '../domain/task';
 import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { startTemporal } from '../test/helpers/temporal';
 import { fmt, percentile, writeSection } from './report';

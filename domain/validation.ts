@@ -1,16 +1,24 @@
 /**
- * Types and search-attribute keys shared by the validation workflow, its activities, storage and
- * the API. Pure: no Node built-ins, safe inside the workflow bundle.
+ * The validation vocabulary shared by the validation workflow, its activities, storage and the API:
+ * states, findings, the public status and the messages the workflow answers. Pure: no Node
+ * built-ins, safe inside the workflow bundle.
  */
+import { defineQuery } from '@temporalio/workflow';
+import type { FindingCode } from './findings';
+
 export { VALIDATION_STATUS, OWNER as VALIDATION_OWNER, FILE_NAME as VALIDATION_FILE_NAME } from './search-attributes';
 
-export type ValidationState = 'PENDING' | 'STATIC_CHECK' | 'SANDBOX_RUN' | 'VALIDATED' | 'REJECTED';
-export const VALIDATION_STATES: readonly ValidationState[] = ['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'];
+export const VALIDATION_STATES = ['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'] as const;
+export type ValidationState = (typeof VALIDATION_STATES)[number];
 export const isFinal = (s: ValidationState): boolean => s === 'VALIDATED' || s === 'REJECTED';
 
+export const SEVERITIES = ['error', 'warning'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** One thing a user should know about their file: `error` findings reject it, `warning` ones are advice. */
 export interface ValidationFinding {
-  code: string;
-  severity: 'error' | 'warning';
+  code: FindingCode;
+  severity: Severity;
   message: string;
   line?: number;
   col?: number;
@@ -97,5 +105,7 @@ export function choosePayloads(fromUpload: unknown[] | undefined, fromFile: unkn
   return all.length ? all : [{}];
 }
 
+export const VALIDATION_WORKFLOW = 'validateTaskFile';
 export const validationWorkflowId = (validationId: string): string => `validation-${validationId}`;
+export const statusQuery = defineQuery<ValidationStatus>('status');
 export const statusPath = (validationId: string): string => `/tasks/validation_status/${validationId}`;

@@ -6,8 +6,8 @@
 import crypto from 'node:crypto';
 import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import type { SandboxLimits } from '../src/config';
-import type { Logger } from '../src/logger';
+import type { SandboxLimits } from './limits';
+import type { SandboxLogger as Logger } from './logger';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
 import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';

@@ -1,7 +1,7 @@
 /** Connects to the Docker engine and decides the runtime: runsc, or runc only when explicitly allowed. */
 import Docker from 'dockerode';
-import type { SandboxConfig } from '../src/config';
-import type { Logger } from '../src/logger';
+import type { SandboxConfig } from './config';
+import type { SandboxLogger as Logger } from './logger';
 import { EngineUnavailableError } from './errors';
 
 export type SandboxRuntime = 'runsc' | 'runc';

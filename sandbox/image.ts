@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { sha256Hex } from './hash';
-import type { Logger } from '../src/logger';
+import type { SandboxLogger as Logger } from './logger';
 import { SandboxInfraError } from './errors';
 
 /** Bump when the recipe below changes in a way the inputs do not show. */
@@ -19,8 +19,14 @@ const RECIPE_VERSION = '2';
 export const IMAGE_REPO = 'taskflow-sandbox';
 export const PYTHON_BIN = '/usr/bin/python3.11';
 const STDLIB = '/usr/lib/python3.11';
-const AGENT_FILES = ['agent.py', 'child.py', 'checker.py'];
+/** What goes to /opt/taskflow in the image: the agent, child runner and checker, and the finding-code registry they read. */
 const AGENT_SRC_DIR = path.join(__dirname, 'image');
+const AGENT_FILES: Record<string, string> = {
+  'agent.py': path.join(AGENT_SRC_DIR, 'agent.py'),
+  'child.py': path.join(AGENT_SRC_DIR, 'child.py'),
+  'checker.py': path.join(AGENT_SRC_DIR, 'checker.py'),
+  'finding-codes.json': path.join(__dirname, '..', 'domain', 'finding-codes.json'),
+};
 /** Parts of the stdlib user code has no business with inside a sandbox. */
 const STDLIB_EXCLUDE = new Set([
   'test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'site-packages',
@@ -50,7 +56,7 @@ export function imageInputsHash(): string {
   }
   const h = crypto.createHash('sha256');
   h.update(`recipe ${RECIPE_VERSION}\n`);
-  for (const f of AGENT_FILES) h.update(`${f} ${sha256File(path.join(AGENT_SRC_DIR, f))}\n`);
+  for (const [f, src] of Object.entries(AGENT_FILES)) h.update(`${f} ${sha256File(src)}\n`);
   h.update(`python ${sha256File(PYTHON_BIN)}\n`);
   for (const f of stdlibFiles()) {
     const st = fs.statSync(f);
@@ -95,10 +101,10 @@ function assembleRootfs(root: string): void {
   copyInto(root, PYTHON_BIN);
   fs.symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
   for (const f of stdlib) copyInto(root, f);
-  for (const f of AGENT_FILES) {
+  for (const [f, src] of Object.entries(AGENT_FILES)) {
     const dest = path.join(root, 'opt/taskflow', f);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.copyFileSync(path.join(AGENT_SRC_DIR, f), dest);
+    fs.copyFileSync(src, dest);
     fs.chmodSync(dest, 0o644);
   }
   // Bytecode compiled here, checked by hash not mtime: the root is read-only and copies get new

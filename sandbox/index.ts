@@ -1,6 +1,7 @@
 /** Public surface of the sandbox runtime. Activities and the CLI use only what is exported here. */
-import type { SandboxConfig, SandboxLimits } from '../src/config';
-import type { Logger } from '../src/logger';
+import type { SandboxConfig } from './config';
+import { DEFAULT_CHECK_MAX_BYTES, sameContainerLimits, type SandboxLimits } from './limits';
+import type { SandboxLogger as Logger } from './logger';
 import { AgentContainer } from './agent-container';
 import { connectDocker, verifyEngine } from './engine';
 import { ensureImage } from './image';
@@ -10,6 +11,10 @@ import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
 import type { CheckOutcome, RunOutcome, RunRequest } from './types';
 
 export * from './types';
+export * from './limits';
+export type { SandboxConfig } from './config';
+export type { SandboxLogger } from './logger';
+export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
 export { sha256 } from './runner';
 
@@ -47,12 +52,6 @@ export interface SandboxOptions {
   validationPool?: boolean;
   /** Keep a keyed pool for production runs, with these container limits. */
   keyedLimits?: SandboxLimits;
-}
-
-/** Container-level limits are fixed at creation; a request asking for others needs its own container. */
-function sameContainerLimits(a: SandboxLimits, b: SandboxLimits): boolean {
-  return a.memoryMiB === b.memoryMiB && a.cpus === b.cpus && a.pidsMax === b.pidsMax &&
-    a.nofile === b.nofile && a.fsizeMiB === b.fsizeMiB && a.tmpfsMiB === b.tmpfsMiB;
 }
 
 /**
@@ -101,7 +100,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
       const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
       try {
         return await checkOnAgent(agent, source, req.fileName, {
-          maxBytes: req.maxBytes ?? 1024 * 1024,
+          maxBytes: req.maxBytes ?? DEFAULT_CHECK_MAX_BYTES,
           timeoutMs: cfg.limits.payloadTimeoutMs,
           policy: req.policy,
           signal: req.signal,

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type Docker from 'dockerode';
-import type { Logger } from '../src/logger';
+import type { SandboxLogger as Logger } from './logger';
 import { LABEL, LABEL_INSTANCE } from './spec';
 
 function processStartTime(pid: number): string | undefined {

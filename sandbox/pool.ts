@@ -3,8 +3,8 @@
  * destroyed. `KeyedPool` may hand the same container back, but only for the same owner and the
  * same file sha256, up to `maxUses` and while not idle longer than `idleTtlMs`.
  */
-import type { SandboxLimits } from '../src/config';
-import type { Logger } from '../src/logger';
+import type { SandboxLimits } from './limits';
+import type { SandboxLogger as Logger } from './logger';
 import type { AgentContainer } from './agent-container';
 import type { ContainerKind } from './spec';
 

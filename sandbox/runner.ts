@@ -3,7 +3,7 @@
  * total timeout, a cancellation, an OOM kill, a dead agent — into a typed outcome.
  */
 import { sha256Hex } from './hash';
-import type { SandboxLimits } from '../src/config';
+import type { SandboxLimits } from './limits';
 import { AgentExitedError, type AgentContainer, type ExitInfo, type Frame } from './agent-container';
 import { SandboxCancelledError, SandboxInfraError } from './errors';
 import type {

@@ -3,7 +3,7 @@
  * capabilities, no host paths or host environment, every resource bounded.
  */
 import type Docker from 'dockerode';
-import type { SandboxLimits } from '../src/config';
+import type { SandboxLimits } from './limits';
 import type { SandboxRuntime } from './engine';
 import type { ContainerSpecRecord } from './types';
 

@@ -1,7 +1,5 @@
 /** The sandbox runtime's public vocabulary: what callers hand in and what they get back. */
-import type { SandboxLimits } from '../src/config';
-
-export type { SandboxLimits };
+import type { SandboxLimits } from './limits';
 
 export type Severity = 'error' | 'warning';
 

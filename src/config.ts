@@ -4,6 +4,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { OWNER_RE, OWNER_RULE } from '../domain/names';
+import { LIMIT_DEFINITIONS, LIMIT_NAMES, type LimitDefinition, type SandboxConfig, type SandboxLimits } from '../sandbox';
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 const bool = (def: boolean) =>
@@ -11,8 +13,6 @@ const bool = (def: boolean) =>
     .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const ownerName = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 /** `owner:token,owner2:token2` → [{owner, token}]. */
 const apiKeys = z
@@ -24,10 +24,10 @@ const apiKeys = z
       const i = part.indexOf(':');
       const owner = part.slice(0, i);
       const token = part.slice(i + 1);
-      if (i <= 0 || !ownerName.test(owner) || token.length < 16) {
+      if (i <= 0 || !OWNER_RE.test(owner) || token.length < 16) {
         ctx.addIssue({
           code: 'custom',
-          message: 'each entry must be owner:token, owner matching [a-z0-9][a-z0-9_-]{0,31}, token at least 16 characters',
+          message: `each entry must be owner:token, owner being ${OWNER_RULE}, token at least 16 characters`,
         });
         return z.NEVER;
       }
@@ -78,16 +78,6 @@ const EnvSchema = z.object({
   DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
   SANDBOX_IMAGE: z.string().optional(),
   SANDBOX_ALLOW_INSECURE_RUNC: bool(false),
-  SANDBOX_MEMORY_MIB: int(128, 16),
-  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
-  SANDBOX_PIDS_MAX: int(128, 16),
-  SANDBOX_NOFILE: int(64, 16),
-  SANDBOX_FSIZE_MIB: int(8),
-  SANDBOX_TMPFS_MIB: int(16),
-  SANDBOX_PAYLOAD_TIMEOUT_MS: int(5000, 100),
-  SANDBOX_TOTAL_TIMEOUT_MS: int(30000, 500),
-  SANDBOX_OUTPUT_CAP_BYTES: int(64 * 1024, 1024),
-  SANDBOX_RESULT_CAP_BYTES: int(1024 * 1024, 1024),
   SANDBOX_POOL_SIZE: int(2, 0),
   SANDBOX_KEYED_POOL_MAX: int(8, 0),
   SANDBOX_KEYED_MAX_USES: int(100),
@@ -97,31 +87,20 @@ const EnvSchema = z.object({
   TASK_WORKER_SLOTS: int(2),
 });
 
-export interface SandboxLimits {
-  memoryMiB: number;
-  cpus: number;
-  pidsMax: number;
-  nofile: number;
-  fsizeMiB: number;
-  tmpfsMiB: number;
-  payloadTimeoutMs: number;
-  totalTimeoutMs: number;
-  outputCapBytes: number;
-  resultCapBytes: number;
-}
+/** The sandbox limits' variables (SANDBOX_MEMORY_MIB, ...), made from their one definition in sandbox/limits.ts. */
+const limitVar = (d: LimitDefinition) => {
+  const n = z.coerce.number().min(d.min).max(d.max ?? Number.MAX_SAFE_INTEGER);
+  return (d.integer ? n.int() : n).default(d.default);
+};
+const LimitsEnvSchema = z.object(
+  Object.fromEntries(LIMIT_NAMES.map((k) => [LIMIT_DEFINITIONS[k].env, limitVar(LIMIT_DEFINITIONS[k])])),
+) as unknown as z.ZodType<Record<string, number>>;
 
-export interface SandboxConfig {
-  dockerSocket: string;
-  /** Image tag override; by default the tag is derived from the image's inputs. */
-  image?: string;
-  /** The unsafe path, named as such: run user code under runc instead of gVisor. */
-  allowInsecureRunc: boolean;
-  limits: SandboxLimits;
-  poolSize: number;
-  keyedPoolMax: number;
-  keyedMaxUses: number;
-  keyedIdleTtlMs: number;
-}
+/** Every environment variable TaskFlow reads (the README's configuration table lists exactly these). */
+export const CONFIG_VARIABLES: readonly string[] = [
+  ...Object.keys(EnvSchema.shape),
+  ...LIMIT_NAMES.map((k) => LIMIT_DEFINITIONS[k].env),
+];
 
 export interface Config {
   dataDir: string;
@@ -155,6 +134,8 @@ export interface Config {
   taskWorkerSlots: number;
 }
 
+export type { SandboxConfig, SandboxLimits };
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -164,26 +145,17 @@ export class ConfigError extends Error {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  const parsedLimits = LimitsEnvSchema.safeParse(env);
+  const issues = [...(parsed.error?.issues ?? []), ...(parsedLimits.error?.issues ?? [])];
+  if (!parsed.success || !parsedLimits.success) {
+    throw new ConfigError(issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
-  if (e.SANDBOX_PAYLOAD_TIMEOUT_MS > e.SANDBOX_TOTAL_TIMEOUT_MS) {
+  const limits = Object.fromEntries(LIMIT_NAMES.map((k) => [k, parsedLimits.data[LIMIT_DEFINITIONS[k].env]])) as SandboxLimits;
+  if (limits.payloadTimeoutMs > limits.totalTimeoutMs) {
     throw new ConfigError(['SANDBOX_PAYLOAD_TIMEOUT_MS: must not exceed SANDBOX_TOTAL_TIMEOUT_MS']);
   }
   const dataDir = path.resolve(e.DATA_DIR);
-  const limits: SandboxLimits = {
-    memoryMiB: e.SANDBOX_MEMORY_MIB,
-    cpus: e.SANDBOX_CPUS,
-    pidsMax: e.SANDBOX_PIDS_MAX,
-    nofile: e.SANDBOX_NOFILE,
-    fsizeMiB: e.SANDBOX_FSIZE_MIB,
-    tmpfsMiB: e.SANDBOX_TMPFS_MIB,
-    payloadTimeoutMs: e.SANDBOX_PAYLOAD_TIMEOUT_MS,
-    totalTimeoutMs: e.SANDBOX_TOTAL_TIMEOUT_MS,
-    outputCapBytes: e.SANDBOX_OUTPUT_CAP_BYTES,
-    resultCapBytes: e.SANDBOX_RESULT_CAP_BYTES,
-  };
   return {
     dataDir,
     stagingDir: path.resolve(e.UPLOAD_STAGING_DIR ?? path.join(dataDir, 'staging')),
@@ -217,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskLimits: {
       ...limits,
       payloadTimeoutMs: e.TASK_PAYLOAD_TIMEOUT_MS,
-      totalTimeoutMs: Math.max(e.TASK_PAYLOAD_TIMEOUT_MS + 5000, e.SANDBOX_TOTAL_TIMEOUT_MS),
+      totalTimeoutMs: Math.max(e.TASK_PAYLOAD_TIMEOUT_MS + 5000, limits.totalTimeoutMs),
       memoryMiB: e.TASK_MEMORY_MIB,
     },
     taskWorkerSlots: e.TASK_WORKER_SLOTS,

@@ -2,14 +2,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openApiDocument } from '../src/api/openapi';
+import { CONFIG_VARIABLES } from '../src/config';
+import { LIMIT_DEFINITIONS } from '../sandbox';
 
 const ROOT = path.resolve(__dirname, '..');
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
 test('the configuration table lists exactly the variables src/config.ts reads', () => {
-  const source = fs.readFileSync(path.join(ROOT, 'src/config.ts'), 'utf8');
-  const schema = source.slice(source.indexOf('const EnvSchema = z.object({'), source.indexOf('});', source.indexOf('const EnvSchema')));
-  const inCode = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]).sort();
+  const inCode = [...CONFIG_VARIABLES].sort();
   const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 5));
   const inReadme = [...table.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]).sort();
   expect(inCode.length).toBeGreaterThan(10);
@@ -23,5 +23,12 @@ test('the API reference names every route of the OpenAPI document', () => {
       const route = p.replace(/\/$/, '/');
       expect(readme).toContain(`\`${method.toUpperCase()} ${route}`);
     }
+  }
+});
+
+test('the configuration table gives each sandbox limit the default of its one definition', () => {
+  for (const d of Object.values(LIMIT_DEFINITIONS)) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${d.env}\` |`));
+    expect(row).toContain(`| \`${d.default}\` |`);
   }
 });

@@ -259,7 +259,7 @@ describe('report integrity and exits', () => {
 describe('the handler contract', () => {
   test.each([
     ['no_handler.py', 'handler_missing'],
-    ['handler_not_callable.py', 'handler_not_callable'],
+    ['handler_not_callable.py', 'handler_not_function'],
     ['wrong_arity.py', 'handler_arity'],
     ['zero_arity.py', 'handler_arity'],
   ])('%s fails the load with %s', async (file, code) => {

@@ -9,7 +9,7 @@ import { silentLogger } from '../src/logger';
 import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { VersionUnavailableError } from '../src/storage';
 import { sha256, type Sandbox } from '../sandbox';
-import { runTask } from '../workflows/task';
+import { TASK_WORKFLOW as runTask } from '../domain/task';
 import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';

@@ -11,7 +11,7 @@ import { silentLogger } from '../src/logger';
 import { sha256Hex } from '../src/storage';
 import { bundleValidationWorkflows, createValidationWorker } from '../app/validation-worker';
 import type { Sandbox } from '../sandbox';
-import { statusQuery } from '../workflows/validation';
+import { statusQuery } from '../domain/validation';
 import { validationWorkflowId, type ValidationStatus } from '../domain/validation';
 import { fixture, startSandbox } from './helpers/sandbox';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';

@@ -8,8 +8,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  defineQuery,
-  defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -18,13 +16,16 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { TaskActivities, TaskRunMetrics } from '../activities/task';
-import { TASK_STATUS, type TaskInput, type TaskState } from '../domain/task';
-
-export const taskStateQuery = defineQuery<TaskState>('taskState');
-export const taskStartedSignal = defineSignal<[{ attempt: number; startedAt: string }]>('taskStarted');
-
-/** Handler-caused failures: retrying would only repeat them. */
-export const NON_RETRYABLE = ['HandlerFailed', 'HandlerTimeout', 'LimitExceeded', 'ForbiddenBehaviour', 'VersionUnavailable'];
+import {
+  initialTaskState,
+  NON_RETRYABLE_TASK_FAILURES,
+  TASK_FAILURE,
+  TASK_STATUS,
+  taskStartedSignal,
+  taskStateQuery,
+  type TaskInput,
+  type TaskState,
+} from '../domain/task';
 
 const { runTaskInSandbox } = proxyActivities<TaskActivities>({
   // The activity may wait for a sandbox slot behind higher-priority work; it heartbeats meanwhile.
@@ -35,22 +36,12 @@ const { runTaskInSandbox } = proxyActivities<TaskActivities>({
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: NON_RETRYABLE,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_TASK_FAILURES],
   },
 });
 
 export async function runTask(input: TaskInput): Promise<TaskState> {
-  const state: TaskState = {
-    task_id: input.taskId,
-    title: input.title,
-    owner: input.owner,
-    priority: input.priority,
-    sha256: input.sha256,
-    status: 'QUEUED',
-    attempts: 0,
-    created_at: input.createdAt,
-    ...(input.scheduledAt ? { scheduled_at: input.scheduledAt } : {}),
-  };
+  const state: TaskState = { ...initialTaskState(input, Date.now()), status: 'QUEUED' };
   const publish = (patch: Partial<TaskState>) => {
     Object.assign(state, patch);
     // The result can be large; it stays in the workflow's result, the memo carries the rest.
@@ -80,7 +71,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
     if (isCancellation(err)) {
       // Record the cancellation even though the scope is cancelled.
       await CancellationScope.nonCancellable(async () => {
-        publish({ status: 'CANCELLED', error: { type: 'Cancelled', message: 'the task was cancelled' }, finished_at: new Date().toISOString() });
+        publish({ status: 'CANCELLED', error: { type: TASK_FAILURE.cancelled, message: 'the task was cancelled' }, finished_at: new Date().toISOString() });
       });
       return state;
     }
@@ -90,7 +81,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
     publish({
       status: 'FAILED',
       error: {
-        type: app?.type ?? 'InfrastructureError',
+        type: app?.type ?? TASK_FAILURE.infrastructure,
         message: app?.message ?? (cause as Error)?.message ?? 'the task failed',
         ...(details.traceback ? { traceback: details.traceback } : {}),
       },

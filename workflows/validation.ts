@@ -8,7 +8,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  defineQuery,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -19,6 +18,7 @@ import type { ValidationActivities } from '../activities/validation';
 import {
   choosePayloads,
   REJECTED_ERROR_TYPE,
+  statusQuery,
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
   VALIDATION_STATUS,
@@ -30,7 +30,6 @@ import {
   type ValidationStatus,
 } from '../domain/validation';
 
-export const statusQuery = defineQuery<ValidationStatus>('status');
 // Every exported function of this module is registered as a workflow type: keep helpers elsewhere.
 
 function rejectionOf(err: unknown): RejectionDetails | undefined {

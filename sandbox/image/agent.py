@@ -343,9 +343,9 @@ class Session:
     def run(self, req):
         rid = req.get("id")
         payloads = req.get("payloads") or []
-        timeout_s = max(0.05, req.get("payload_timeout_ms", 5000) / 1000.0)
-        result_cap = int(req.get("result_cap", 1024 * 1024))
-        output_cap = int(req.get("output_cap", 64 * 1024))
+        timeout_s = max(0.05, req["payload_timeout_ms"] / 1000.0)
+        result_cap = int(req["result_cap"])
+        output_cap = int(req["output_cap"])
         self.stdout_tail.reset(output_cap)
         self.stderr_tail.reset(output_cap)
         events = []
@@ -393,7 +393,7 @@ class Session:
 
     def check(self, req):
         rid = req.get("id")
-        timeout_s = max(0.1, req.get("timeout_ms", 10000) / 1000.0)
+        timeout_s = max(0.1, req["timeout_ms"] / 1000.0)
         body = json.dumps({k: req[k] for k in ("source_b64", "file_name", "max_bytes", "policy") if k in req}).encode()
         try:
             proc = subprocess.run([PYTHON, "-I", "-S", "-B", CHECKER], input=body, capture_output=True,
@@ -451,6 +451,7 @@ def main():
         if req is None:
             return 0
         kind = req.get("type")
+        # Limits always come with the request (the host's one definition of them): no defaults here.
         if kind == "run":
             session.run(req)
         elif kind == "check":

@@ -27,26 +27,24 @@ import posixpath
 import re
 import sys
 
-# The one place for the default severity of each finding. Request `policy` overrides per code.
-DEFAULT_POLICY = {
-    "too_large": "error",              # bigger than max_bytes
-    "not_utf8": "error",               # the bytes are not valid UTF-8
-    "null_bytes": "error",             # NUL bytes (Python refuses to compile them)
-    "encoding_declaration": "error",   # a `# coding:` line naming another codec than UTF-8
-    "syntax_error": "error",           # Python cannot parse it
-    "too_complex": "error",            # nesting so deep the parser ran out of stack or memory
-    "handler_missing": "error",        # no top-level `handler`
-    "handler_not_function": "error",   # `handler` is bound to something else than a (non-generator) def
-    "handler_arity": "error",          # not exactly one required positional parameter
-    "forbidden_import": "error",       # module or name that spawns processes, escapes, opens sockets...
-    "risky_import": "warning",         # threads, network clients (no network in the sandbox), introspection
-    "forbidden_call": "error",         # os.system, eval, __import__, sys._getframe ... (any use, aliases too)
-    "risky_call": "warning",           # open() outside /tmp, globals(), dynamic getattr, os._exit
-    "forbidden_attribute": "error",    # __subclasses__, __globals__, frame attributes ... (escape gadgets)
-    "top_level_statement": "error",    # code that would run at import time
-    "test_payloads_invalid": "error",  # TEST_PAYLOADS present but not a literal list of JSON dicts
-    "too_many_findings": "warning",    # the list below was cut at MAX_FINDINGS
-}
+
+
+def _load_registry():
+    """The finding-code registry TaskFlow's TypeScript side reads too: next to this file in the
+    image (/opt/taskflow), in domain/ when run from a checkout."""
+    here = posixpath.dirname(posixpath.abspath(__file__))
+    for path in (posixpath.join(here, "finding-codes.json"), posixpath.join(here, "..", "..", "domain", "finding-codes.json")):
+        try:
+            with open(path, "rb") as f:
+                return json.load(f)["codes"]
+        except FileNotFoundError:
+            continue
+    raise RuntimeError("finding-codes.json not found")
+
+
+# Default severity of each code this checker reports (upload- and static-stage codes of the
+# registry). Request `policy` overrides per code.
+DEFAULT_POLICY = {code: info["severity"] for code, info in _load_registry().items() if info["stage"] in ("upload", "static")}
 # After these nothing else can be analysed, so a policy may not hide or soften them: a file that
 # "passed" with no findings only because it could not be read would be a silent fail-open.
 UNANALYSABLE = {"not_utf8", "syntax_error", "too_complex"}

@@ -189,7 +189,7 @@ def check_contract(module):
     if handler is None:
         return contract_error("handler_missing", "the module defines no top-level `handler`")
     if not callable(handler):
-        return contract_error("handler_not_callable", "`handler` is a %s, not a function" % type(handler).__name__)
+        return contract_error("handler_not_function", "`handler` is a %s, not a function" % type(handler).__name__)
     try:
         sig = inspect.signature(handler)
     except (TypeError, ValueError):

@@ -4,9 +4,10 @@
  * the code actually returns.
  */
 import { z } from 'zod';
-import { TASK_STATUSES } from '../../domain/task';
-import { fileNameProblem, VALIDATION_ID_RE } from '../storage/ids';
-import { MAX_TEST_PAYLOADS, type ValidationStatus } from '../../domain/validation';
+import { DEFAULT_TASK_PRIORITY, TASK_PRIORITIES, TASK_STATUSES } from '../../domain/task';
+import { fileNameProblem, VALIDATION_ID_RE } from '../../domain/names';
+import { FINDING_CODES, type FindingCode } from '../../domain/findings';
+import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type ValidationStatus } from '../../domain/validation';
 import type { UploadAccepted } from '../validation/service';
 
 export const FileName = z
@@ -36,8 +37,8 @@ export const UploadAcceptedSchema = z.object({
 });
 
 export const FindingSchema = z.object({
-  code: z.string(),
-  severity: z.enum(['error', 'warning']),
+  code: z.enum(Object.keys(FINDING_CODES) as [FindingCode, ...FindingCode[]]),
+  severity: z.enum(SEVERITIES),
   message: z.string(),
   line: z.number().int().optional(),
   col: z.number().int().optional(),
@@ -48,7 +49,7 @@ export const ValidationStatusSchema = z.object({
   file_name: z.string(),
   owner: z.string(),
   sha256: z.string(),
-  status: z.enum(['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED']),
+  status: z.enum(VALIDATION_STATES),
   findings: z.array(FindingSchema),
   metrics: z.object({
     size_bytes: z.number(),
@@ -72,7 +73,7 @@ export const TaskCreateBody = z
   .object({
     title: FileName.describe('The task file to run (as uploaded with file_name)'),
     payload: z.record(z.string(), z.unknown()).default({}),
-    priority: z.enum(['high', 'low']).default('low'),
+    priority: z.enum(TASK_PRIORITIES).default(DEFAULT_TASK_PRIORITY),
     scheduled_at: ScheduledAt.optional(),
   })
   .strict();
@@ -82,7 +83,7 @@ export const CreatedTaskSchema = z
     task_id: z.string(),
     status: z.string(),
     title: z.string(),
-    priority: z.enum(['high', 'low']),
+    priority: z.enum(TASK_PRIORITIES),
   })
   .loose();
 
@@ -93,7 +94,7 @@ export const TaskStateSchema = z
     task_id: z.string(),
     title: z.string(),
     owner: z.string(),
-    priority: z.enum(['high', 'low']),
+    priority: z.enum(TASK_PRIORITIES),
     sha256: z.string().describe('The validated file version this task runs'),
     status: z.enum(TASK_STATUSES),
     result: z.unknown().optional().describe("The handler's JSON result (COMPLETED)"),

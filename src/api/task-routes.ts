@@ -5,7 +5,7 @@
 import express, { Router } from 'express';
 import type { Config } from '../config';
 import { UnsupportedMediaTypeError } from '../errors';
-import { normalizeFileName } from '../storage/ids';
+import { normalizeFileName } from '../../domain/names';
 import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';

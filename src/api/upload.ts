@@ -7,7 +7,7 @@ import { Router, type RequestHandler } from 'express';
 import multer from 'multer';
 import type { Config } from '../config';
 import { BadRequestError, UnprocessableError, UnsupportedMediaTypeError } from '../errors';
-import { normalizeFileName } from '../storage/ids';
+import { normalizeFileName } from '../../domain/names';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 import { parse } from './parse';

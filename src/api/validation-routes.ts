@@ -1,7 +1,7 @@
 /** `GET /tasks/validation_status/{validation_id}`: the validation workflow's `status` query. */
 import { Router } from 'express';
 import { NotFoundError } from '../errors';
-import { VALIDATION_ID_RE } from '../storage/ids';
+import { VALIDATION_ID_RE } from '../../domain/names';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 

@@ -12,7 +12,8 @@
  *   QUARANTINE_DIR/<validation_id>.py / .json      rejected file and its report
  */
 import path from 'node:path';
-import { FILE_NAME_RE, mustMatch, OWNER_RE, SHA256_RE, STAGED_NAME_RE, VALIDATION_ID_RE } from './ids';
+import { FILE_NAME_RE, OWNER_RE, SHA256_RE, VALIDATION_ID_RE } from '../../domain/names';
+import { mustMatch, STAGED_NAME_RE } from './ids';
 
 export interface StorageDirs {
   dataDir: string;

@@ -7,7 +7,7 @@
  */
 import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
 import { ensureDir, listDir, readJson, removeIfExists, writeExclusive, writeJsonAtomic } from './fs-safe';
-import { VALIDATION_ID_RE } from './ids';
+import { VALIDATION_ID_RE } from '../../domain/names';
 import type { Layout } from './layout';
 
 export interface ValidationRecord {

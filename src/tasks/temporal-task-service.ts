@@ -9,17 +9,17 @@ import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
-import { runTask } from '../../workflows/task';
+import { TASK_ID_RE } from '../../domain/names';
 import {
   FILE_NAME,
+  initialTaskState,
   OWNER,
   TASK_STATUS,
+  TASK_WORKFLOW,
   taskWorkflowId,
   type TaskInput,
   type TaskState,
 } from '../../domain/task';
-
-const TASK_ID_RE = /^[0-9a-f-]{36}$/;
 
 /** Temporal being down is the platform's problem, not the caller's: 503, and nothing is lost. */
 async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
@@ -52,9 +52,10 @@ export class TemporalTaskService implements TaskService {
       createdAt,
       ...(req.scheduledAt ? { scheduledAt: req.scheduledAt } : {}),
     };
-    const status = req.scheduledAt && Date.parse(req.scheduledAt) > Date.now() ? 'SCHEDULED' : 'QUEUED';
+    const state = initialTaskState(input, Date.now());
+    const status = state.status;
     await temporalCall('start task', this.log, () =>
-      this.client.workflow.start(runTask, {
+      this.client.workflow.start(TASK_WORKFLOW, {
         taskQueue: req.priority === 'high' ? this.config.taskQueueHigh : this.config.taskQueueLow,
         workflowId: taskWorkflowId(taskId),
         args: [input],
@@ -63,7 +64,7 @@ export class TemporalTaskService implements TaskService {
           { key: FILE_NAME, value: req.title },
           { key: TASK_STATUS, value: status },
         ],
-        memo: { state: { task_id: taskId, title: req.title, owner: req.owner, priority: req.priority, sha256: req.sha256, status, attempts: 0, created_at: createdAt } },
+        memo: { state },
       }),
     );
     this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, status });
@@ -86,7 +87,7 @@ export class TemporalTaskService implements TaskService {
   }
 
   async list(owner: string, q: TaskListQuery): Promise<TaskListPage> {
-    const clauses = [`WorkflowType = 'runTask'`, `Owner = '${owner}'`];
+    const clauses = [`WorkflowType = '${TASK_WORKFLOW}'`, `Owner = '${owner}'`];
     if (q.status) clauses.push(`TaskStatus = '${q.status}'`);
     if (q.title) clauses.push(`FileName = '${q.title}'`);
     const query = clauses.join(' AND ');
@@ -120,7 +121,7 @@ export class TemporalTaskService implements TaskService {
     const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
     const description = await temporalCall('describe task', this.log, () => handle.describe());
     const state = (description.memo as { state?: TaskState } | undefined)?.state;
-    if (description.type !== 'runTask' || !state || state.owner !== owner) throw new NotFoundError('no such task', 'task_not_found');
+    if (description.type !== TASK_WORKFLOW || !state || state.owner !== owner) throw new NotFoundError('no such task', 'task_not_found');
     return { handle, description };
   }
 }

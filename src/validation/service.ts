@@ -8,7 +8,6 @@ import type { Config } from '../config';
 import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { newValidationId, type Storage, type ValidationRecord } from '../storage';
-import { statusQuery, type validateTaskFile } from '../../workflows/validation';
 import {
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
@@ -16,6 +15,8 @@ import {
   VALIDATION_STATUS,
   isFinal,
   statusPath,
+  statusQuery,
+  VALIDATION_WORKFLOW,
   validationWorkflowId,
   type ValidationInput,
   type ValidationState,
@@ -116,7 +117,7 @@ export class ValidationService {
       // Bounded: past the deadline the upload answers 503 and recovery starts it later (a start that
       // did get through is then "already started", which counts as started).
       await client.connection.withDeadline(Date.now() + config.temporal.callTimeoutMs, () =>
-        client.workflow.start<typeof validateTaskFile>('validateTaskFile', {
+        client.workflow.start(VALIDATION_WORKFLOW, {
           taskQueue: config.validationQueue,
           workflowId: rec.workflow_id,
           args: [this.input(rec)],

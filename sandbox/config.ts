@@ -1,0 +1,15 @@
+/** What the sandbox runtime needs to know, handed in by the application (which reads its environment). */
+import type { SandboxLimits } from './limits';
+
+export interface SandboxConfig {
+  dockerSocket: string;
+  /** Image tag override; by default the tag is derived from the image's inputs. */
+  image?: string;
+  /** The unsafe path, named as such: run user code under runc instead of gVisor. */
+  allowInsecureRunc: boolean;
+  limits: SandboxLimits;
+  poolSize: number;
+  keyedPoolMax: number;
+  keyedMaxUses: number;
+  keyedIdleTtlMs: number;
+}
