@@ -1,4 +1,5 @@
 /** The sandbox runtime's machinery against the real engine: pools, cancellation, clean-up, checks. */
+import os from 'node:os';
 import Docker from 'dockerode';
 import { silentLogger } from '../src/logger';
 import { createSandbox, SandboxCancelledError, sha256, type Sandbox } from '../sandbox';
@@ -156,7 +157,7 @@ describe('static check inside the sandbox image', () => {
 test('containers left by a dead process are removed at start-up; a live one\'s are kept', async () => {
   const make = (instance: string) =>
     docker.createContainer({ Image: sandbox.image, Cmd: ['/usr/bin/python3.11', '-c', 'pass'], Labels: { [LABEL]: 'true', [LABEL_INSTANCE]: instance } });
-  const dead = await make(`${require('node:os').hostname()}/999999/1`);
+  const dead = await make(`${os.hostname()}/999999/1`);
   const foreign = await make('another-host/1/1');
   try {
     const second = await createSandbox(config.sandbox, silentLogger);
