@@ -5,22 +5,27 @@ python3.11 in unit tests), stdlib only.
 
   stdin:  {"source_b64": str, "file_name": str, "max_bytes": int,
            "policy": {code: "error" | "warning" | "off"}}          (policy optional)
-  stdout: one JSON line {"findings": [{"code", "severity", "message", "line"?, "col"?}],
+  stdout: one JSON line {"findings": [{"code", "severity", "message", "line"?, "col"?, "snippet"?}],
                          "test_payloads": list | null}
 
 Exit 0 whenever a report was written, error findings included. Exit 2 on a malformed request,
 1 on a bug in the checker: callers must treat any non-zero exit as a rejection (fail closed).
-`line` and `col` are 1-based; `col` counts characters, not bytes.
+`line` and `col` are 1-based; `col` counts characters, not bytes. `snippet` is the source line
+followed by a line with a caret under `col`, as a compiler shows it.
 
 This check is a first filter and a source of clear messages for honest users. It is not the
-security boundary: the gVisor sandbox and the agent's audit hook are. So the rules below aim to
-catch every direct and aliased use of a dangerous API and every import-time side effect, and
-accept that deliberately obfuscated code ("sys" + "tem") can slip past.
+security boundary: the gVisor sandbox and the agent's audit hook are. So errors are kept for what
+cannot work or is plainly not allowed: syntax, the handler contract, and direct or aliased uses
+of forbidden modules, calls and escape gadgets (deliberately obfuscated code, "sys" + "tem", can
+slip past). Ordinary module-level code (calls, class bodies, decorators, comprehensions) runs at
+load time inside the sandbox under its limits and is accepted; loops there get a warning. Lint
+findings come from pyflakes (Debian's python3-pyflakes, copied into the image).
 """
 
 import ast
 import base64
 import builtins
+import codecs
 import json
 import math
 import posixpath
@@ -50,6 +55,8 @@ DEFAULT_POLICY = {code: info["severity"] for code, info in _load_registry().item
 UNANALYSABLE = {"not_utf8", "syntax_error", "too_complex"}
 
 MAX_FINDINGS = 100
+SNIPPET_WIDTH = 120  # characters of a source line shown in a finding
+PYFLAKES_PATH = "/usr/lib/python3/dist-packages"  # python3-pyflakes, on the host and in the image
 MAX_TEST_PAYLOADS = 20
 JSON_SAFE_INT = 2 ** 53 - 1  # beyond this JavaScript's JSON.parse silently changes the number
 
@@ -157,44 +164,79 @@ class Report:
         self.findings = []
         self.seen = set()
 
-    def add(self, code, message, node=None, line=None, col=None, key=None):
-        """Records a finding. `key` deduplicates findings of one code on one line."""
+    def add(self, code, message, node=None, line=None, col=None, key=None, severity=None, byte_col=None):
+        """Records a finding. `key` deduplicates findings of one code on one line. `severity`
+        replaces the code's default for this finding (an explicit request policy still wins).
+        `byte_col` is a 0-based UTF-8 byte offset, as ast and pyflakes give it."""
         if node is not None and getattr(node, "lineno", None) is not None:
-            line, col = node.lineno, self.char_col(node.lineno, node.col_offset)
+            line, byte_col = node.lineno, node.col_offset
+        if line and byte_col is not None:
+            col = self.char_col(line, byte_col)
         if key is not None:
             if (code, line, key) in self.seen:
                 return
             self.seen.add((code, line, key))
-        finding = {"code": code, "message": ("line %d: %s" % (line, message)) if line else message}
+        finding = {"code": code, "message": message}
+        if severity:
+            finding["severity"] = severity
         if line:
             finding["line"] = line
             if col:
                 finding["col"] = col
+            snippet = self.snippet(line, col)
+            if snippet:
+                finding["snippet"] = snippet
         self.findings.append(finding)
+
+    def text_line(self, line):
+        if not 0 < line <= len(self.lines):
+            return None
+        return self.lines[line - 1].decode("utf-8", "replace")
 
     def char_col(self, line, byte_offset):
         if not 0 < line <= len(self.lines):
             return byte_offset + 1
         return len(self.lines[line - 1][:byte_offset].decode("utf-8", "ignore")) + 1
 
-    def severity(self, code):
-        return self.policy.get(code, DEFAULT_POLICY[code])
+    def snippet(self, line, col):
+        """The line as written and, under it, a caret at `col`. Tabs are kept in the caret line's
+        indent so the caret lines up however the reader's terminal expands them. A long line is
+        cut to a window around the column."""
+        text = self.text_line(line)
+        if text is None or not text.strip():
+            return None
+        text = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+        col = col if col and 0 < col <= len(text) + 1 else None
+        start = 0
+        if len(text) > SNIPPET_WIDTH:
+            start = max(0, min((col or 1) - 1 - SNIPPET_WIDTH // 2, len(text) - SNIPPET_WIDTH))
+            text = ("..." if start else "") + text[start:start + SNIPPET_WIDTH] + ("..." if start + SNIPPET_WIDTH < len(text) else "")
+            start -= 3 if start else 0
+        if col is None:
+            return text
+        pad = "".join(c if c == "\t" else " " for c in text[: col - 1 - start])
+        return text + "\n" + pad + "^"
+
+    def severity(self, code, default=None):
+        return self.policy.get(code) or default or DEFAULT_POLICY[code]
 
     def render(self):
         out = []
         for f in sorted(self.findings, key=lambda f: (f.get("line", 0), f.get("col", 0))):
-            severity = self.severity(f["code"])
+            severity = self.severity(f["code"], f.get("severity"))
             if severity != "off":
-                out.append({"code": f["code"], "severity": severity, **{k: v for k, v in f.items() if k != "code"}})
+                out.append({**f, "severity": severity})
         if len(out) > MAX_FINDINGS:
             dropped = len(out) - MAX_FINDINGS
             # Errors first when cutting, so a cut list never hides why a file was rejected.
             out = sorted(out, key=lambda f: f["severity"] != "error")[:MAX_FINDINGS]
             out.sort(key=lambda f: (f.get("line", 0), f.get("col", 0)))
-            if self.severity("too_many_findings") != "off":
-                out.append({"code": "too_many_findings", "severity": self.severity("too_many_findings"),
+            severity = self.severity("too_many_findings")
+            if severity != "off":
+                out.append({"code": "too_many_findings", "severity": severity,
                             "message": "%d more findings were left out" % dropped})
-        return out
+        return [{"code": f["code"], "severity": f["severity"], **{k: v for k, v in f.items() if k not in ("code", "severity")}}
+                for f in out]
 
 
 # --- Reading the request ---------------------------------------------------------------------
@@ -277,9 +319,10 @@ class Names:
 
     Deliberately conservative, ignoring scopes: a name means everything any import or simple
     assignment anywhere bound it to (`o = os` makes `o.system` os.system). A builtin is taken to
-    be shadowed only by an import in the module's top level or in an enclosing function, and
-    never if the name is ever declared global/nonlocal or deleted (that is how a file would
-    unshadow it again).
+    be shadowed only by an import in the module's top level or in an enclosing function, or by a
+    parameter or assignment of an enclosing function (Python makes such a name local to the whole
+    function, so the builtin is unreachable there), and never if the name is ever declared
+    global/nonlocal or deleted (that is how a file would unshadow it again).
     """
 
     ALIAS_PASSES = 8  # enough for `a = os; b = a; c = b`, bounded so `a = a.b` cannot grow forever
@@ -300,7 +343,9 @@ class Names:
                 self.dynamic.update(node.names)
             elif isinstance(node, ast.Delete):
                 self.dynamic.update(t.id for t in node.targets if isinstance(t, ast.Name))
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            if isinstance(node, SCOPES):
+                self.scope_imports.setdefault(node, set()).update(function_locals(node))
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 aliases.extend((t.id, node.value, scopes) for t in targets if isinstance(t, ast.Name))
         for _ in range(self.ALIAS_PASSES):
@@ -343,6 +388,28 @@ class Names:
             return set()
         suffix = "".join("." + a for a in reversed(attrs))
         return {base + suffix for base in self.of_name(node.id, scopes)}
+
+
+def function_locals(func):
+    """Names a def or lambda binds as its own locals: parameters, and names assigned, loop or
+    `with` targets in its body outside nested scopes and comprehensions (a comprehension binds in
+    a scope of its own; its walrus targets are left out, which only errs on the strict side)."""
+    a = func.args
+    found = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x is not None}
+    if isinstance(func, ast.Lambda):
+        return found
+    stack = list(func.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        if isinstance(node, (*SCOPES, ast.ClassDef)):
+            if not isinstance(node, ast.Lambda):
+                found.add(node.name)  # `def compile(): ...` binds the name; its body is another scope
+            continue
+        if not isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr)):
+            stack.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def str_const(node):
@@ -463,80 +530,6 @@ def check_everywhere(report, tree, names):
 
 # --- What runs at import time -----------------------------------------------------------------
 
-def small_arithmetic(node):
-    """True for arithmetic on number literals whose result cannot outgrow the source text, like
-    64 * 1024 or 8 << 20. Excluded: `**` (10**10**10 spins), big shifts (1 << 10**9 allocates) and
-    any string or bytes operand ("x" * 10**9 allocates)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ast.Constant) and type(n.value) in (int, float):
-            continue
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
-            stack.append(n.operand)
-        elif isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)):
-            stack.extend((n.left, n.right))
-        elif (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.LShift, ast.RShift))
-              and isinstance(n.right, ast.Constant) and type(n.right.value) is int and 0 <= n.right.value <= 64):
-            stack.append(n.left)
-        else:
-            return False
-    return True
-
-
-def inert(node):
-    """True for expressions that compute nothing worth the name: literals, small arithmetic on
-    numbers, names, attribute chains, subscripts (type hints like dict[str, int]) and `|` unions.
-    No calls, no comprehensions, nothing that could allocate or spin at import time."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.Constant, ast.Name)):
-            continue
-        if isinstance(n, ast.BinOp) and not isinstance(n.op, ast.BitOr):
-            if not small_arithmetic(n):
-                return False
-            continue
-        if isinstance(n, ast.Attribute):
-            stack.append(n.value)
-        elif isinstance(n, ast.Subscript):
-            stack.extend((n.value, n.slice))
-        elif isinstance(n, (ast.Tuple, ast.List, ast.Set)):
-            stack.extend(n.elts)
-        elif isinstance(n, ast.Dict):
-            stack.extend(k for k in n.keys if k is not None)
-            stack.extend(n.values)
-        elif isinstance(n, ast.Lambda):  # defining one runs nothing but its defaults
-            stack.extend(n.args.defaults)
-            stack.extend(d for d in n.args.kw_defaults if d is not None)
-        elif isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
-            stack.append(n.operand)
-        elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr):
-            stack.extend((n.left, n.right))
-        else:
-            return False
-    return True
-
-
-def dotted(node):
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
-def decorator_ok(node):
-    """`@name`, `@mod.name` or `@name(literal args)` like @functools.lru_cache(maxsize=32)."""
-    if isinstance(node, ast.Call):
-        return dotted(node.func) is not None and all(
-            inert(a) for a in [*node.args, *(k.value for k in node.keywords)])
-    return dotted(node) is not None
-
-
 def is_main_guard(stmt):
     test = stmt.test if isinstance(stmt, ast.If) else None
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
@@ -546,92 +539,30 @@ def is_main_guard(stmt):
             and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
 
 
-def assign_targets_ok(targets):
-    stack = list(targets)
-    while stack:
-        t = stack.pop()
-        if isinstance(t, (ast.Tuple, ast.List)):
-            stack.extend(t.elts)
-        elif isinstance(t, ast.Starred):
-            stack.append(t.value)
-        elif not isinstance(t, ast.Name):
-            return False  # x.attr = ... or x[k] = ... mutates something at import time
-    return True
+LOOP_NAMES = {ast.For: "a for loop", ast.AsyncFor: "an async for loop", ast.While: "a while loop"}
+# Statements whose blocks run when the module loads (a def's body does not; a class body does).
+BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
-STATEMENT_NAMES = {
-    ast.For: "a for loop", ast.AsyncFor: "an async for loop", ast.While: "a while loop",
-    ast.If: "an if block", ast.With: "a with block", ast.AsyncWith: "an async with block",
-    ast.Try: "a try block", ast.TryStar: "a try block", ast.Raise: "a raise statement",
-    ast.Assert: "an assert", ast.Delete: "a del statement", ast.Global: "a global statement",
-    ast.Nonlocal: "a nonlocal statement", ast.AugAssign: "an augmented assignment",
-    ast.Match: "a match statement",
-}
-
-
-def side_effect(stmt, lazy_annotations):
-    """(why, where) a module- or class-level statement would run code at import time, or None."""
-    computed = "an assignment whose value is computed (a call, a comprehension, `**`...) runs at import time"
-    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass)):
-        return None
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        for d in stmt.decorator_list:
-            if not decorator_ok(d):
-                return "a decorator that computes something runs when %s is defined" % stmt.name, d
-        if isinstance(stmt, ast.ClassDef):
-            for b in [*stmt.bases, *(k.value for k in stmt.keywords)]:
-                if not inert(b):
-                    return "class %s's bases are computed at import time" % stmt.name, b
-            return None
-        a = stmt.args
-        for d in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
-            if not inert(d):
-                return "a default value of %s() is computed at import time" % stmt.name, d
-        if not lazy_annotations:
-            annotations = [x.annotation for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
-                           if x is not None and x.annotation is not None]
-            for x in annotations + ([stmt.returns] if stmt.returns else []):
-                if not inert(x):
-                    return "an annotation of %s() is computed at import time" % stmt.name, x
-        return None
-    if isinstance(stmt, ast.Expr):
-        if isinstance(stmt.value, ast.Constant):
-            return None  # docstrings, `...`
-        if isinstance(stmt.value, ast.Call):
-            name = dotted(stmt.value.func)
-            return "a call%s runs at import time" % (" to %s" % short(name) if name else ""), stmt
-        return "an expression statement runs at import time", stmt
-    if isinstance(stmt, ast.Assign):
-        if not assign_targets_ok(stmt.targets):
-            return "an assignment to an attribute or item mutates something at import time", stmt
-        return None if inert(stmt.value) else (computed, stmt)
-    if isinstance(stmt, ast.AnnAssign):
-        if not isinstance(stmt.target, ast.Name):
-            return "an assignment to an attribute or item mutates something at import time", stmt
-        if not lazy_annotations and not inert(stmt.annotation):
-            return "the annotation is computed at import time", stmt
-        if stmt.value is not None and not inert(stmt.value):
-            return computed, stmt
-        return None
-    return "%s runs at import time" % STATEMENT_NAMES.get(type(stmt), "this statement"), stmt
-
-
-def check_top_level(report, tree, main_runs):
-    lazy = any(isinstance(s, ast.ImportFrom) and s.module == "__future__"
-               and any(a.name == "annotations" for a in s.names) for s in tree.body)
-    allowed = ("only imports, defs, classes, docstrings, constant assignments and "
-               "`if __name__ == \"__main__\":` blocks may be at top level")
+def check_import_time(report, tree, main_runs):
+    """Module-level code is ordinary Python and runs inside the sandbox under its limits when the
+    task loads. Only loops get a word: they are where load time usually goes."""
     work = list(tree.body)
     while work:
         stmt = work.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
         if is_main_guard(stmt) and not main_runs:
             work.extend(stmt.orelse)  # the else branch does run at import
             continue
-        if isinstance(stmt, ast.ClassDef):
-            work.extend(stmt.body)  # a class body runs at import time, so it obeys the same rule
-        problem = side_effect(stmt, lazy)
-        if problem:
-            report.add("top_level_statement", "%s; %s" % (problem[0], allowed), problem[1])
+        if type(stmt) in LOOP_NAMES:
+            report.add("import_time_work", "%s runs when the module loads; its time counts against the "
+                       "sandbox's load timeout (move it into a function if it need not run at load)"
+                       % LOOP_NAMES[type(stmt)], stmt)
+            continue
+        for field in BLOCK_FIELDS:
+            for child in getattr(stmt, field, None) or ():
+                work.extend(child.body if isinstance(child, (ast.ExceptHandler, ast.match_case)) else [child])
 
 
 # --- The handler contract ---------------------------------------------------------------------
@@ -669,11 +600,12 @@ def direct_nodes(func):
 
 
 def check_handler(report, tree, main_runs):
+    """Checks the contract; returns the handler's def when `handler` is bound to one."""
     bindings = top_level_bindings(tree, "handler", main_runs)
     if not bindings:
         report.add("handler_missing", "no top-level handler: define `async def handler(payload):` or "
                    "`def handler(payload):` at module level")
-        return
+        return None
     last = bindings[-1]
     if not isinstance(last, (ast.FunctionDef, ast.AsyncFunctionDef)):
         if isinstance(last, ast.ClassDef):
@@ -688,7 +620,7 @@ def check_handler(report, tree, main_runs):
             what = "an assignment"
         report.add("handler_not_function", "handler is bound to %s; it must be a function defined with "
                    "`def handler(payload):` or `async def handler(payload):`" % what, last)
-        return
+        return None
     if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in direct_nodes(last)):
         report.add("handler_not_function", "handler contains yield, so calling it returns a generator "
                    "instead of its result; return the result", last)
@@ -708,6 +640,7 @@ def check_handler(report, tree, main_runs):
     if problems:
         report.add("handler_arity", "handler must take exactly one required positional parameter, the "
                    "payload (extra parameters need defaults): %s" % "; ".join(problems), last)
+    return last
 
 
 # --- TEST_PAYLOADS ----------------------------------------------------------------------------
@@ -779,26 +712,108 @@ def check_test_payloads(report, tree, main_runs):
     return value
 
 
+# --- Lint (pyflakes) --------------------------------------------------------------------------
+
+# pyflakes message class -> finding code; anything else is "lint".
+LINT_CODES = {
+    "UndefinedName": "undefined_name", "UndefinedLocal": "undefined_name", "UndefinedExport": "undefined_name",
+    "UnusedImport": "unused_import", "UnusedVariable": "unused_variable",
+    "RedefinedWhileUnused": "redefined_unused", "ImportShadowedByLoopVar": "redefined_unused",
+}
+
+
+def load_pyflakes():
+    """pyflakes' checker module, or None. The checker runs with -I -S, so Debian's dist-packages
+    (where python3-pyflakes installs, on the host and in the sandbox image) is added here, last,
+    for this one import."""
+    if PYFLAKES_PATH not in sys.path:
+        sys.path.append(PYFLAKES_PATH)
+    try:
+        from pyflakes import checker as pyflakes_checker
+    except ImportError:
+        return None
+    return pyflakes_checker
+
+
+def handler_body_spans(handler):
+    """(start, end) positions, as (line, byte col), of the handler's own body, and of the nested
+    defs, lambdas and classes in it, whose code runs only if something calls them."""
+    if handler is None or not handler.body:
+        return None, []
+    first, last = handler.body[0], handler.body[-1]
+    body = ((first.lineno, first.col_offset), (last.end_lineno, last.end_col_offset))
+    nested = [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset))
+              for n in direct_nodes(handler) if isinstance(n, (*SCOPES, ast.ClassDef))]
+    return body, nested
+
+
+def check_lint(report, tree, file_name, handler):
+    flakes = load_pyflakes()
+    if flakes is None:
+        report.add("lint_unavailable", "pyflakes is not installed where the checker runs, so names "
+                   "and imports were not linted")
+        return
+    try:
+        messages = flakes.Checker(tree, filename=file_name).messages
+    except (RecursionError, MemoryError):
+        report.add("lint_unavailable", "the file is nested too deeply for the linter; names and "
+                   "imports were not linted")
+        return
+    body, nested = handler_body_spans(handler)
+    for m in sorted(messages, key=lambda m: (m.lineno, m.col)):
+        code = LINT_CODES.get(type(m).__name__, "lint")
+        severity = None
+        where = (m.lineno, m.col)
+        if (code == "undefined_name" and body and body[0] <= where <= body[1]
+                and not any(a <= where <= b for a, b in nested)):
+            severity = "error"  # every call of the handler reaches it and fails with a NameError
+        message = m.message % m.message_args
+        if type(m).__name__ == "UndefinedName":
+            message = "%s is not defined" % short(m.message_args[0])  # as Python's NameError says it
+        report.add(code, message, line=m.lineno, byte_col=m.col, severity=severity,
+                   key=(m.col, m.message))
+
+
 # --- Putting it together ----------------------------------------------------------------------
+
+def compile_problem(text, file_name):
+    """The SyntaxError Python's compiler raises for source the parser accepted ('return' outside
+    a function, a duplicate argument, 'await' outside async...), or None. Compiling builds a
+    code object and runs nothing; constant folding is size-capped by CPython. From the text, not
+    the tree: turning a Python-level tree back into the compiler's own recurses much sooner."""
+    try:
+        compile(text, file_name, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc
+    return None
+
 
 def check(source, file_name, max_bytes, policy):
     """The report for one file: (findings, test_payloads)."""
-    lines = re.split(rb"\r\n|\r|\n", source)
-    report = Report(policy, lines)
+    size = len(source)
+    if size > max_bytes and policy.get("too_large", DEFAULT_POLICY["too_large"]) == "error":
+        # Rejected anyway: don't spend time parsing it.
+        report = Report(policy, [])
+        report.add("too_large", "the file is %d bytes; the limit is %d" % (size, max_bytes))
+        return report.render(), None
+    # Python reads a leading UTF-8 byte order mark as a signature and skips it.
+    if source.startswith(codecs.BOM_UTF8):
+        source = source[len(codecs.BOM_UTF8):]
+    report = Report(policy, re.split(rb"\r\n|\r|\n", source))
+    lines = report.lines
+    if size > max_bytes:
+        report.add("too_large", "the file is %d bytes; the limit is %d" % (size, max_bytes))
     payloads = None
-    if len(source) > max_bytes:
-        report.add("too_large", "the file is %d bytes; the limit is %d" % (len(source), max_bytes))
-        if report.severity("too_large") == "error":
-            return report.render(), None  # rejected anyway: don't spend time parsing it
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = source.count(b"\n", 0, exc.start) + 1
+        line = len(re.findall(rb"\r\n|\r|\n", source[:exc.start])) + 1
         report.add("not_utf8", "the file is not UTF-8 text (byte 0x%02x at offset %d)"
                    % (source[exc.start], exc.start), line=line)
         return report.render(), None
     if b"\0" in source:
-        report.add("null_bytes", "the file contains NUL bytes", line=source.count(b"\n", 0, source.index(b"\0")) + 1)
+        nul = source.index(b"\0")
+        report.add("null_bytes", "the file contains NUL bytes", line=len(re.findall(rb"\r\n|\r|\n", source[:nul])) + 1)
         if report.severity("null_bytes") == "error":
             return report.render(), None
     for number, line in enumerate(lines[:2], 1):
@@ -811,15 +826,17 @@ def check(source, file_name, max_bytes, policy):
             break
     try:
         tree = ast.parse(text, filename=file_name)
+        problem = compile_problem(text, file_name)
     except SyntaxError as exc:  # IndentationError and TabError included
-        hint = "; the file starts with a byte order mark: save it as UTF-8 without BOM" if text.startswith("\ufeff") else ""
-        report.add("syntax_error", exc.msg + hint, line=exc.lineno or None, col=exc.offset or None)
-        return report.render(), None
+        problem = exc
     except ValueError as exc:  # e.g. NUL bytes when null_bytes is not an error
         report.add("syntax_error", str(exc))
         return report.render(), None
     except (RecursionError, MemoryError):
         report.add("too_complex", "the file is nested too deeply to be parsed")
+        return report.render(), None
+    if problem is not None:
+        report.add("syntax_error", problem.msg, line=problem.lineno or None, col=problem.offset or None)
         return report.render(), None
 
     # A module loaded as "__main__" runs its `if __name__ == "__main__":` block at import time.
@@ -827,9 +844,10 @@ def check(source, file_name, max_bytes, policy):
     try:
         names = Names(tree)
         check_everywhere(report, tree, names)
-        check_top_level(report, tree, main_runs)
-        check_handler(report, tree, main_runs)
+        check_import_time(report, tree, main_runs)
+        handler = check_handler(report, tree, main_runs)
         payloads = check_test_payloads(report, tree, main_runs)
+        check_lint(report, tree, file_name, handler)
     except (RecursionError, MemoryError):
         report.add("too_complex", "the file is too deeply nested to be checked")
         payloads = None
