@@ -1,7 +1,7 @@
 /**
  * Builds the sandbox image locally (no registry is reachable): a minimal root filesystem holding
- * the host's Debian python3.11 with its stdlib and shared libraries, plus the agent, the child
- * runner and the static checker. The tag is a hash of every input, so a build runs only when an
+ * the host's Debian python3.11 with its stdlib and shared libraries, Debian's pyflakes (the
+ * checker's linter), plus the agent, the child runner and the static checker. The tag is a hash of every input, so a build runs only when an
  * input changed.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,6 +19,8 @@ const RECIPE_VERSION = '2';
 export const IMAGE_REPO = 'taskflow-sandbox';
 export const PYTHON_BIN = '/usr/bin/python3.11';
 const STDLIB = '/usr/lib/python3.11';
+/** Debian's python3-pyflakes (pure Python, stdlib only); the checker appends its parent to sys.path. */
+const PYFLAKES = '/usr/lib/python3/dist-packages/pyflakes';
 /** What goes to /opt/taskflow in the image: the agent, child runner and checker, and the finding-code registry they read. */
 const AGENT_SRC_DIR = path.join(__dirname, 'image');
 const AGENT_FILES: Record<string, string> = {
@@ -35,18 +37,27 @@ const STDLIB_EXCLUDE = new Set([
 
 const sha256File = (file: string): string => sha256Hex(fs.readFileSync(file));
 
-function stdlibFiles(): string[] {
+function pythonFiles(root: string, exclude: Set<string>): string[] {
   const out: string[] = [];
   const walk = (dir: string, top: boolean) => {
     for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
-      if ((top && STDLIB_EXCLUDE.has(ent.name)) || ent.name === '__pycache__') continue;
+      if ((top && exclude.has(ent.name)) || ent.name === '__pycache__') continue;
       const p = path.join(dir, ent.name);
       if (ent.isDirectory()) walk(p, false);
       else if (ent.isFile()) out.push(p);
     }
   };
-  walk(STDLIB, true);
+  walk(root, true);
   return out.sort();
+}
+
+const stdlibFiles = (): string[] => pythonFiles(STDLIB, STDLIB_EXCLUDE);
+
+function pyflakesFiles(): string[] {
+  if (!fs.existsSync(path.join(PYFLAKES, 'checker.py'))) {
+    throw new SandboxInfraError(`${PYFLAKES} is missing: install Debian's pyflakes (apt-get install python3-pyflakes), or run scripts/setup.sh`);
+  }
+  return pythonFiles(PYFLAKES, new Set(['test']));
 }
 
 /** The content hash that names the image: recipe, agent sources, interpreter and stdlib listing. */
@@ -58,6 +69,7 @@ export function imageInputsHash(): string {
   h.update(`recipe ${RECIPE_VERSION}\n`);
   for (const [f, src] of Object.entries(AGENT_FILES)) h.update(`${f} ${sha256File(src)}\n`);
   h.update(`python ${sha256File(PYTHON_BIN)}\n`);
+  for (const f of pyflakesFiles()) h.update(`${f} ${sha256File(f)}\n`);
   for (const f of stdlibFiles()) {
     const st = fs.statSync(f);
     h.update(`${f} ${st.size} ${Math.floor(st.mtimeMs)}\n`);
@@ -101,6 +113,7 @@ function assembleRootfs(root: string): void {
   copyInto(root, PYTHON_BIN);
   fs.symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
   for (const f of stdlib) copyInto(root, f);
+  for (const f of pyflakesFiles()) copyInto(root, f);
   for (const [f, src] of Object.entries(AGENT_FILES)) {
     const dest = path.join(root, 'opt/taskflow', f);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -109,7 +122,7 @@ function assembleRootfs(root: string): void {
   }
   // Bytecode compiled here, checked by hash not mtime: the root is read-only and copies get new
   // mtimes, so without this every interpreter start recompiles the stdlib it imports (~0.5 s).
-  for (const [dir, as] of [['usr/lib/python3.11', STDLIB], ['opt/taskflow', '/opt/taskflow']]) {
+  for (const [dir, as] of [['usr/lib/python3.11', STDLIB], [PYFLAKES.slice(1), PYFLAKES], ['opt/taskflow', '/opt/taskflow']]) {
     execFileSync(PYTHON_BIN, ['-m', 'compileall', '-q', '-f', '-j', '0', '--invalidation-mode', 'unchecked-hash', '-d', as, path.join(root, dir)], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });

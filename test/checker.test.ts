@@ -19,6 +19,7 @@ interface Finding {
   message: string;
   line?: number;
   col?: number;
+  snippet?: string;
 }
 interface Report {
   findings: Finding[];

@@ -221,7 +221,9 @@ def main():
         if op == "load":
             name = os.path.basename(msg.get("file_name") or "task.py")
             filename = "/task/" + name
-            source = base64.b64decode(msg["source_b64"]).decode("utf-8")
+            # utf-8-sig: like Python reading a file, skip a leading byte order mark (compile() of a
+            # str would refuse it). CRLF needs nothing: compile() reads every line end.
+            source = base64.b64decode(msg["source_b64"]).decode("utf-8-sig")
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             module = types.ModuleType("task")  # fixed: a file named __main__.py must not run its main block
             module.__file__ = filename
