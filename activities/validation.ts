@@ -111,6 +111,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         message: f.message,
         ...(f.line !== undefined ? { line: f.line } : {}),
         ...(f.col !== undefined ? { col: f.col } : {}),
+        ...(typeof f.snippet === 'string' ? { snippet: f.snippet.slice(0, 1000) } : {}),
       }));
       if (!outcome.ok) {
         if (!findings.some((f) => f.severity === 'error')) findings.push(finding('static_check_failed', 'the static check rejected the file'));

@@ -20,8 +20,11 @@ export interface ValidationFinding {
   code: FindingCode;
   severity: Severity;
   message: string;
+  /** 1-based; `col` counts characters. */
   line?: number;
   col?: number;
+  /** The source line and, under it, a caret at `col`. */
+  snippet?: string;
 }
 
 export interface ValidationMetrics {

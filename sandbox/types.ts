@@ -10,6 +10,8 @@ export interface Finding {
   message: string;
   line?: number;
   col?: number;
+  /** The source line and, under it, a caret at `col` (as a compiler shows it). */
+  snippet?: string;
 }
 
 export interface CheckOutcome {

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { CORPUS, CORPUS_WARNINGS, corpusFiles } from './helpers/corpus';
 
 const PYTHON = '/usr/bin/python3.11';
 const CHECKER = path.join(__dirname, '..', 'sandbox', 'image', 'checker.py');
@@ -120,6 +121,14 @@ describe('fixtures: every task file under test/fixtures/tasks has an expected ve
     const r = checkFixture(name);
     expect(bySeverity(r, 'error')).toEqual(errors);
     expect(bySeverity(r, 'warning')).toEqual(warnings);
+  });
+});
+
+describe('corpus: ordinary task files in many styles pass the check', () => {
+  it.each(corpusFiles())('%s', (file) => {
+    const r = check(fs.readFileSync(path.join(CORPUS, file)), { fileName: file });
+    expect(r.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(r.findings.map((f) => f.code).sort()).toEqual(CORPUS_WARNINGS[file] ?? []);
   });
 });
 

@@ -40,8 +40,9 @@ export const FindingSchema = z.object({
   code: z.enum(Object.keys(FINDING_CODES) as [FindingCode, ...FindingCode[]]),
   severity: z.enum(SEVERITIES),
   message: z.string(),
-  line: z.number().int().optional(),
-  col: z.number().int().optional(),
+  line: z.number().int().optional().describe('1-based line'),
+  col: z.number().int().optional().describe('1-based column, in characters'),
+  snippet: z.string().optional().describe('The source line, then a line with a caret under the column'),
 });
 
 export const ValidationStatusSchema = z.object({
