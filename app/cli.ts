@@ -1,87 +1,64 @@
 /**
- * Operator CLI: `npx taskflow <command>`.
- *   sandbox-image                               build (if inputs changed) and print the sandbox image tag
- *   sandbox-run FILE.py [--payload JSON]... [--cold]   run a task file in a sandbox, print the outcome JSON
- *   sandbox-check FILE.py                       static findings as JSON
- * Exit status 0 only when every payload succeeded / no finding rejects the file.
+ * `npx taskflow <command>`: the user's commands (upload, run, status, tasks, cancel, delete; they
+ * talk to a server over HTTP) and the operator's (sandbox-image, sandbox-run, sandbox-check; they
+ * drive the local Docker engine). Every command parses its own arguments with node's
+ * util.parseArgs. Exit status: 0 done, 1 the outcome was a failure, 2 bad arguments or a failed request.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { loadConfig } from '../src/config';
-import { createLogger } from '../src/logger';
-import { connectDocker, verifyEngine } from '../sandbox/engine';
-import { ensureImage } from '../sandbox/image';
-import { createSandbox } from '../sandbox';
+import { ApiError, ConnectionError } from '../src/client/api-client';
+import { ClientConfigError } from '../src/client/config';
+import { UsageError } from './cli-args';
+import { cancel, remove, run, status, tasks, upload, USER_USAGE } from './cli-user';
 
-const USAGE = `usage:
+const OPERATOR_USAGE = `operator commands (need the Docker engine; read the server's environment):
   taskflow sandbox-image
   taskflow sandbox-run FILE.py [--payload JSON]... [--cold]
   taskflow sandbox-check FILE.py`;
+const USAGE = `${USER_USAGE}\n\n${OPERATOR_USAGE}`;
+/** Loaded only when used: it pulls in the config, Docker and the sandbox runtime. */
+const operator = () => import('./cli-operator');
 
-interface Parsed {
-  file?: string;
-  payloads: unknown[];
-  cold: boolean;
-}
-
-function parseArgs(args: string[]): Parsed {
-  const out: Parsed = { payloads: [], cold: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--cold') out.cold = true;
-    else if (a === '--payload') {
-      const raw = args[++i];
-      if (raw === undefined) throw new Error('--payload needs a JSON value');
-      try {
-        out.payloads.push(JSON.parse(raw));
-      } catch {
-        throw new Error(`--payload is not valid JSON: ${raw}`);
-      }
-    } else if (!out.file && !a.startsWith('--')) out.file = a;
-    else throw new Error(`unexpected argument: ${a}`);
-  }
-  return out;
-}
-
-function print(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-}
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  upload,
+  run,
+  status,
+  tasks,
+  cancel,
+  delete: remove,
+  'sandbox-image': async (args) => (await operator()).sandboxImage(args),
+  'sandbox-run': async (args) => (await operator()).sandboxRunOrCheck('sandbox-run', args),
+  'sandbox-check': async (args) => (await operator()).sandboxRunOrCheck('sandbox-check', args),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const config = loadConfig();
-  const log = createLogger(config.logLevel);
-  if (command === 'sandbox-image') {
-    const docker = connectDocker(config.sandbox);
-    await verifyEngine(docker, config.sandbox, log);
-    process.stdout.write((await ensureImage(docker, log)) + '\n');
-    return 0;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return command === undefined ? 2 : 0;
   }
-  if (command !== 'sandbox-run' && command !== 'sandbox-check') {
-    process.stderr.write(USAGE + '\n');
+  const run = Object.prototype.hasOwnProperty.call(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!run) {
+    process.stderr.write(`taskflow: unknown command ${JSON.stringify(command)}\n\n${USAGE}\n`);
     return 2;
   }
-  const args = parseArgs(rest);
-  if (!args.file) throw new Error(`${command} needs a FILE.py\n${USAGE}`);
-  const source = fs.readFileSync(args.file);
-  const fileName = path.basename(args.file);
-  const sandbox = await createSandbox(config.sandbox, log);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   try {
-    if (command === 'sandbox-check') {
-      const outcome = await sandbox.check({ source, fileName, maxBytes: config.maxUploadBytes });
-      print(outcome);
-      return outcome.ok ? 0 : 1;
+    return await run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`taskflow ${command}: ${err.message}\n(taskflow --help for usage)\n`);
+      return 2;
     }
-    const req = {
-      source: source.toString('utf8'),
-      fileName,
-      payloads: args.payloads.length ? args.payloads : [{}],
-      onProgress: (p: unknown) => log.info('sandbox progress', { progress: p }),
-    };
-    const outcome = args.cold ? await sandbox.runCold(req) : await sandbox.validate(req);
-    print(outcome);
-    return outcome.ok ? 0 : 1;
-  } finally {
-    await sandbox.close();
+    if (err instanceof ApiError) {
+      process.stderr.write(`taskflow ${command}: HTTP ${err.status} ${err.code}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof ConnectionError || err instanceof ClientConfigError) {
+      process.stderr.write(`taskflow ${command}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
   }
 }

@@ -40,3 +40,10 @@ test('bad arguments get a usage message and exit 2', () => {
   expect(r.code).toBe(2);
   expect(r.err).toMatch(/not valid JSON/);
 });
+
+test('each operator command parses its own arguments (util.parseArgs): unknown options and missing files exit 2', () => {
+  expect(taskflow('sandbox-check')).toMatchObject({ code: 2, err: expect.stringContaining('missing FILE.py') });
+  expect(taskflow('sandbox-run', path.join(FIXTURES, 'good_sync.py'), '--colt')).toMatchObject({ code: 2, err: expect.stringContaining("Unknown option '--colt'") });
+  expect(taskflow('sandbox-image', 'extra')).toMatchObject({ code: 2, err: expect.stringContaining('unexpected argument: extra') });
+  expect(taskflow('no-such-command')).toMatchObject({ code: 2, err: expect.stringContaining('unknown command "no-such-command"') });
+});
