@@ -423,6 +423,12 @@ describe('dunder escapes', () => {
     ]);
   });
 
+  it('a docstring may name an escape gadget: prose is not a use', () => {
+    const source = withHandler('def f(cls):\n    """Walks cls.__mro__ and __subclasses__() like the docs say."""\n    return cls\n');
+    expect(check(source).findings).toEqual([]);
+    expect(bySeverity(check(withHandler('X = "__subclasses__"\n')), 'error')).toEqual(['forbidden_attribute']);
+  });
+
   it.each([
     'def f(g):\n    return g.__code__\n',
     'def f(o):\n    return getattr(o, "__globals__")\n',
