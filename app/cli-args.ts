@@ -30,6 +30,7 @@ export function json(option: string, raw: string): unknown {
 /** A JSON object (what a payload must be). */
 export function jsonObject(option: string, raw: string): Record<string, unknown> {
   const v = json(option, raw);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError(`--${option} must be a JSON object, like '{"name": "ada"}'`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new UsageError(`--${option} must be a JSON object, like '{"name": "ada"}'`);
   return v as Record<string, unknown>;
 }

@@ -110,7 +110,10 @@ export async function upload(args: string[]): Promise<number> {
   const accepted = await o.client.upload(name, source, payloads);
   if (!values.wait) {
     if (o.json) printJson(accepted);
-    else out(`${path.basename(file)}: uploaded as ${accepted.file_name}, validation ${accepted.validation_id} is ${accepted.status}\nfollow it: taskflow status ${accepted.validation_id} --wait`);
+    else
+      out(
+        `${path.basename(file)}: uploaded as ${accepted.file_name}, validation ${accepted.validation_id} is ${accepted.status}\nfollow it: taskflow status ${accepted.validation_id} --wait`,
+      );
     return 0;
   }
   const p = progress(o, path.basename(file));
@@ -135,7 +138,10 @@ export async function run(args: string[]): Promise<number> {
   const created = await o.client.createTask({ title, payload, ...(values.priority ? { priority: values.priority as TaskPriority } : {}) });
   if (!values.wait) {
     if (o.json) printJson(created);
-    else out(`task ${created.task_id} (${created.title}, ${created.priority} priority): ${created.status}\nfollow it: taskflow status ${created.task_id} --wait`);
+    else
+      out(
+        `task ${created.task_id} (${created.title}, ${created.priority} priority): ${created.status}\nfollow it: taskflow status ${created.task_id} --wait`,
+      );
     return 0;
   }
   const p = progress(o, `task ${created.task_id}`);
@@ -178,7 +184,8 @@ export async function tasks(args: string[]): Promise<number> {
     throw new UsageError(`--status must be one of ${TASK_STATUSES.join(', ')}`);
   }
   const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new UsageError('--limit must be a whole number from 1 to 100');
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100))
+    throw new UsageError('--limit must be a whole number from 1 to 100');
   const o = setup(values);
   const page = await o.client.listTasks({
     ...(values.status ? { status: values.status.toUpperCase() as TaskStatus } : {}),

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CORPUS, CORPUS_WARNINGS, corpusFiles } from './helpers/corpus';
 
@@ -340,7 +341,7 @@ describe('lint findings (pyflakes)', () => {
   });
 
   it('says so when pyflakes is missing instead of passing silently', () => {
-    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'checker-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checker-'));
     const copy = path.join(dir, 'checker.py');
     fs.writeFileSync(copy, fs.readFileSync(CHECKER, 'utf8').replace('"/usr/lib/python3/dist-packages"', '"/nonexistent"'));
     fs.copyFileSync(path.join(__dirname, '..', 'domain', 'finding-codes.json'), path.join(dir, 'finding-codes.json'));

@@ -41,7 +41,13 @@ beforeAll(async () => {
   config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '4000', TASK_MEMORY_MIB: '128' }));
   sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationWorker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   validationRun = validationWorker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -128,9 +134,7 @@ test('upload --wait shows the progress, the verdict, and exits 0 when VALIDATED'
   const progress = r.err.trim().split('\n');
   expect(progress[0]).toBe('greet.py: PENDING');
   expect(progress[progress.length - 1]).toBe('greet.py: VALIDATED');
-  expect(progress.map((l) => l.replace('greet.py: ', ''))).toEqual(
-    expect.arrayContaining(['PENDING', 'VALIDATED']),
-  );
+  expect(progress.map((l) => l.replace('greet.py: ', ''))).toEqual(expect.arrayContaining(['PENDING', 'VALIDATED']));
   expect(r.out).toMatch(/^greet\.py: VALIDATED \(0 errors, 0 warnings; validation [0-9a-f]{32}\)\n/);
   expect(r.out).toContain('taskflow run greet');
 });
@@ -227,7 +231,10 @@ test('delete removes a file; running it afterwards is an HTTP error (exit 2)', a
 });
 
 test('flags win over the environment; missing token, unreachable server and bad arguments exit 2', async () => {
-  const viaFlags = await taskflow(['tasks', '--url', url, '--token', ALICE, '--json'], { TASKFLOW_URL: 'http://127.0.0.1:9', TASKFLOW_TOKEN: 'wrong' });
+  const viaFlags = await taskflow(['tasks', '--url', url, '--token', ALICE, '--json'], {
+    TASKFLOW_URL: 'http://127.0.0.1:9',
+    TASKFLOW_TOKEN: 'wrong',
+  });
   expect(viaFlags.code).toBe(0);
   const wrongToken = await taskflow(['tasks'], { TASKFLOW_TOKEN: 'not-a-token-at-all' });
   expect(wrongToken.code).toBe(2);

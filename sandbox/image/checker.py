@@ -245,7 +245,7 @@ def read_request(raw):
     try:
         req = json.loads(raw)
     except ValueError as exc:
-        raise RequestError("stdin is not JSON: %s" % exc)
+        raise RequestError("stdin is not JSON: %s" % exc) from None
     if not isinstance(req, dict):
         raise RequestError("the request must be a JSON object")
     unknown = set(req) - {"source_b64", "file_name", "max_bytes", "policy"}
@@ -271,7 +271,7 @@ def read_request(raw):
     try:
         source = base64.b64decode(req["source_b64"], validate=True)
     except ValueError as exc:
-        raise RequestError("source_b64 is not base64: %s" % exc)
+        raise RequestError("source_b64 is not base64: %s" % exc) from None
     return source, req["file_name"], max_bytes, policy
 
 
@@ -632,7 +632,7 @@ def check_handler(report, tree, main_runs):
     problems = []
     if a.vararg:
         problems.append("it takes *%s" % a.vararg.arg)
-    kw_required = [arg.arg for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
+    kw_required = [arg.arg for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is None]
     if kw_required:
         problems.append("keyword-only parameter%s %s ha%s no default" % (
             "s" if len(kw_required) > 1 else "", ", ".join(kw_required), "ve" if len(kw_required) > 1 else "s"))
@@ -686,7 +686,9 @@ def check_test_payloads(report, tree, main_runs):
     bindings = top_level_bindings(tree, "TEST_PAYLOADS", main_runs)
     if not bindings:
         return None
-    bad = lambda message, node: report.add("test_payloads_invalid", message, node)
+    def bad(message, node):
+        report.add("test_payloads_invalid", message, node)
+
     if len(bindings) > 1:
         return bad("TEST_PAYLOADS is assigned %d times; assign it once" % len(bindings), bindings[-1])
     stmt = bindings[0]

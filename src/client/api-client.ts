@@ -79,7 +79,12 @@ export class TaskflowClient {
     return this.request('GET', `/tasks/validation_status/${encodeURIComponent(id)}${waitQuery(wait)}`);
   }
 
-  createTask(req: { title: string; payload: Record<string, unknown>; priority?: TaskPriority; scheduledAt?: string }): Promise<CreatedTask> {
+  createTask(req: {
+    title: string;
+    payload: Record<string, unknown>;
+    priority?: TaskPriority;
+    scheduledAt?: string;
+  }): Promise<CreatedTask> {
     const body = {
       title: req.title,
       payload: req.payload,
@@ -109,11 +114,19 @@ export class TaskflowClient {
   }
 
   waitForValidation(id: string, opts: WaitOptions = {}): Promise<ValidationStatus> {
-    return follow((wait) => this.validationStatus(id, wait), (s) => FINAL_VALIDATION.has(s.status), opts);
+    return follow(
+      (wait) => this.validationStatus(id, wait),
+      (s) => FINAL_VALIDATION.has(s.status),
+      opts,
+    );
   }
 
   waitForTask(id: string, opts: WaitOptions = {}): Promise<TaskState> {
-    return follow((wait) => this.task(id, wait), (s) => FINAL_TASK.has(s.status), opts);
+    return follow(
+      (wait) => this.task(id, wait),
+      (s) => FINAL_TASK.has(s.status),
+      opts,
+    );
   }
 
   private async request<T>(method: string, route: string, body?: FormData | string): Promise<T> {
@@ -173,7 +186,7 @@ async function follow<S extends { status: string }>(
     const asked = Date.now();
     const next = await get({ seconds, knownStatus: s.status });
     if (next.status !== s.status) opts.onStatus?.(next.status);
-    else if (Date.now() - asked < 1000 * Math.min(1, seconds) / 2) await sleep(POLL_INTERVAL_MS);
+    else if (Date.now() - asked < (1000 * Math.min(1, seconds)) / 2) await sleep(POLL_INTERVAL_MS);
     s = next;
   }
   return s;

@@ -7,9 +7,7 @@ import { z } from 'zod';
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
 const ClientSettings = z.object({
-  url: z
-    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
-    .transform((u) => u.replace(/\/+$/, '')),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
   token: z.string().min(1, 'is missing: pass --token or set TASKFLOW_TOKEN'),
 });
 export type ClientSettings = z.infer<typeof ClientSettings>;

@@ -19,6 +19,7 @@ export const COLOR: Style = { error: ansi('1;31'), warning: ansi('1;33'), ok: an
 export const PLAIN: Style = { error: (s) => s, warning: (s) => s, ok: (s) => s, dim: (s) => s, bold: (s) => s };
 
 /** Control characters from a server (or from the file, via a snippet) never reach the terminal raw. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const printable = (s: string): string => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?');
 
 export function formatFinding(file: string, f: ValidationFinding, style: Style = PLAIN): string {
@@ -51,7 +52,11 @@ export function formatValidation(s: ValidationStatus, file: string, style: Style
 
 export function formatTask(t: TaskState, style: Style = PLAIN): string {
   const status =
-    t.status === 'COMPLETED' ? style.ok(t.status) : t.status === 'FAILED' || t.status === 'CANCELLED' ? style.error(t.status) : style.bold(t.status);
+    t.status === 'COMPLETED'
+      ? style.ok(t.status)
+      : t.status === 'FAILED' || t.status === 'CANCELLED'
+        ? style.error(t.status)
+        : style.bold(t.status);
   const took = t.started_at && t.finished_at ? ` in ${Date.parse(t.finished_at) - Date.parse(t.started_at)} ms` : '';
   const lines = [`task ${t.task_id} (${printable(t.title)}, ${t.priority} priority): ${status}${took}`];
   if (t.status === 'COMPLETED') lines.push(JSON.stringify(t.result, null, 2) ?? 'null');
@@ -63,7 +68,19 @@ export function formatTask(t: TaskState, style: Style = PLAIN): string {
 }
 
 export function formatTaskTable(tasks: TaskState[]): string {
-  const rows = [['TASK ID', 'NAME', 'STATUS', 'PRIORITY', 'CREATED'], ...tasks.map((t) => [t.task_id, t.title, t.status, t.priority, t.created_at])];
+  const rows = [
+    ['TASK ID', 'NAME', 'STATUS', 'PRIORITY', 'CREATED'],
+    ...tasks.map((t) => [t.task_id, t.title, t.status, t.priority, t.created_at]),
+  ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => printable(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd())).join('\n');
+  return rows
+    .map((r) =>
+      printable(
+        r
+          .map((c, i) => c.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      ),
+    )
+    .join('\n');
 }

@@ -10,5 +10,8 @@ export const CORPUS_WARNINGS: Record<string, string[]> = {
 };
 
 export function corpusFiles(): string[] {
-  return fs.readdirSync(CORPUS).filter((f) => f.endsWith('.py')).sort();
+  return fs
+    .readdirSync(CORPUS)
+    .filter((f) => f.endsWith('.py'))
+    .sort();
 }
