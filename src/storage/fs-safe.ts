@@ -11,6 +11,20 @@ import path from 'node:path';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = fs.constants;
 
+/** A file of ours that cannot be used: too large, not a regular file, or (for JSON) not JSON. */
+export class UnreadableFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${path.basename(file)}: ${reason}`);
+    this.name = 'UnreadableFileError';
+  }
+}
+
+/** Largest JSON file `readJson` reads: records are compact and their parts bounded, so far below this. */
+export const MAX_JSON_FILE_BYTES = 4 * 1024 * 1024;
+
 export function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
@@ -56,8 +70,9 @@ export async function writeAtomic(file: string, data: Buffer | string, mode = 0o
   await fsyncDir(dir);
 }
 
+/** Compact JSON (indentation would make a deeply nested value grow with the square of its depth). */
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeAtomic(file, JSON.stringify(value, null, 2) + '\n');
+  await writeAtomic(file, JSON.stringify(value) + '\n');
 }
 
 /** Reads a regular file without following a symlink; refuses files larger than `maxBytes`. */
@@ -65,8 +80,8 @@ export async function readNoFollow(file: string, maxBytes = 16 * 1024 * 1024): P
   const h = await fsp.open(file, O_RDONLY | O_NOFOLLOW);
   try {
     const st = await h.stat();
-    if (!st.isFile()) throw new Error(`${path.basename(file)} is not a regular file`);
-    if (st.size > maxBytes) throw new Error(`${path.basename(file)} is larger than ${maxBytes} bytes`);
+    if (!st.isFile()) throw new UnreadableFileError(file, 'not a regular file');
+    if (st.size > maxBytes) throw new UnreadableFileError(file, `larger than ${maxBytes} bytes`);
     return await h.readFile();
   } finally {
     await h.close();
@@ -83,9 +98,25 @@ export async function readIfExists(file: string, maxBytes?: number): Promise<Buf
   }
 }
 
+/**
+ * The parsed file, or undefined when it does not exist. A file that exists but cannot be used
+ * (oversized, a symlink or directory in its place, not JSON) throws `UnreadableFileError`, so
+ * callers can report and skip it; other I/O errors (EMFILE, EIO) are thrown as they are.
+ */
 export async function readJson<T>(file: string): Promise<T | undefined> {
-  const raw = await readIfExists(file, 4 * 1024 * 1024);
-  return raw === undefined ? undefined : (JSON.parse(raw.toString('utf8')) as T);
+  let raw: Buffer | undefined;
+  try {
+    raw = await readIfExists(file, MAX_JSON_FILE_BYTES);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new UnreadableFileError(file, 'a symlink');
+    throw err;
+  }
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw.toString('utf8')) as T;
+  } catch {
+    throw new UnreadableFileError(file, 'not valid JSON');
+  }
 }
 
 export async function removeIfExists(file: string): Promise<boolean> {

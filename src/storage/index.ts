@@ -5,6 +5,7 @@ import { Layout } from './layout';
 import { RecordStore } from './records';
 
 export { Layout } from './layout';
+export { UnreadableFileError } from './fs-safe';
 export { RecordStore, type UploadPointer, type ValidationRecord } from './records';
 export { TaskFiles, StagedFileError, VersionUnavailableError, sha256Hex, type PromotionRecord } from './files';
 export * from './ids';

@@ -6,7 +6,7 @@
  * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot).
  */
 import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
-import { ensureDir, listDir, readJson, removeIfExists, writeExclusive, writeJsonAtomic } from './fs-safe';
+import { ensureDir, listDir, readJson, removeIfExists, UnreadableFileError, writeExclusive, writeJsonAtomic } from './fs-safe';
 import { VALIDATION_ID_RE } from '../../domain/names';
 import type { Layout } from './layout';
 
@@ -43,12 +43,18 @@ export class RecordStore {
 
   /** A new record: refuses to overwrite (validation ids are random, a clash is a bug). */
   async create(rec: ValidationRecord): Promise<void> {
-    await writeExclusive(this.layout.validationRecord(rec.validation_id), JSON.stringify(rec, null, 2) + '\n');
+    await writeExclusive(this.layout.validationRecord(rec.validation_id), JSON.stringify(rec) + '\n');
   }
 
+  /** The record; `UnreadableFileError` when it exists but cannot be used (callers report and skip it). */
   async get(id: string): Promise<ValidationRecord | undefined> {
     if (!VALIDATION_ID_RE.test(id)) return undefined;
-    return readJson<ValidationRecord>(this.layout.validationRecord(id));
+    const file = this.layout.validationRecord(id);
+    const rec = await readJson<ValidationRecord>(file);
+    if (rec !== undefined && !(isObject(rec) && rec.validation_id === id && typeof rec.owner === 'string')) {
+      throw new UnreadableFileError(file, 'not a validation record');
+    }
+    return rec;
   }
 
   /** The record, only if it belongs to `owner`: other owners' ids look exactly like unknown ones. */
@@ -66,7 +72,12 @@ export class RecordStore {
   }
 
   async pointer(owner: string, name: string): Promise<UploadPointer | undefined> {
-    return readJson<UploadPointer>(this.layout.uploadPointer(owner, name));
+    const file = this.layout.uploadPointer(owner, name);
+    const p = await readJson<UploadPointer>(file);
+    if (p !== undefined && !(isObject(p) && (p.validation_id === null || typeof p.validation_id === 'string'))) {
+      throw new UnreadableFileError(file, 'not an upload pointer');
+    }
+    return p;
   }
 
   async setPointer(owner: string, name: string, p: UploadPointer): Promise<void> {
@@ -88,4 +99,8 @@ export class RecordStore {
   async pendingStarts(): Promise<string[]> {
     return (await listDir(this.layout.pendingStartDir)).filter((n) => VALIDATION_ID_RE.test(n));
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -7,7 +7,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { newValidationId, type Storage, type ValidationRecord } from '../storage';
+import { KeyedMutex } from '../keyed-mutex';
+import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
@@ -48,6 +49,14 @@ export interface ValidationServiceDeps {
 
 export class ValidationService {
   private readonly log: Logger;
+  /**
+   * Serializes what uploads and deletes do to one owner/name's pointer, so a delete can never
+   * overwrite the pointer of an upload it did not see (the upload wins). The API is the only
+   * writer of pointers, and one API process owns a DATA_DIR.
+   */
+  private readonly names = new KeyedMutex();
+  /** Unreadable records already reported by the recovery pass (reported once per process). */
+  private readonly reportedUnreadable = new Set<string>();
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
@@ -73,9 +82,16 @@ export class ValidationService {
       workflow_id: validationWorkflowId(id),
       workflow_started: false,
     };
-    await storage.records.create(rec);
+    try {
+      await storage.records.create(rec);
+    } catch (err) {
+      await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
+      throw err;
+    }
     await storage.records.markPendingStart(id);
-    await storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: rec.created_at });
+    await this.names.run(`${owner}/${fileName}`, () =>
+      storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: rec.created_at }),
+    );
     try {
       await this.start(rec);
     } catch (err) {
@@ -138,23 +154,35 @@ export class ValidationService {
     await storage.records.clearPendingStart(rec.validation_id);
   }
 
-  /** Starts every validation whose workflow start was never confirmed. Returns how many started. */
+  /**
+   * Starts every validation whose workflow start was never confirmed. Returns how many started.
+   * One bad record never stops the pass: it is reported (once) and skipped, and the rest go on.
+   */
   async recoverPendingStarts(): Promise<number> {
     const { storage } = this.deps;
     let started = 0;
     for (const id of await storage.records.pendingStarts()) {
-      const rec = await storage.records.get(id);
-      if (!rec || rec.final || rec.workflow_started) {
-        await storage.records.clearPendingStart(id);
-        continue;
-      }
       try {
-        await this.start(rec);
-        started++;
-        this.log.info('started a validation left over from before', { validationId: id });
+        const rec = await storage.records.get(id);
+        if (!rec || rec.final || rec.workflow_started) {
+          await storage.records.clearPendingStart(id);
+          continue;
+        }
+        try {
+          await this.start(rec);
+          started++;
+          this.log.info('started a validation left over from before', { validationId: id });
+        } catch (err) {
+          this.log.warn('could not start a left-over validation yet', { validationId: id, error: err as Error });
+          await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
+        }
       } catch (err) {
-        this.log.warn('could not start a left-over validation yet', { validationId: id, error: err as Error });
-        await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
+        if (!(err instanceof UnreadableFileError)) {
+          this.log.warn('recovery skipped a validation', { validationId: id, error: err as Error });
+        } else if (!this.reportedUnreadable.has(id)) {
+          this.reportedUnreadable.add(id);
+          this.log.error('the record of a left-over validation cannot be read; skipping it', { validationId: id, reason: err.reason });
+        }
       }
     }
     return started;
@@ -234,20 +262,37 @@ export class ValidationService {
    */
   async deleteFile(owner: string, name: string): Promise<{ file_name: string; deleted: true; sha256?: string; validation_id?: string }> {
     const { storage } = this.deps;
-    const pointer = await storage.records.pointer(owner, name);
-    if (pointer?.validation_id) {
-      const rec = await storage.records.getOwned(owner, pointer.validation_id);
-      if (rec && !rec.final) {
-        throw new ConflictError(`${name}: an upload of it is still being validated (validation ${rec.validation_id}); delete it once that finished`, 'validation_pending');
+    return this.names.run(`${owner}/${name}`, async () => {
+      const pending = await this.pendingUpload(owner, name);
+      if (pending) {
+        throw new ConflictError(`${name}: an upload of it is still being validated (validation ${pending}); delete it once that finished`, 'validation_pending');
       }
-    }
-    const removed = await storage.files.deletePromoted(owner, name);
-    if (!removed) throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
-    await storage.records.setPointer(owner, name, {
-      validation_id: null,
-      deleted_at: new Date().toISOString(),
-      ...(removed.validation_id ? { deleted_validation_id: removed.validation_id } : {}),
+      const removed = await storage.files.deletePromoted(owner, name);
+      if (!removed) throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
+      await storage.records.setPointer(owner, name, {
+        validation_id: null,
+        deleted_at: new Date().toISOString(),
+        ...(removed.validation_id ? { deleted_validation_id: removed.validation_id } : {}),
+      });
+      return { file_name: name, deleted: true, ...(removed.sha256 ? { sha256: removed.sha256 } : {}), ...(removed.validation_id ? { validation_id: removed.validation_id } : {}) };
     });
-    return { file_name: name, deleted: true, ...(removed.sha256 ? { sha256: removed.sha256 } : {}), ...(removed.validation_id ? { validation_id: removed.validation_id } : {}) };
+  }
+
+  /**
+   * The id of the name's last upload while it is still validating. An unreadable pointer or record
+   * counts as not pending (its validation cannot finish either), so a broken upload never stops a delete.
+   */
+  private async pendingUpload(owner: string, name: string): Promise<string | undefined> {
+    const { records } = this.deps.storage;
+    try {
+      const pointer = await records.pointer(owner, name);
+      if (!pointer?.validation_id) return undefined;
+      const rec = await records.getOwned(owner, pointer.validation_id);
+      return rec && !rec.final ? rec.validation_id : undefined;
+    } catch (err) {
+      if (!(err instanceof UnreadableFileError)) throw err;
+      this.log.error('an upload record cannot be read; deleting the file anyway', { owner, fileName: name, reason: err.reason });
+      return undefined;
+    }
   }
 }
