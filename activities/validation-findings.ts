@@ -70,6 +70,9 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
       case 'ResultTooLarge':
         add('result_too_large', `payload ${p.index}: ${e.message}`);
         break;
+      case 'ResultTooDeep':
+        add('result_too_deep', `payload ${p.index}: ${e.message}`);
+        break;
       default:
         add('handler_raised', `payload ${p.index}: ${e?.type ?? 'Error'}: ${e?.message ?? ''}`);
     }

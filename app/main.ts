@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import type { Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
+import { createHttpServer, listen } from '../src/api/server';
 import { resolveCredentials } from '../src/api/auth';
 import { ConfigError, loadConfig, type Config } from '../src/config';
 import { createLogger, type Logger } from '../src/logger';
@@ -47,10 +48,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         log,
         temporalHealthy: () => temporalHealthy(clientConnection),
       });
-      const server: Server = await new Promise((resolve, reject) => {
-        const s = app.listen(config.http.port, config.http.host, () => resolve(s));
-        s.once('error', reject);
-      });
+      const server: Server = createHttpServer(app, config.http, log.child({ component: 'http' }));
+      await listen(server, config.http);
       stops.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
       const addr = server.address();
       log.info('API listening', { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}` });

@@ -25,6 +25,15 @@ export const LIMIT_DEFINITIONS = {
   totalTimeoutMs: { env: 'SANDBOX_TOTAL_TIMEOUT_MS', default: 30000, min: 500, integer: true, doc: 'Wall time of a whole validation run' },
   outputCapBytes: { env: 'SANDBOX_OUTPUT_CAP_BYTES', default: 64 * 1024, min: 1024, integer: true, doc: 'stdout/stderr kept per run' },
   resultCapBytes: { env: 'SANDBOX_RESULT_CAP_BYTES', default: 1024 * 1024, min: 1024, integer: true, doc: 'Largest handler result' },
+  // Python's json gives up near 1 000 levels (and the sandbox wraps values in a few of its own): 256 at most.
+  jsonMaxDepth: {
+    env: 'MAX_JSON_DEPTH',
+    default: 64,
+    min: 1,
+    max: 256,
+    integer: true,
+    doc: 'Deepest nesting of objects/arrays in `test_payloads`, task payloads and handler results',
+  },
 } as const satisfies Record<string, LimitDefinition>;
 
 export type LimitName = keyof typeof LIMIT_DEFINITIONS;

@@ -89,6 +89,7 @@ export async function runOnAgent(
       payloads: req.payloads,
       payload_timeout_ms: limits.payloadTimeoutMs,
       result_cap: limits.resultCapBytes,
+      result_max_depth: limits.jsonMaxDepth,
       output_cap: limits.outputCapBytes,
     },
     'run_done',

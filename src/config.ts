@@ -68,6 +68,10 @@ const EnvSchema = z.object({
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   MAX_UPLOAD_BYTES: int(256 * 1024),
   MAX_TASK_PAYLOAD_BYTES: int(256 * 1024),
+  MAX_TEST_PAYLOADS_BYTES: int(64 * 1024),
+  MAX_SCHEDULE_AHEAD_DAYS: int(366),
+  HTTP_HEADERS_TIMEOUT_MS: int(10000, 100),
+  HTTP_REQUEST_TIMEOUT_MS: int(60000, 100),
   TASKFLOW_API_KEYS: apiKeys,
   TASKFLOW_ROLES: roles,
   VALIDATION_HEARTBEAT_TIMEOUT_MS: int(5000, 500),
@@ -112,9 +116,14 @@ export interface Config {
   taskQueueLow: string;
   /** `callTimeoutMs` bounds the API's calls (start, query): past it an upload answers 503 and is kept. */
   temporal: { address: string; namespace: string; callTimeoutMs: number };
-  http: { host: string; port: number };
+  /** Slow clients: the whole header block, and the whole request, must arrive within these. */
+  http: { host: string; port: number; headersTimeoutMs: number; requestTimeoutMs: number };
   maxUploadBytes: number;
   maxTaskPayloadBytes: number;
+  /** The multipart field `test_payloads`, in bytes. */
+  maxTestPayloadsBytes: number;
+  /** How far ahead `scheduled_at` may be. */
+  maxScheduleAheadDays: number;
   apiKeys: { owner: string; token: string }[];
   /** What this process runs (TASKFLOW_ROLES). */
   roles: Role[];
@@ -155,6 +164,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (limits.payloadTimeoutMs > limits.totalTimeoutMs) {
     throw new ConfigError(['SANDBOX_PAYLOAD_TIMEOUT_MS: must not exceed SANDBOX_TOTAL_TIMEOUT_MS']);
   }
+  if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(['HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS']);
+  }
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     dataDir,
@@ -165,9 +177,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskQueueHigh: e.TASK_QUEUE_HIGH,
     taskQueueLow: e.TASK_QUEUE_LOW,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, callTimeoutMs: e.TEMPORAL_CALL_TIMEOUT_MS },
-    http: { host: e.HOST, port: e.PORT },
+    http: { host: e.HOST, port: e.PORT, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxTaskPayloadBytes: e.MAX_TASK_PAYLOAD_BYTES,
+    maxTestPayloadsBytes: e.MAX_TEST_PAYLOADS_BYTES,
+    maxScheduleAheadDays: e.MAX_SCHEDULE_AHEAD_DAYS,
     apiKeys: e.TASKFLOW_API_KEYS,
     roles: e.TASKFLOW_ROLES,
     validation: {

@@ -34,6 +34,17 @@ export class NotFoundError extends AppError {
   }
 }
 
+/** A known path asked with a method it does not support; `allow` becomes the Allow header. */
+export class MethodNotAllowedError extends AppError {
+  constructor(
+    method: string,
+    path: string,
+    readonly allow: string[],
+  ) {
+    super(405, 'method_not_allowed', `${method} is not supported on ${path} (allowed: ${allow.join(', ')})`, { allow });
+  }
+}
+
 export class ConflictError extends AppError {
   constructor(message: string, code = 'conflict') {
     super(409, code, message);
@@ -61,6 +72,13 @@ export class UnsupportedMediaTypeError extends AppError {
 export class UnprocessableError extends AppError {
   constructor(message: string, code = 'unprocessable', details?: Record<string, unknown>) {
     super(422, code, message, details);
+  }
+}
+
+/** Our own state is broken (e.g. a record that cannot be read): a 500 that names what, never internals. */
+export class InternalStateError extends AppError {
+  constructor(message: string, code: string, details?: Record<string, unknown>) {
+    super(500, code, message, details);
   }
 }
 

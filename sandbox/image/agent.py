@@ -131,6 +131,7 @@ class Child:
         self.peak_kib = 0
         self.printed = [0, 0]
         self.line_cap = 1024 * 1024 + 4096
+        self.max_depth = 64
         threading.Thread(target=drain, args=(out_r, stdout_tail), daemon=True).start()
         threading.Thread(target=drain, args=(err_r, stderr_tail), daemon=True).start()
 
@@ -153,9 +154,19 @@ class Child:
                 return {"op": "oversize"}
             try:
                 frame = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past what Python can parse
                 frame = None
-            return frame if isinstance(frame, dict) else {"op": "garbage"}
+            if not isinstance(frame, dict):
+                return {"op": "garbage"}
+            # The child's own frames nest two levels above a result; anything deeper could break this
+            # process's json.dumps/repr later. Counting brackets spares the walk for most frames.
+            if line.count(b"[") + line.count(b"{") > self.max_depth + 1 and nests_deeper(frame, self.max_depth + 1):
+                if frame.get("op") != "result":
+                    return {"op": "garbage"}
+                frame.pop("result", None)
+                frame["status"] = "error"
+                frame["error"] = error("ResultTooDeep", "result nests deeper than %d levels" % self.max_depth)
+            return frame
 
     def next_frame(self, deadline):
         """The next frame; None when the deadline passes; {"op": "eof"} when the child is gone."""
@@ -249,6 +260,20 @@ def reap_orphans():
 
 def error(kind, message):
     return {"type": kind, "message": message}
+
+
+def nests_deeper(value, limit):
+    """Whether `value` has containers nested more than `limit` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 class Session:
@@ -351,6 +376,7 @@ class Session:
         events = []
         cpu_ms, peak = 0, 0
         self.child.line_cap = result_cap + 4096
+        self.child.max_depth = int(req.get("result_max_depth", 64))
 
         def account():
             nonlocal cpu_ms, peak
@@ -405,7 +431,7 @@ class Session:
             if proc.returncode != 0:
                 raise ValueError("checker exit status %d" % proc.returncode)
             report = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, RecursionError):
             emit({"type": "check_done", "id": rid,
                   "error": "checker failed (status %s): %s" % (proc.returncode, proc.stderr[-2000:].decode("utf-8", "replace"))})
             return
@@ -445,7 +471,7 @@ def main():
     while True:
         try:
             req = read_line(stdin)
-        except ValueError:
+        except (ValueError, RecursionError):
             log("bad request line")
             continue
         if req is None:

@@ -7,6 +7,7 @@ import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { requireBearer, type ApiKey } from './auth';
 import { errorHandler } from './error-handler';
+import { methodNotAllowed, routesOf } from './methods';
 import { openApiDocument } from './openapi';
 import { taskRoutes } from './task-routes';
 import { uploadRoutes } from './upload';
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple'); // no nested objects from ?a[b]=c
 
   const doc = openApiDocument();
+  app.use(methodNotAllowed(routesOf(doc)));
   app.get('/openapi.json', (_req, res) => {
     res.json(doc);
   });

@@ -1,12 +1,21 @@
 /**
  * The one translation of errors into HTTP answers: `{error: {code, message, ...details}}`.
- * AppErrors carry their status; multer's and body-parser's errors are mapped here; anything else
- * is logged and answered with a generic 500 (never a stack trace or an internal message).
+ * AppErrors carry their status; multer's, body-parser's and storage's errors are mapped here; a
+ * client that went away gets no answer and a warning; anything else is logged and answered with a
+ * generic 500 (never a stack trace or an internal message).
  */
-import type { ErrorRequestHandler } from 'express';
+import type { ErrorRequestHandler, Request } from 'express';
 import multer from 'multer';
-import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
+import {
+  AppError,
+  BadRequestError,
+  InternalStateError,
+  MethodNotAllowedError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../errors';
 import type { Logger } from '../logger';
+import { UnreadableFileError } from '../storage';
 
 function fromMulter(err: multer.MulterError): AppError {
   switch (err.code) {
@@ -22,7 +31,11 @@ function fromMulter(err: multer.MulterError): AppError {
 }
 
 /** body-parser (express.json) marks its errors with `type` and `status`. */
-function fromBodyParser(err: { type?: unknown; status?: unknown }): AppError | undefined {
+function fromBodyParser(err: { type?: unknown; status?: unknown; code?: unknown; errno?: unknown }): AppError | undefined {
+  // A body that does not decompress (Content-Encoding gzip/deflate/br): zlib's own error, passed on as a 400.
+  if (typeof err.errno === 'number' && typeof err.code === 'string' && /^(Z_|ERR__)/.test(err.code)) {
+    return new BadRequestError('the request body does not decode with its Content-Encoding', 'bad_content_encoding');
+  }
   switch (err.type) {
     case 'entity.too.large':
       return new PayloadTooLargeError('the request body is too large');
@@ -44,19 +57,37 @@ function fromBusboy(err: Error): AppError | undefined {
   return undefined;
 }
 
+/** The client closed the connection before its request was read (an aborted upload, a dropped body). */
+function clientWentAway(req: Request, err: unknown): boolean {
+  const e = err as { type?: unknown; message?: unknown; code?: unknown };
+  const abortError = e?.type === 'request.aborted' || e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.code === 'ECONNRESET';
+  return abortError && (req.destroyed || !req.complete);
+}
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
+  const answered = new WeakSet<Request>();
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
+    if (clientWentAway(req, err)) {
+      // Nobody to answer, and nothing wrong on our side: one warning, not an error per event.
+      if (!answered.has(req)) log.warn('client aborted the request', { method: req.method, path: req.path });
+      answered.add(req);
+      return;
+    }
     let app: AppError | undefined;
     if (err instanceof AppError) app = err;
     else if (err instanceof multer.MulterError) app = fromMulter(err);
-    else if (err && typeof err === 'object') app = fromBodyParser(err) ?? (err instanceof Error ? fromBusboy(err) : undefined);
+    else if (err instanceof UnreadableFileError) {
+      log.error('a stored record cannot be read', { method: req.method, path: req.path, file: err.file, reason: err.reason });
+      app = new InternalStateError('a stored record this request needs cannot be read; the operator has been told', 'record_unreadable');
+    } else if (err && typeof err === 'object') app = fromBodyParser(err) ?? (err instanceof Error ? fromBusboy(err) : undefined);
     if (!app) {
       log.error('unhandled error', { method: req.method, path: req.path, error: err as Error });
       res.status(500).json({ error: { code: 'internal_error', message: 'internal server error' } });
       return;
     }
     if (app.status >= 500) log.warn('request failed', { method: req.method, path: req.path, status: app.status, code: app.code });
+    if (app instanceof MethodNotAllowedError) res.set('Allow', app.allow.join(', '));
     res.status(app.status).json({ error: { ...(app.details ?? {}), code: app.code, message: app.message } });
   };
 }

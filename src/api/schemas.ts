@@ -20,8 +20,17 @@ export const FileNameQuery = z.object({ file_name: FileName });
 
 export const ValidationId = z.string().regex(VALIDATION_ID_RE).describe('32 lowercase hex characters');
 
+/**
+ * A JSON object, passed on exactly as parsed: zod's object and record schemas rebuild the object and
+ * drop a `__proto__` key on purpose, but for a payload it is just data (JSON.parse made it an own
+ * property), so it must reach the handler. Depth is checked separately (json-bounds.ts).
+ */
+export const JsonObject = z
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'must be a JSON object' })
+  .meta({ type: 'object' });
+
 /** Each test payload is a JSON object, like a real task payload. */
-export const TestPayloads = z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_TEST_PAYLOADS);
+export const TestPayloads = z.array(JsonObject).min(1).max(MAX_TEST_PAYLOADS);
 
 export const UploadForm = z.object({
   file: z.string().describe('The Python file (UTF-8 text, binary content is refused)'),
@@ -73,7 +82,7 @@ export const ScheduledAt = z
 export const TaskCreateBody = z
   .object({
     title: FileName.describe('The task file to run (as uploaded with file_name)'),
-    payload: z.record(z.string(), z.unknown()).default({}),
+    payload: JsonObject.default(() => ({})),
     priority: z.enum(TASK_PRIORITIES).default(DEFAULT_TASK_PRIORITY),
     scheduled_at: ScheduledAt.optional(),
   })

@@ -4,11 +4,12 @@
  */
 import express, { Router } from 'express';
 import type { Config } from '../config';
-import { UnsupportedMediaTypeError } from '../errors';
+import { BadRequestError, UnsupportedMediaTypeError } from '../errors';
 import { normalizeFileName } from '../../domain/names';
 import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
+import { assertDepth } from './json-bounds';
 import { parse } from './parse';
 import { FileNameQuery, TaskCreateBody, TaskListQuerySchema } from './schemas';
 
@@ -22,13 +23,9 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
   }, json, async (req, res) => {
     const owner = ownerOf(res);
     const body = parse(TaskCreateBody, req.body, 'body', 'invalid_body');
+    assertDepth(body.payload, deps.config.sandbox.limits.jsonMaxDepth, 'payload');
+    const scheduledAt = scheduledTime(body.scheduled_at, deps.config.maxScheduleAheadDays);
     const file = await deps.validations.resolveForTask(owner, normalizeFileName(body.title));
-    const scheduledAt =
-      body.scheduled_at === undefined
-        ? undefined
-        : typeof body.scheduled_at === 'number'
-          ? new Date(body.scheduled_at * 1000).toISOString()
-          : new Date(body.scheduled_at).toISOString();
     const created = await deps.tasks.create({
       owner,
       title: file.title,
@@ -60,4 +57,14 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
     res.status(202).json(await deps.tasks.cancel(ownerOf(res), String(req.params.task_id)));
   });
   return router;
+}
+
+/** `scheduled_at` as an ISO time, at most `maxDays` ahead (Temporal would silently cap a longer timer at 100 years). */
+function scheduledTime(at: string | number | undefined, maxDays: number): string | undefined {
+  if (at === undefined) return undefined;
+  const ms = typeof at === 'number' ? at * 1000 : Date.parse(at);
+  if (ms - Date.now() > maxDays * 86_400_000) {
+    throw new BadRequestError(`scheduled_at must be at most ${maxDays} days ahead`, 'scheduled_at_out_of_range', { max_days_ahead: maxDays });
+  }
+  return new Date(ms).toISOString();
 }

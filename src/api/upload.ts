@@ -10,6 +10,7 @@ import { BadRequestError, UnprocessableError, UnsupportedMediaTypeError } from '
 import { normalizeFileName } from '../../domain/names';
 import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
+import { assertDepth } from './json-bounds';
 import { parse } from './parse';
 import { FileNameQuery, TestPayloads } from './schemas';
 
@@ -24,8 +25,6 @@ const TEXT_TYPES = new Set([
   'application/x-python-script',
 ]);
 
-const TEST_PAYLOADS_MAX_BYTES = 64 * 1024;
-
 export function uploadRoutes(deps: { config: Config; validations: ValidationService }): Router {
   const router = Router();
   const upload = multer({
@@ -35,7 +34,7 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
       files: 1,
       fields: 1,
       parts: 2,
-      fieldSize: TEST_PAYLOADS_MAX_BYTES,
+      fieldSize: deps.config.maxTestPayloadsBytes,
       fieldNameSize: 100,
       headerPairs: 50,
     },
@@ -44,6 +43,9 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
   const checkRequest: RequestHandler = (req, res, next) => {
     const { file_name } = parse(FileNameQuery, req.query, 'file_name', 'invalid_file_name');
     if (!req.is('multipart/form-data')) throw new UnsupportedMediaTypeError('send the file as multipart/form-data (field "file")');
+    // multer reads the body as sent: a compressed multipart body would be parsed as garbage.
+    const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') throw new UnsupportedMediaTypeError(`Content-Encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported for uploads: send the multipart body uncompressed`, 'unsupported_content_encoding');
     res.locals.fileName = normalizeFileName(file_name);
     next();
   };
@@ -74,6 +76,7 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
       } catch {
         throw new BadRequestError('test_payloads is not valid JSON', 'invalid_test_payloads');
       }
+      if (Array.isArray(json)) json.forEach((p, i) => assertDepth(p, deps.config.sandbox.limits.jsonMaxDepth, `test_payloads[${i}]`));
       testPayloads = parse(TestPayloads, json, 'test_payloads', 'invalid_test_payloads');
     }
     const accepted = await deps.validations.upload(owner, fileName, bytes, testPayloads);
