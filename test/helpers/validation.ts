@@ -7,7 +7,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { createApp } from '../../src/api/app';
 import type { Config } from '../../src/config';
-import { silentLogger } from '../../src/logger';
+import { silentLogger, type Logger } from '../../src/logger';
 import { openStorage, type Storage } from '../../src/storage';
 import { tasksNotEnabled, type TaskCreateRequest, type TaskService } from '../../src/tasks/task-service';
 import { ValidationService } from '../../src/validation/service';
@@ -65,15 +65,15 @@ export interface TestApi {
   storage: Storage;
 }
 
-export async function buildApi(config: Config, client: Client, tasks: TaskService = tasksNotEnabled): Promise<TestApi> {
+export async function buildApi(config: Config, client: Client, tasks: TaskService = tasksNotEnabled, log: Logger = silentLogger): Promise<TestApi> {
   const storage = await openStorage(config);
-  const validations = new ValidationService({ config, storage, client, log: silentLogger });
+  const validations = new ValidationService({ config, storage, client, log });
   const app = createApp({
     config,
     keys: config.apiKeys,
     validations,
     tasks,
-    log: silentLogger,
+    log,
     temporalHealthy: async () => true,
   });
   return { app, validations, storage };
