@@ -99,7 +99,8 @@ test('a good file is VALIDATED, promoted with its record and version, and a task
   expect(visible.map((w) => w.workflowId)).toEqual([validationWorkflowId(s.validation_id)]);
 
   // Task creation is accepted and pinned to the validated sha256.
-  const res = await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'good_async', payload: { numbers: [1, 2] }, priority: 'high', scheduled_at: 4102444800 });
+  const at = Math.floor(Date.now() / 1000) + 30 * 86400; // unix seconds, within MAX_SCHEDULE_AHEAD_DAYS
+  const res = await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'good_async', payload: { numbers: [1, 2] }, priority: 'high', scheduled_at: at });
   expect(res.status).toBe(201);
   expect(res.body).toMatchObject({ task_id: expect.any(String), title: 'good_async', priority: 'high' });
   expect(tasks.created.at(-1)).toEqual({
@@ -109,7 +110,7 @@ test('a good file is VALIDATED, promoted with its record and version, and a task
     validationId: s.validation_id,
     payload: { numbers: [1, 2] },
     priority: 'high',
-    scheduledAt: '2100-01-01T00:00:00.000Z',
+    scheduledAt: new Date(at * 1000).toISOString(),
   });
 });
 
