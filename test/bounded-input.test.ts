@@ -267,13 +267,14 @@ describe('payloads are passed on as sent', () => {
     expect(await finalStatus(res.body.validation_id)).toMatchObject({ status: 'VALIDATED' });
   });
 
-  test('a file starting with a UTF-8 BOM is accepted as uploaded (Python accepts it)', async () => {
+  test('a file starting with a UTF-8 BOM is taken as Python takes it: kept as uploaded, validated, run', async () => {
     const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(ECHO)]);
     const res = await uploadFile('bom', bytes);
     expect(res.status).toBe(202);
-    const rec = await api.storage.records.get(res.body.validation_id);
-    expect(rec).toMatchObject({ size: bytes.length });
-    await finalStatus(res.body.validation_id); // let it finish (the checker's verdict on a BOM is issue 11's)
+    expect(await api.storage.records.get(res.body.validation_id)).toMatchObject({ size: bytes.length });
+    expect(await finalStatus(res.body.validation_id)).toMatchObject({ status: 'VALIDATED', promoted: true });
+    expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'bom.py'))).toEqual(bytes);
+    expect(await runTask({ title: 'bom', payload: { k: 1 } })).toMatchObject({ status: 'COMPLETED', result: { k: 1 } });
   });
 });
 
