@@ -30,7 +30,10 @@ import { ALICE, allTrees, buildApi, suiteEnv, tree, type TestApi } from './helpe
 /** Log lines, as an operator would see them. */
 const logs: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
 function recordingLogger(base: Record<string, unknown> = {}): Logger {
-  const at = (level: string) => (msg: string, fields: Record<string, unknown> = {}) => void logs.push({ level, msg, fields: { ...base, ...fields } });
+  const at =
+    (level: string) =>
+    (msg: string, fields: Record<string, unknown> = {}) =>
+      void logs.push({ level, msg, fields: { ...base, ...fields } });
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (f) => recordingLogger({ ...base, ...f }) };
 }
 
@@ -80,7 +83,10 @@ function uploadFile(name: string, source: string | Buffer, testPayloads?: string
     .post('/tasks/upload_file')
     .query({ file_name: name })
     .set(auth)
-    .attach('file', Buffer.isBuffer(source) ? source : Buffer.from(source, 'utf8'), { filename: 'upload.py', contentType: 'text/x-python' });
+    .attach('file', Buffer.isBuffer(source) ? source : Buffer.from(source, 'utf8'), {
+      filename: 'upload.py',
+      contentType: 'text/x-python',
+    });
   if (testPayloads !== undefined) req = req.field('test_payloads', testPayloads);
   return req;
 }
@@ -139,11 +145,14 @@ function rawHttp(data: string, opts: { port?: number; holdMs?: number } = {}): P
 /** A POST with exactly these bytes (supertest would JSON-encode a Buffer sent as application/json). */
 function postRaw(url: string, headers: Record<string, string>, body: Buffer): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: url, method: 'POST', headers: { ...auth, ...headers, 'Content-Length': body.length } }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: url, method: 'POST', headers: { ...auth, ...headers, 'Content-Length': body.length } },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -153,14 +162,28 @@ const errorShape = (code: string) => ({ error: expect.objectContaining({ code, m
 
 beforeAll(async () => {
   temporal = await startTemporal();
-  const env = suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '4000', TASK_MEMORY_MIB: '128', VALIDATION_WORKER_CONCURRENCY: '2' });
+  const env = suiteEnv(temporal.address, {
+    TASK_WORKER_SLOTS: '1',
+    TASK_PAYLOAD_TIMEOUT_MS: '4000',
+    TASK_MEMORY_MIB: '128',
+    VALIDATION_WORKER_CONCURRENCY: '2',
+  });
   config = testConfig(env);
-  [sandbox, bundle] = await Promise.all([startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }), bundleTaskWorkflows()]);
+  [sandbox, bundle] = await Promise.all([
+    startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),
+    bundleTaskWorkflows(),
+  ]);
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger), recordingLogger());
   server = createHttpServer(api.app, { ...config.http, port: 0 }, recordingLogger({ component: 'http' }));
   await listen(server, { ...config.http, port: 0 });
   port = (server.address() as net.AddressInfo).port;
-  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationWorker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   validationRun = validationWorker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -211,7 +234,11 @@ describe('JSON depth and size are bounded at the edge', () => {
   });
 
   test.each([65, 1000, 4000, 5000])('a task payload nested %i deep: 400 payload_too_deep (not 201, not 503)', async (depth) => {
-    const res = await http_().post('/tasks/').set(auth).type('json').send(`{"title":"echo","payload":${nestedJson(depth)}}`);
+    const res = await http_()
+      .post('/tasks/')
+      .set(auth)
+      .type('json')
+      .send(`{"title":"echo","payload":${nestedJson(depth)}}`);
     expect(res.status).toBe(400);
     expect(res.body).toEqual(errorShape('payload_too_deep'));
   });
@@ -228,10 +255,14 @@ describe('JSON depth and size are bounded at the edge', () => {
     expect(t).toMatchObject({ status: 'COMPLETED', result: nested(64) });
   });
 
-  test('a result nested deeper than MAX_JSON_DEPTH is the handler\'s failure (task and validation)', async () => {
+  test("a result nested deeper than MAX_JSON_DEPTH is the handler's failure (task and validation)", async () => {
     expect(await runTask({ title: 'echo', payload: { n: 64 } })).toMatchObject({ status: 'COMPLETED' });
     const t = await runTask({ title: 'echo', payload: { n: 65 } });
-    expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'HandlerFailed', message: expect.stringContaining('ResultTooDeep') } });
+    expect(t).toMatchObject({
+      status: 'FAILED',
+      attempts: 1,
+      error: { type: 'HandlerFailed', message: expect.stringContaining('ResultTooDeep') },
+    });
     const res = await uploadFile('too_deep_result', ECHO, JSON.stringify([{ n: 65 }]));
     const s = await finalStatus(res.body.validation_id);
     expect(s).toMatchObject({ status: 'REJECTED', findings: [expect.objectContaining({ code: 'result_too_deep' })] });
@@ -247,7 +278,11 @@ describe('JSON depth and size are bounded at the edge', () => {
 
 describe('payloads are passed on as sent', () => {
   test('__proto__ keys in a task payload reach the handler and come back', async () => {
-    const res = await http_().post('/tasks/').set(auth).type('json').send('{"title":"echo","payload":{"__proto__":{"x":1},"constructor":{"prototype":{"y":2}},"b":2}}');
+    const res = await http_()
+      .post('/tasks/')
+      .set(auth)
+      .type('json')
+      .send('{"title":"echo","payload":{"__proto__":{"x":1},"constructor":{"prototype":{"y":2}},"b":2}}');
     expect(res.status).toBe(201);
     let t: TaskState;
     do {
@@ -261,7 +296,8 @@ describe('payloads are passed on as sent', () => {
   });
 
   test('__proto__ keys in test_payloads reach the handler too', async () => {
-    const strict = 'def handler(payload):\n    if payload.get("__proto__") != {"x": 1}:\n        raise ValueError("no __proto__ in %r" % (payload,))\n    return {}\n';
+    const strict =
+      'def handler(payload):\n    if payload.get("__proto__") != {"x": 1}:\n        raise ValueError("no __proto__ in %r" % (payload,))\n    return {}\n';
     const res = await uploadFile('proto_tp', strict, '[{"__proto__":{"x":1}}]');
     expect(res.status).toBe(202);
     expect(await finalStatus(res.body.validation_id)).toMatchObject({ status: 'VALIDATED' });
@@ -279,18 +315,22 @@ describe('payloads are passed on as sent', () => {
 });
 
 describe('scheduled_at', () => {
-  test.each([['an ISO time in year 9999', '9999-12-31T00:00:00Z'], ['unix seconds in year 9999', 253402300799], ['367 days ahead', new Date(Date.now() + 367 * 86_400_000).toISOString()]])(
-    '%s: 400 scheduled_at_out_of_range (not silently capped)',
-    async (_what, at) => {
-      const res = await http_().post('/tasks/').set(auth).send({ title: 'echo', payload: {}, scheduled_at: at });
-      expect(res.status).toBe(400);
-      expect(res.body).toEqual(errorShape('scheduled_at_out_of_range'));
-      expect(res.body.error.max_days_ahead).toBe(366);
-    },
-  );
+  test.each([
+    ['an ISO time in year 9999', '9999-12-31T00:00:00Z'],
+    ['unix seconds in year 9999', 253402300799],
+    ['367 days ahead', new Date(Date.now() + 367 * 86_400_000).toISOString()],
+  ])('%s: 400 scheduled_at_out_of_range (not silently capped)', async (_what, at) => {
+    const res = await http_().post('/tasks/').set(auth).send({ title: 'echo', payload: {}, scheduled_at: at });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual(errorShape('scheduled_at_out_of_range'));
+    expect(res.body.error.max_days_ahead).toBe(366);
+  });
 
   test('within the bound it is scheduled', async () => {
-    const res = await http_().post('/tasks/').set(auth).send({ title: 'echo', payload: {}, scheduled_at: Math.floor(Date.now() / 1000) + 300 * 86400 });
+    const res = await http_()
+      .post('/tasks/')
+      .set(auth)
+      .send({ title: 'echo', payload: {}, scheduled_at: Math.floor(Date.now() / 1000) + 300 * 86400 });
     expect(res.status).toBe(201);
     expect(res.body.status).toBe('SCHEDULED');
     expect((await http_().delete(`/tasks/${res.body.task_id}`).set(auth)).status).toBe(202);
@@ -417,7 +457,11 @@ describe('HTTP edges get the JSON error shape', () => {
   });
 
   test('a well-formed gzip JSON body is read', async () => {
-    const res = await postRaw('/tasks/', { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, zlib.gzipSync('{"title":"never_uploaded","payload":{}}'));
+    const res = await postRaw(
+      '/tasks/',
+      { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+      zlib.gzipSync('{"title":"never_uploaded","payload":{}}'),
+    );
     expect(res).toEqual({ status: 404, body: errorShape('task_file_not_found') });
   });
 
@@ -450,7 +494,10 @@ describe('HTTP edges get the JSON error shape', () => {
     try {
       const headers = await rawHttp('GET /healthz HTTP/1.1\r\nHost: x\r\n', { port: slowPort });
       expect(headers).toMatchObject({ status: 408, body: errorShape('request_timeout') });
-      const body = await rawHttp(`POST /tasks/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ALICE}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ti`, { port: slowPort });
+      const body = await rawHttp(
+        `POST /tasks/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ALICE}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ti`,
+        { port: slowPort },
+      );
       expect(body).toMatchObject({ status: 408, body: errorShape('request_timeout') });
     } finally {
       slow.closeAllConnections();
@@ -483,13 +530,20 @@ describe('HTTP edges get the JSON error shape', () => {
   });
 
   test.each([
-    ['an upload', 'upload_file?file_name=aborted', 'multipart/form-data; boundary=XX', '--XX\r\nContent-Disposition: form-data; name="file"; filename="a.py"\r\nContent-Type: text/x-python\r\n\r\n' + 'x = 1\n'.repeat(500)],
+    [
+      'an upload',
+      'upload_file?file_name=aborted',
+      'multipart/form-data; boundary=XX',
+      '--XX\r\nContent-Disposition: form-data; name="file"; filename="a.py"\r\nContent-Type: text/x-python\r\n\r\n' + 'x = 1\n'.repeat(500),
+    ],
     ['a task body', '', 'application/json', '{"title": "echo", "payload": {"s": "' + 'x'.repeat(3000)],
   ])('a client aborting %s is one warning, not an error', async (_what, url, type, body) => {
     logs.length = 0;
     await new Promise<void>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {
-        s.write(`POST /tasks/${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ALICE}\r\nContent-Type: ${type}\r\nContent-Length: 100000\r\n\r\n${body}`);
+        s.write(
+          `POST /tasks/${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ALICE}\r\nContent-Type: ${type}\r\nContent-Length: 100000\r\n\r\n${body}`,
+        );
         setTimeout(() => s.destroy(), 200);
       });
       s.on('close', () => resolve());

@@ -16,12 +16,20 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
     if (v === null || typeof v !== 'object') continue;
     if (depth > limit) return true;
     if (Array.isArray(v)) {
-      for (const child of v) if (child !== null && typeof child === 'object') values.push(child), depths.push(depth + 1);
+      for (const child of v) {
+        if (child !== null && typeof child === 'object') {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
     } else {
       for (const key in v) {
         if (!Object.hasOwn(v, key)) continue;
         const child = (v as Record<string, unknown>)[key];
-        if (child !== null && typeof child === 'object') values.push(child), depths.push(depth + 1);
+        if (child !== null && typeof child === 'object') {
+          values.push(child);
+          depths.push(depth + 1);
+        }
       }
     }
   }

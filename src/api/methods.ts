@@ -41,7 +41,10 @@ export function methodNotAllowed(routes: readonly RouteMethod[]): RequestHandler
     if (allow.includes('GET')) allow.push('HEAD');
     if (allow.includes(req.method)) return next();
     if (req.method === 'OPTIONS') {
-      res.set('Allow', [...allow, 'OPTIONS'].join(', ')).status(204).end();
+      res
+        .set('Allow', [...allow, 'OPTIONS'].join(', '))
+        .status(204)
+        .end();
       return;
     }
     next(new MethodNotAllowedError(req.method, req.path, allow));

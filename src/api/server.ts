@@ -14,8 +14,16 @@ const CLIENT_ERRORS: Record<string, { status: number; code: string; message: str
   HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', message: 'the request line and headers must fit in 16 KiB' },
   HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, code: 'chunk_extensions_too_large', message: 'chunk extensions are too large' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' },
-  HPE_INVALID_TRANSFER_ENCODING: { status: 400, code: 'bad_request', message: 'Transfer-Encoding and Content-Length must not both be sent' },
-  HPE_UNEXPECTED_CONTENT_LENGTH: { status: 400, code: 'bad_request', message: 'Transfer-Encoding and Content-Length must not both be sent' },
+  HPE_INVALID_TRANSFER_ENCODING: {
+    status: 400,
+    code: 'bad_request',
+    message: 'Transfer-Encoding and Content-Length must not both be sent',
+  },
+  HPE_UNEXPECTED_CONTENT_LENGTH: {
+    status: 400,
+    code: 'bad_request',
+    message: 'Transfer-Encoding and Content-Length must not both be sent',
+  },
 };
 
 export function createHttpServer(app: RequestListener, cfg: Config['http'], log: Logger): http.Server {
