@@ -48,7 +48,8 @@ export function createHttpServer(app: RequestListener, cfg: Config['http'], log:
         `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
-      log.warn('bad request from client', { status: e.status, code: e.code, reason: err.code });
+      // Like any other 4xx, nothing wrong on our side: debug, so a flood of bad requests cannot flood the log.
+      log.debug('bad request from client', { status: e.status, code: e.code, reason: err.code });
     }
     socket.destroy();
   });
