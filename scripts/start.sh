@@ -42,7 +42,7 @@ SEARCH_ATTRIBUTES=(ValidationStatus FileName Owner TaskStatus) # all Keyword
 healthy() { "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; }
 
 if healthy; then
-  say "a Temporal server already answers on $TEMPORAL_ADDRESS: using it (no dev server started)"
+  say "a Temporal server already answers on $TEMPORAL_ADDRESS: using it as it is configured (no dev server started; scripts/temporal-dev-server.json not applied)"
 else
   case "$T_HOST" in
     127.* | localhost | ::1 | '[::1]') ;;
@@ -51,6 +51,14 @@ else
   args=(server start-dev --ip "$T_HOST" --port "$T_PORT" --ui-port "$UI_PORT" --ui-disable-news-fetch
     --db-filename "$STATE_DIR/temporal.db" --namespace "$TEMPORAL_NAMESPACE" --log-level warn)
   for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$a=Keyword"); done
+  # TaskFlow's server settings (dynamic config, SQLite pragmas): one file, which the test harness reads too.
+  mapfile -t settings < <(node -e '
+    const s = require(process.argv[1]);
+    for (const [k, { value }] of Object.entries(s.dynamicConfig)) console.log("--dynamic-config-value\n" + k + "=" + JSON.stringify(value));
+    for (const [k, { value }] of Object.entries(s.sqlitePragmas)) console.log("--sqlite-pragma\n" + k + "=" + value);
+  ' "$ROOT/scripts/temporal-dev-server.json") && ((${#settings[@]})) || die "reading scripts/temporal-dev-server.json failed"
+  args+=("${settings[@]}")
+  for ((i = 1; i < ${#settings[@]}; i += 2)); do say "dev server setting in force: ${settings[i]}"; done
   say "starting temporal ${args[*]} (log: $STATE_DIR/temporal.log)"
   t="$(date +%s.%N)"
   # setsid: Ctrl-C reaches only this script, which then stops the app before the server.

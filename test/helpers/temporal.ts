@@ -20,6 +20,8 @@
  *   still dies).
  * - `--search-attribute` is applied when start-dev creates its database, which for this in-memory server
  *   is every start. Visibility is eventually consistent: poll `client.workflow.list` (see waitForVisible).
+ * - It runs with TaskFlow's dev-server settings (scripts/temporal-dev-server.json): without them every workflow
+ *   step costs ~50 ms and short timers fire ~1 s late. `tuned: false` gives Temporal's defaults (for benchmarks).
  * - Bundling workflow code is the slow part (1.5-2 s for a tiny file, more for real workflows): bundle once per suite
  *   (`bundleWorkflowCode`) and pass `workflowBundle` to every Worker of the suite.
  */
@@ -29,6 +31,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
+import DEV_SERVER from '../../scripts/temporal-dev-server.json';
 
 export interface StartedTemporal {
   env: TestWorkflowEnvironment;
@@ -68,7 +71,24 @@ function quietRuntime(): void {
   Runtime.install({ logger: new DefaultLogger(process.env.TASKFLOW_TEST_LOGS ? 'DEBUG' : 'WARN') });
 }
 
-export async function startTemporal(opts: { namespace?: string } = {}): Promise<StartedTemporal> {
+/**
+ * `temporal server start-dev` arguments for TaskFlow's settings (scripts/temporal-dev-server.json, which
+ * scripts/start.sh reads too): the dynamic config, and the SQLite pragmas when the server keeps a file.
+ */
+export function devServerArgs(opts: { dbFile?: boolean } = {}): string[] {
+  const args: string[] = [];
+  for (const [key, { value }] of Object.entries(DEV_SERVER.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  if (opts.dbFile) for (const [key, { value }] of Object.entries(DEV_SERVER.sqlitePragmas)) args.push('--sqlite-pragma', `${key}=${value}`);
+  return args;
+}
+
+export interface StartTemporalOptions {
+  namespace?: string;
+  /** false: a dev server with Temporal's defaults (the benchmarks' reference floor). Default true. */
+  tuned?: boolean;
+}
+
+export async function startTemporal(opts: StartTemporalOptions = {}): Promise<StartedTemporal> {
   const namespace = opts.namespace ?? 'default';
   quietRuntime();
   const env = await TestWorkflowEnvironment.createLocal({
@@ -79,6 +99,7 @@ export async function startTemporal(opts: { namespace?: string } = {}): Promise<
       searchAttributes: [...SEARCH_ATTRIBUTES],
       // The UI is off (the SDK passes --headless); only warnings reach jest's output.
       log: { format: 'pretty', level: process.env.TASKFLOW_TEST_LOGS ? 'info' : 'error' },
+      extraArgs: opts.tuned === false ? [] : devServerArgs(),
     },
   });
   let stopped: Promise<void> | undefined;
