@@ -3,12 +3,14 @@
  * states, priorities, failure types, the public state and the messages the workflow answers.
  * Pure (safe inside the workflow bundle).
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { WAIT_FOR_CHANGE_UPDATE, type WaitForChange } from './wait';
 
 export { TASK_STATUS, OWNER, FILE_NAME } from './search-attributes';
 
 export const TASK_STATUSES = ['SCHEDULED', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const isFinalTaskStatus = (s: TaskStatus): boolean => s === 'COMPLETED' || s === 'FAILED' || s === 'CANCELLED';
 
 export const TASK_PRIORITIES = ['high', 'low'] as const;
 export type TaskPriority = (typeof TASK_PRIORITIES)[number];
@@ -98,4 +100,6 @@ export function initialTaskState(input: TaskInput, now: number): TaskState {
 export const TASK_WORKFLOW = 'runTask';
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
 export const taskStateQuery = defineQuery<TaskState>('taskState');
+/** The long poll behind `GET /tasks/{task_id}?wait=` (domain/wait.ts). */
+export const taskWaitUpdate = defineUpdate<TaskState, [WaitForChange<TaskStatus>]>(WAIT_FOR_CHANGE_UPDATE);
 export const taskStartedSignal = defineSignal<[{ attempt: number; startedAt: string }]>('taskStarted');

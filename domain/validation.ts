@@ -3,8 +3,9 @@
  * states, findings, the public status and the messages the workflow answers. Pure: no Node
  * built-ins, safe inside the workflow bundle.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { FindingCode } from './findings';
+import { WAIT_FOR_CHANGE_UPDATE, type WaitForChange } from './wait';
 
 export { VALIDATION_STATUS, OWNER as VALIDATION_OWNER, FILE_NAME as VALIDATION_FILE_NAME } from './search-attributes';
 
@@ -111,4 +112,6 @@ export function choosePayloads(fromUpload: unknown[] | undefined, fromFile: unkn
 export const VALIDATION_WORKFLOW = 'validateTaskFile';
 export const validationWorkflowId = (validationId: string): string => `validation-${validationId}`;
 export const statusQuery = defineQuery<ValidationStatus>('status');
+/** The long poll behind `GET /tasks/validation_status/{id}?wait=` (domain/wait.ts). */
+export const validationWaitUpdate = defineUpdate<ValidationStatus, [WaitForChange<ValidationState>]>(WAIT_FOR_CHANGE_UPDATE);
 export const statusPath = (validationId: string): string => `/tasks/validation_status/${validationId}`;

@@ -6,8 +6,10 @@
  */
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -18,14 +20,19 @@ import {
 import type { TaskActivities, TaskRunMetrics } from '../activities/task';
 import {
   initialTaskState,
+  isFinalTaskStatus,
   NON_RETRYABLE_TASK_FAILURES,
   TASK_FAILURE,
   TASK_STATUS,
   taskStartedSignal,
   taskStateQuery,
+  taskWaitUpdate,
   type TaskInput,
   type TaskState,
 } from '../domain/task';
+import { answerWaitForChange } from './wait-for-change';
+
+const withoutResult = ({ result: _result, ...small }: TaskState): TaskState => small;
 
 const { runTaskInSandbox } = proxyActivities<TaskActivities>({
   // The activity may wait for a sandbox slot behind higher-priority work; it heartbeats meanwhile.
@@ -45,11 +52,17 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
   const publish = (patch: Partial<TaskState>) => {
     Object.assign(state, patch);
     // The result can be large; it stays in the workflow's result, the memo carries the rest.
-    const { result: _result, ...small } = state;
-    upsertMemo({ state: small });
+    upsertMemo({ state: withoutResult(state) });
     upsertSearchAttributes([{ key: TASK_STATUS, value: state.status }]);
   };
   setHandler(taskStateQuery, () => state);
+  // The result stays out of the answer (the API reads a final state from the workflow's result).
+  answerWaitForChange(taskWaitUpdate, () => withoutResult(state), () => state.status, isFinalTaskStatus);
+  // The final state, once every waiting `waitForChange` caller has had it.
+  const finish = async () => {
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    return state;
+  };
   setHandler(taskStartedSignal, ({ attempt, startedAt }) => {
     if (state.status === 'QUEUED' || state.status === 'RUNNING') {
       publish({ status: 'RUNNING', attempts: attempt, started_at: state.started_at ?? startedAt });
@@ -73,7 +86,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
       await CancellationScope.nonCancellable(async () => {
         publish({ status: 'CANCELLED', error: { type: TASK_FAILURE.cancelled, message: 'the task was cancelled' }, finished_at: new Date().toISOString() });
       });
-      return state;
+      return finish();
     }
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const app = cause instanceof ApplicationFailure ? cause : undefined;
@@ -90,5 +103,5 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
       finished_at: new Date().toISOString(),
     });
   }
-  return state;
+  return finish();
 }

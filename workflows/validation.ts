@@ -7,9 +7,12 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  allHandlersFinished,
   CancellationScope,
+  condition,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   type ActivityOptions,
@@ -18,7 +21,9 @@ import type { ValidationActivities } from '../activities/validation';
 import {
   choosePayloads,
   REJECTED_ERROR_TYPE,
+  isFinal,
   statusQuery,
+  validationWaitUpdate,
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
   VALIDATION_STATUS,
@@ -29,6 +34,7 @@ import {
   type ValidationState,
   type ValidationStatus,
 } from '../domain/validation';
+import { answerWaitForChange } from './wait-for-change';
 
 // Every exported function of this module is registered as a workflow type: keep helpers elsewhere.
 
@@ -50,7 +56,10 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     maximumAttempts: t.maxAttempts,
     nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
   };
-  const { stageUpload } = proxyActivities<ValidationActivities>({ startToCloseTimeout: '30 seconds', retry });
+  // Staging, promotion and quarantine are quick local file steps: local activities run them inside the
+  // workflow task (no task-queue round trip); their results are recorded in history like any activity's,
+  // and a worker that dies mid-step re-runs it on replay (each of them is idempotent).
+  const { stageUpload } = proxyLocalActivities<ValidationActivities>({ startToCloseTimeout: '30 seconds', retry });
   const { staticCheck } = proxyActivities<ValidationActivities>({
     startToCloseTimeout: t.staticCheckMs,
     heartbeatTimeout: t.heartbeatMs,
@@ -62,7 +71,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     retry,
   });
   // Finishing must happen: no attempt limit (an operator fixes the disk, the retry completes).
-  const { promote, quarantine } = proxyActivities<ValidationActivities>({
+  const { promote, quarantine } = proxyLocalActivities<ValidationActivities>({
     startToCloseTimeout: '1 minute',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [REJECTED_ERROR_TYPE] },
   });
@@ -79,6 +88,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     finished_at: null,
   };
   setHandler(statusQuery, () => state);
+  answerWaitForChange(validationWaitUpdate, () => state, () => state.status, isFinal);
   const set = (status: ValidationState) => {
     state.status = status;
     upsertSearchAttributes([{ key: VALIDATION_STATUS, value: status }]);
@@ -88,9 +98,11 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     { key: VALIDATION_FILE_NAME, value: input.fileName },
     { key: VALIDATION_OWNER, value: input.owner },
   ]);
-  const adopt = (final: ValidationStatus) => {
+  // The final status, once every waiting `waitForChange` caller has had it.
+  const adopt = async (final: ValidationStatus) => {
     Object.assign(state, final);
     set(final.status);
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     return state;
   };
 

@@ -7,6 +7,7 @@ import {
   FileName,
   HealthSchema,
   TaskCreateBody,
+  TaskGetQuery,
   TaskId,
   TaskListPageSchema,
   TaskListQuerySchema,
@@ -14,6 +15,7 @@ import {
   UploadAcceptedSchema,
   UploadForm,
   ValidationId,
+  ValidationStatusQuery,
   ValidationStatusSchema,
 } from './schemas';
 
@@ -25,6 +27,9 @@ const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => {
 const json = (s: z.ZodType) => ({ content: { 'application/json': { schema: schema(s) } } });
 const error = (description: string) => ({ description, ...json(ErrorSchema) });
 const auth = { 401: error('Missing or invalid bearer token') };
+/** One optional query parameter per property of a query schema. */
+const queryParams = (s: z.ZodType) =>
+  Object.entries(schema(s, 'input').properties as Record<string, unknown>).map(([name, p]) => ({ name, in: 'query', required: false, schema: p }));
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -55,9 +60,14 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/tasks/validation_status/{validation_id}': {
         get: {
-          summary: "A validation's status (the workflow's status query; works after it finished)",
-          parameters: [{ name: 'validation_id', in: 'path', required: true, schema: schema(ValidationId) }],
-          responses: { 200: { description: 'Status', ...json(ValidationStatusSchema) }, ...auth, 404: error('Unknown id, or another owner\'s') },
+          summary: "A validation's status (the workflow's status query; works after it finished); with wait, a long poll",
+          parameters: [{ name: 'validation_id', in: 'path', required: true, schema: schema(ValidationId) }, ...queryParams(ValidationStatusQuery)],
+          responses: {
+            200: { description: 'Status (with wait: once it differs from known_status or is final, else unchanged after wait seconds)', ...json(ValidationStatusSchema) },
+            400: error('Bad wait or known_status'),
+            ...auth,
+            404: error('Unknown id, or another owner\'s'),
+          },
         },
       },
       '/tasks/': {
@@ -77,20 +87,20 @@ export function openApiDocument(): Record<string, unknown> {
         },
         get: {
           summary: "List the owner's tasks, newest first, filtered and paged",
-          parameters: Object.entries(schema(TaskListQuerySchema, 'input').properties as Record<string, unknown>).map(([name, s]) => ({
-            name,
-            in: 'query',
-            required: false,
-            schema: s,
-          })),
+          parameters: queryParams(TaskListQuerySchema),
           responses: { 200: { description: 'A page of tasks', ...json(TaskListPageSchema) }, 400: error('Bad filter'), ...auth },
         },
       },
       '/tasks/{task_id}': {
         get: {
-          summary: 'A task\'s status, result or error, attempts, times and metrics',
-          parameters: [{ name: 'task_id', in: 'path', required: true, schema: schema(TaskId) }],
-          responses: { 200: { description: 'The task', ...json(TaskStateSchema) }, ...auth, 404: error("Unknown id, or another owner's") },
+          summary: 'A task\'s status, result or error, attempts, times and metrics; with wait, a long poll',
+          parameters: [{ name: 'task_id', in: 'path', required: true, schema: schema(TaskId) }, ...queryParams(TaskGetQuery)],
+          responses: {
+            200: { description: 'The task (with wait: once its status differs from known_status or is final, else unchanged after wait seconds)', ...json(TaskStateSchema) },
+            400: error('Bad wait or known_status'),
+            ...auth,
+            404: error("Unknown id, or another owner's"),
+          },
         },
         delete: {
           summary: 'Cancel a task that has not finished (a running sandbox is killed)',

@@ -11,7 +11,7 @@ import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 import { assertDepth } from './json-bounds';
 import { parse } from './parse';
-import { FileNameQuery, TaskCreateBody, TaskListQuerySchema } from './schemas';
+import { FileNameQuery, TaskCreateBody, TaskGetQuery, TaskListQuerySchema } from './schemas';
 
 export function taskRoutes(deps: { config: Config; validations: ValidationService; tasks: TaskService }): Router {
   const router = Router();
@@ -50,7 +50,8 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
 
   // After /tasks/delete_file, which this would otherwise shadow.
   router.get('/tasks/:task_id', async (req, res) => {
-    res.json(await deps.tasks.get(ownerOf(res), String(req.params.task_id)));
+    const q = parse(TaskGetQuery, req.query, 'query', 'invalid_query');
+    res.json(await deps.tasks.get(ownerOf(res), String(req.params.task_id), q.wait ? { seconds: q.wait, known: q.known_status } : undefined));
   });
 
   router.delete('/tasks/:task_id', async (req, res) => {

@@ -6,6 +6,7 @@
  */
 import { NotImplementedError } from '../errors';
 import type { TaskPriority, TaskState, TaskStatus } from '../../domain/task';
+import type { WaitRequest } from '../long-poll';
 
 export interface TaskCreateRequest {
   owner: string;
@@ -47,7 +48,8 @@ export interface TaskListPage {
 export interface TaskService {
   create(req: TaskCreateRequest): Promise<CreatedTask>;
   /** 404 (NotFoundError) for unknown ids and other owners' tasks alike. */
-  get(owner: string, taskId: string): Promise<TaskState>;
+  /** With `wait`: a long poll (answers once the status differs from `wait.known` or is final, or after `wait.seconds`). */
+  get(owner: string, taskId: string, wait?: WaitRequest<TaskStatus>): Promise<TaskState>;
   list(owner: string, query: TaskListQuery): Promise<TaskListPage>;
   /** Requests cancellation of an unfinished task; 409 once it has finished. */
   cancel(owner: string, taskId: string): Promise<TaskState>;

@@ -8,17 +8,21 @@ import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription }
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
+import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
 import {
   FILE_NAME,
   initialTaskState,
+  isFinalTaskStatus,
   OWNER,
   TASK_STATUS,
   TASK_WORKFLOW,
+  taskWaitUpdate,
   taskWorkflowId,
   type TaskInput,
   type TaskState,
+  type TaskStatus,
 } from '../../domain/task';
 
 /** Temporal being down is the platform's problem, not the caller's: 503, and nothing is lost. */
@@ -33,11 +37,15 @@ async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>):
 }
 
 export class TemporalTaskService implements TaskService {
+  private readonly waits: WorkflowWaits;
+
   constructor(
     private readonly client: Client,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.waits = new WorkflowWaits(client, log);
+  }
 
   async create(req: TaskCreateRequest): Promise<CreatedTask> {
     const taskId = crypto.randomUUID();
@@ -71,11 +79,21 @@ export class TemporalTaskService implements TaskService {
     return { task_id: taskId, status, title: req.title, priority: req.priority, sha256: req.sha256, created_at: createdAt, ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}) };
   }
 
-  /** The task's state; 404 for unknown ids and for other owners' tasks alike. */
-  async get(owner: string, taskId: string): Promise<TaskState> {
+  /**
+   * The task's state; 404 for unknown ids and for other owners' tasks alike. With `wait`, answers once the
+   * status differs from `wait.known` or is final, at the latest after `wait.seconds` (src/long-poll.ts).
+   */
+  async get(owner: string, taskId: string, wait?: WaitRequest<TaskStatus>): Promise<TaskState> {
     const { handle, description } = await this.describe(owner, taskId);
     const memo = (description.memo as { state?: TaskState } | undefined)?.state;
-    if (description.status.name === 'RUNNING') return memo!;
+    if (description.status.name === 'RUNNING') {
+      if (!wait?.seconds) return memo!;
+      const answer = await this.waits.wait(handle.workflowId, taskWaitUpdate, wait, (s) => s.status);
+      if (!answer) return this.get(owner, taskId);
+      // The workflow's answer leaves the result out (it would be copied into the history per waiter):
+      // a final status is read with its result from the workflow's own result, which it closes with now.
+      if (!isFinalTaskStatus(answer.status)) return answer;
+    }
     return temporalCall('read task result', this.log, async () => {
       try {
         return (await handle.result()) as TaskState;

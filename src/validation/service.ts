@@ -8,6 +8,7 @@ import type { Config } from '../config';
 import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { KeyedMutex } from '../keyed-mutex';
+import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
@@ -17,6 +18,7 @@ import {
   isFinal,
   statusPath,
   statusQuery,
+  validationWaitUpdate,
   VALIDATION_WORKFLOW,
   validationWorkflowId,
   type ValidationInput,
@@ -57,9 +59,11 @@ export class ValidationService {
   private readonly names = new KeyedMutex();
   /** Unreadable records already reported by the recovery pass (reported once per process). */
   private readonly reportedUnreadable = new Set<string>();
+  private readonly waits: WorkflowWaits;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
+    this.waits = new WorkflowWaits(deps.client, this.log);
   }
 
   /**
@@ -188,11 +192,23 @@ export class ValidationService {
     return started;
   }
 
-  /** The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones. */
-  async status(owner: string, id: string): Promise<ValidationStatus> {
+  /**
+   * The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones.
+   * With `wait`, answers once the status differs from `wait.known` or is final, at the latest after
+   * `wait.seconds` (the workflow answers; see src/long-poll.ts).
+   */
+  async status(owner: string, id: string, wait?: WaitRequest<ValidationState>): Promise<ValidationStatus> {
     const rec = await this.deps.storage.records.getOwned(owner, id);
     if (!rec) throw new NotFoundError(`no validation ${id}`, 'validation_not_found');
-    return this.statusOf(rec);
+    if (!wait?.seconds || rec.final) return this.statusOf(rec);
+    if (!rec.workflow_started) {
+      // Its start is still pending (Temporal was unavailable): nothing can tell us sooner.
+      await new Promise((r) => setTimeout(r, wait.seconds * 1000));
+    } else {
+      const answer = await this.waits.wait(rec.workflow_id, validationWaitUpdate, wait, (s) => s.status);
+      if (answer) return answer;
+    }
+    return this.statusOf((await this.deps.storage.records.getOwned(owner, id)) ?? rec);
   }
 
   private async statusOf(rec: ValidationRecord): Promise<ValidationStatus> {

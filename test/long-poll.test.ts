@@ -1,0 +1,177 @@
+/**
+ * The long poll (`?wait=SECONDS&known_status=STATUS`) on validations and tasks, over HTTP against a real
+ * Temporal dev server, real workers and real sandboxes: it answers when the status changes, when it is
+ * final, and (unchanged) when the wait runs out; many waiters on one workflow share its update.
+ */
+import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import request from 'supertest';
+import type { Config } from '../src/config';
+import { silentLogger } from '../src/logger';
+import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
+import { TemporalTaskService } from '../src/tasks/temporal-task-service';
+import { createValidationWorker } from '../app/validation-worker';
+import type { Sandbox } from '../sandbox';
+import type { TaskState } from '../domain/task';
+import type { ValidationStatus } from '../domain/validation';
+import { startSandbox, testConfig } from './helpers/sandbox';
+import { startTemporal, type StartedTemporal } from './helpers/temporal';
+import { ALICE, BOB, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+
+let temporal: StartedTemporal;
+let config: Config;
+let sandbox: Sandbox;
+let api: TestApi;
+let validationWorker: Worker;
+let validationRun: Promise<void>;
+let bundle: WorkflowBundleWithSourceMap;
+let taskWorkers: RunningTaskWorkers;
+
+// The validation run takes ~3 s (its test payload sleeps), so the suite can catch it in SANDBOX_RUN.
+const SLOW_TO_VALIDATE = `import time
+
+
+def handler(payload):
+    if payload.get("validating"):
+        time.sleep(3)
+    if payload.get("sleep"):
+        time.sleep(payload["sleep"])
+    return {"echo": payload}
+`;
+
+beforeAll(async () => {
+  temporal = await startTemporal();
+  config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '6000', SANDBOX_PAYLOAD_TIMEOUT_MS: '6000' }));
+  [sandbox, bundle] = await Promise.all([startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }), bundleTaskWorkflows()]);
+  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationRun = validationWorker.run();
+  taskWorkers = await startTaskWorkers({
+    config,
+    sandbox,
+    connection: temporal.env.nativeConnection,
+    client: temporal.env.client,
+    log: silentLogger,
+    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+    workflowBundle: bundle,
+  });
+}, 240000);
+
+afterAll(async () => {
+  await taskWorkers?.shutdown();
+  validationWorker?.shutdown();
+  await validationRun;
+  await sandbox?.close();
+  await temporal?.stop();
+});
+
+function validationStatus(id: string, query: Record<string, string | number | undefined> = {}, token = ALICE) {
+  return request(api.app).get(`/tasks/validation_status/${id}`).query(query).set('Authorization', `Bearer ${token}`);
+}
+
+function task(id: string, query: Record<string, string | number | undefined> = {}) {
+  return request(api.app).get(`/tasks/${id}`).query(query).set('Authorization', `Bearer ${ALICE}`);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t = Date.now();
+  const value = await fn();
+  return { value, ms: Date.now() - t };
+}
+
+describe('validation status long poll', () => {
+  let id: string;
+  let final: ValidationStatus;
+
+  test('answers on each change, unchanged when the wait runs out, and with the final status', async () => {
+    const res = await upload(api.app, ALICE, 'slow_to_validate', SLOW_TO_VALIDATE, [{ validating: true }]);
+    expect(res.status).toBe(202);
+    id = res.body.validation_id;
+
+    // PENDING → something else: the answer names the new status.
+    const first = await validationStatus(id, { wait: 30, known_status: 'PENDING' });
+    expect(first.status).toBe(200);
+    expect(first.body.status).not.toBe('PENDING');
+
+    const running = await waitForStatus(api.app, ALICE, id, (s) => s.status === 'SANDBOX_RUN' || s.status === 'VALIDATED');
+    expect(running.status).toBe('SANDBOX_RUN'); // the run sleeps 3 s: we are inside it
+    // The bound: the run goes on for seconds, the answer comes after the half-second wait, unchanged.
+    const bounded = await timed(() => validationStatus(id, { wait: 0.5, known_status: 'SANDBOX_RUN' }));
+    expect(bounded.value.status).toBe(200);
+    expect(bounded.value.body.status).toBe('SANDBOX_RUN');
+    expect(bounded.ms).toBeGreaterThanOrEqual(450);
+
+    // Many waiters at once (more than the 10 updates a workflow takes in flight) all get the final status.
+    const waiters = await Promise.all(Array.from({ length: 15 }, () => validationStatus(id, { wait: 30, known_status: 'SANDBOX_RUN' })));
+    for (const w of waiters) expect([w.status, w.body.status]).toEqual([200, 'VALIDATED']);
+    final = waiters[0].body;
+    expect(final).toMatchObject({ promoted: true, finished_at: expect.any(String) });
+    // The final answer is consistent with the rest of the API at once: the file can be used.
+    const created = await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'slow_to_validate', payload: {} });
+    expect(created.status).toBe(201);
+  });
+
+  test('a final status, or a known_status that is no longer current, answers at once', async () => {
+    const a = await timed(() => validationStatus(id, { wait: 30 }));
+    expect(a.value.body).toEqual(final);
+    expect(a.ms).toBeLessThan(20000); // did not sit out the 30 s wait
+    const b = await timed(() => validationStatus(id, { wait: 30, known_status: 'PENDING' }));
+    expect(b.value.body.status).toBe('VALIDATED');
+    expect(b.ms).toBeLessThan(20000);
+  });
+
+  test('bad wait or known_status values are 400 invalid_query; other owners still get 404', async () => {
+    for (const q of [{ wait: -1 }, { wait: 61 }, { wait: 'soon' }, { wait: 5, known_status: 'NOPE' }, { wait: 5, known_status: 'QUEUED' }]) {
+      const res = await validationStatus(id, q);
+      expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_query']);
+    }
+    expect((await validationStatus(id, { wait: 1 }, BOB)).status).toBe(404);
+  });
+});
+
+describe('task long poll', () => {
+  test('QUEUED → RUNNING → COMPLETED, each answered by the workflow; the final answer carries the result', async () => {
+    const created = await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'slow_to_validate', payload: { sleep: 2 } });
+    expect(created.status).toBe(201);
+    const id = created.body.task_id as string;
+    const seen: string[] = [];
+    let known = created.body.status as string;
+    let last: TaskState | undefined;
+    for (let i = 0; i < 10 && !['COMPLETED', 'FAILED', 'CANCELLED'].includes(known); i++) {
+      const res = await task(id, { wait: 30, known_status: known });
+      expect(res.status).toBe(200);
+      last = res.body as TaskState;
+      // Every answer is a change (the waits are far longer than the task).
+      expect(last.status).not.toBe(known);
+      seen.push(last.status);
+      known = last.status;
+    }
+    expect(seen[seen.length - 1]).toBe('COMPLETED');
+    expect(last).toMatchObject({ status: 'COMPLETED', result: { echo: { sleep: 2 } }, attempts: 1 });
+  });
+
+  test('a scheduled task: the wait runs out unchanged; a cancel answers the waiter with CANCELLED', async () => {
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'slow_to_validate', payload: {}, scheduled_at: Math.floor(Date.now() / 1000) + 3600 });
+    expect(created.body.status).toBe('SCHEDULED');
+    const id = created.body.task_id as string;
+    const bounded = await timed(() => task(id, { wait: 0.5 }));
+    expect(bounded.value.body.status).toBe('SCHEDULED');
+    expect(bounded.ms).toBeGreaterThanOrEqual(450);
+
+    const waiting = task(id, { wait: 30, known_status: 'SCHEDULED' }).then((r) => r);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await request(api.app).delete(`/tasks/${id}`).set('Authorization', `Bearer ${ALICE}`)).status).toBe(202);
+    const answer = await timed(() => waiting);
+    expect(answer.value.body).toMatchObject({ status: 'CANCELLED', error: { type: 'Cancelled' } });
+    expect(answer.ms).toBeLessThan(20000);
+  });
+
+  test('bad values are 400 invalid_query', async () => {
+    for (const q of [{ wait: 100 }, { wait: 1, known_status: 'VALIDATED' }]) {
+      const res = await task('00000000-0000-0000-0000-000000000000', q);
+      expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_query']);
+    }
+  });
+});
