@@ -4,6 +4,7 @@
  * accepting, the worker finishes or hands back its activities, sandboxes are removed.
  */
 import type { Server } from 'node:http';
+import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { createHttpServer, listen } from '../src/api/server';
@@ -15,6 +16,7 @@ import { startTaskWorkers } from './task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { connectWorker, createClient, ensureSearchAttributes, temporalHealthy } from './temporal';
 import { ValidationService } from '../src/validation/service';
+import { WorkflowStarter } from '../src/workflow-starter';
 import { createValidationWorker } from './validation-worker';
 import { createSandbox, type Sandbox } from '../sandbox';
 
@@ -29,6 +31,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     const storage = await openStorage(config);
     const { client, connection: clientConnection } = createClient(config);
     stops.push(() => clientConnection.close());
+    const starter = new WorkflowStarter(client);
 
     if (config.roles.includes('api')) {
       const creds = await resolveCredentials(config);
@@ -39,12 +42,12 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
             `  ${creds.dev.created ? 'written to' : 'read from'} ${creds.dev.file}\n`,
         );
       }
-      const validations = new ValidationService({ config, storage, client, log });
+      const validations = new ValidationService({ config, storage, client, log, starter });
       const app = createApp({
         config,
         keys: creds.keys,
         validations,
-        tasks: new TemporalTaskService(client, config, log),
+        tasks: new TemporalTaskService(client, config, log, starter),
         log,
         temporalHealthy: () => temporalHealthy(clientConnection),
       });
@@ -97,6 +100,15 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         await running.catch(() => undefined);
       });
       log.info('validation worker polling', { taskQueue: config.validationQueue, sandboxRuntime: sandbox.runtime });
+    }
+
+    if (config.roles.includes('api')) {
+      // The API and workers share this process: start their workflows eagerly (src/workflow-starter.ts).
+      const queues = [...(validating ? [config.validationQueue] : []), ...(executing ? [config.taskQueueHigh, config.taskQueueLow] : [])];
+      starter.enableEager(new Client({ connection, namespace: config.temporal.namespace }), queues);
+      // Runs first at shutdown: no start may use the workers' connection once they stop.
+      stops.push(async () => starter.disableEager());
+      log.info('eager workflow start on', { taskQueues: queues });
     }
   } catch (err) {
     await stopAll();

@@ -9,6 +9,7 @@ import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
+import { WorkflowStarter } from '../workflow-starter';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
 import {
@@ -43,6 +44,8 @@ export class TemporalTaskService implements TaskService {
     private readonly client: Client,
     private readonly config: Config,
     private readonly log: Logger,
+    /** Starts the task workflows (eagerly when a worker of this process polls the queue); default: through `client`. */
+    private readonly starter = new WorkflowStarter(client),
   ) {
     this.waits = new WorkflowWaits(client, log);
   }
@@ -63,7 +66,7 @@ export class TemporalTaskService implements TaskService {
     const state = initialTaskState(input, Date.now());
     const status = state.status;
     await temporalCall('start task', this.log, () =>
-      this.client.workflow.start(TASK_WORKFLOW, {
+      this.starter.start(TASK_WORKFLOW, {
         taskQueue: req.priority === 'high' ? this.config.taskQueueHigh : this.config.taskQueueLow,
         workflowId: taskWorkflowId(taskId),
         args: [input],

@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailab
 import type { Logger } from '../logger';
 import { KeyedMutex } from '../keyed-mutex';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
+import { WorkflowStarter } from '../workflow-starter';
 import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
@@ -47,6 +48,8 @@ export interface ValidationServiceDeps {
   storage: Storage;
   client: Client;
   log: Logger;
+  /** Starts the workflows (eagerly when a worker of this process polls the queue); default: through `client`. */
+  starter?: WorkflowStarter;
 }
 
 export class ValidationService {
@@ -60,10 +63,12 @@ export class ValidationService {
   /** Unreadable records already reported by the recovery pass (reported once per process). */
   private readonly reportedUnreadable = new Set<string>();
   private readonly waits: WorkflowWaits;
+  private readonly starter: WorkflowStarter;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
     this.waits = new WorkflowWaits(deps.client, this.log);
+    this.starter = deps.starter ?? new WorkflowStarter(deps.client);
   }
 
   /**
@@ -132,12 +137,13 @@ export class ValidationService {
 
   /** Starts `validation-<id>`; "already started" counts as started (a previous attempt got through). */
   private async start(rec: ValidationRecord): Promise<void> {
-    const { client, config, storage } = this.deps;
+    const { config, storage } = this.deps;
     try {
       // Bounded: past the deadline the upload answers 503 and recovery starts it later (a start that
       // did get through is then "already started", which counts as started).
-      await client.connection.withDeadline(Date.now() + config.temporal.callTimeoutMs, () =>
-        client.workflow.start(VALIDATION_WORKFLOW, {
+      await this.starter.start(
+        VALIDATION_WORKFLOW,
+        {
           taskQueue: config.validationQueue,
           workflowId: rec.workflow_id,
           args: [this.input(rec)],
@@ -146,7 +152,8 @@ export class ValidationService {
             { key: VALIDATION_FILE_NAME, value: rec.file_name },
             { key: VALIDATION_OWNER, value: rec.owner },
           ],
-        }),
+        },
+        Date.now() + config.temporal.callTimeoutMs,
       );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
