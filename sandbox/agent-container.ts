@@ -95,8 +95,9 @@ export class AgentContainer {
     return this.stderrTail;
   }
 
+  /** Running and not being killed by us (a kill takes a moment to show as an exit). */
   get isAlive(): boolean {
-    return this.exitInfo === undefined;
+    return this.exitInfo === undefined && !this.killedByHost;
   }
 
   static async start(docker: Docker, o: StartOptions): Promise<AgentContainer> {
@@ -114,7 +115,7 @@ export class AgentContainer {
       await container.start();
       const key = crypto.randomBytes(32);
       const agent = new AgentContainer(docker, container, stream, key, specRecord(container.id, opts, o.limits, o.warm), o.log);
-      await agent.handshake();
+      await agent.handshake(o.kind === 'checker' ? 'checker' : 'run');
       return agent;
     } catch (err) {
       if (container) await container.remove({ force: true }).catch(() => undefined);
@@ -123,9 +124,9 @@ export class AgentContainer {
     }
   }
 
-  private async handshake(): Promise<void> {
+  private async handshake(role: 'checker' | 'run'): Promise<void> {
     const ready = this.waitFor('ready');
-    this.write({ type: 'hello', key: this.key.toString('hex') });
+    this.write({ type: 'hello', key: this.key.toString('hex'), role });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SandboxInfraError('sandbox agent did not become ready in time')), READY_TIMEOUT_MS);

@@ -9,6 +9,8 @@ export interface SandboxConfig {
   allowInsecureRunc: boolean;
   limits: SandboxLimits;
   poolSize: number;
+  /** Long-lived static-checker containers (0: a fresh container per check). */
+  checkerContainers: number;
   keyedPoolMax: number;
   keyedMaxUses: number;
   keyedIdleTtlMs: number;

@@ -6,6 +6,7 @@ import { AgentContainer } from './agent-container';
 import { connectDocker, verifyEngine } from './engine';
 import { ensureImage } from './image';
 import { instanceId, removeLeftovers, removeOwn } from './leftovers';
+import { CheckerPool } from './checker-pool';
 import { KeyedPool, WarmPool, type StartContainer } from './pool';
 import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
 import type { CheckOutcome, RunOutcome, RunRequest } from './types';
@@ -17,6 +18,9 @@ export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
 export { sha256 } from './runner';
+
+/** Checks one checker container serves before it is replaced (hygiene: nothing long-lived stays long). */
+const CHECKER_MAX_CHECKS = 1000;
 
 export interface OwnerFileKey {
   owner: string;
@@ -35,7 +39,7 @@ export interface Sandbox {
   /** The image tag in use (content-hashed). */
   readonly image: string;
   readonly runtime: 'runsc' | 'runc';
-  /** Static check inside a fresh single-use container (the file is parsed, never run). */
+  /** Static check in a long-lived checker container (the file is parsed, never run: sandbox/checker-pool.ts). */
   check(req: CheckRequest): Promise<CheckOutcome>;
   /** Validation run: a warm single-use container from the pool, destroyed afterwards. */
   validate(req: RunRequest): Promise<RunOutcome>;
@@ -69,6 +73,9 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
 
   const validationPool = new WarmPool(start, 'validation', cfg.limits, opts.validationPool ? cfg.poolSize : 0, log);
   validationPool.fill();
+  const checkers = new CheckerPool(() => start('checker', cfg.limits, true), cfg.checkerContainers, CHECKER_MAX_CHECKS, log);
+  // A validation worker checks every upload: have them ready. Others (the CLI) start one on first use.
+  if (opts.validationPool) checkers.fill();
   const keyedPool = opts.keyedLimits
     ? new KeyedPool(start, opts.keyedLimits, {
         maxContainers: cfg.keyedPoolMax,
@@ -96,7 +103,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     image,
     runtime,
     async check(req) {
-      const agent = await validationPool.acquire();
+      const agent = await checkers.acquire();
       const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
       try {
         return await checkOnAgent(agent, source, req.fileName, {
@@ -106,7 +113,8 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
           signal: req.signal,
         });
       } finally {
-        discard(agent);
+        // A timed-out, cancelled or crashed check took its container down with it: the pool replaces it.
+        checkers.release(agent, agent.forgedFrames === 0);
       }
     },
     async validate(req) {
@@ -136,7 +144,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
       return once(await start('cold', limits, false), req, limits);
     },
     async close() {
-      await Promise.all([validationPool.close(), keyedPool?.close(), ...removals]);
+      await Promise.all([validationPool.close(), checkers.close(), keyedPool?.close(), ...removals]);
       await removeOwn(docker, log, instance);
     },
   };

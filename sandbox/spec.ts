@@ -14,7 +14,8 @@ export const SANDBOX_USER = '65534:65534';
 export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '-B', '/opt/taskflow/agent.py'];
 const MiB = 1024 * 1024;
 
-export type ContainerKind = 'validation' | 'keyed' | 'cold';
+/** `checker` containers only parse uploads (long-lived, many checks); the others run user code. */
+export type ContainerKind = 'validation' | 'keyed' | 'cold' | 'checker';
 
 export function containerSpec(
   image: string,

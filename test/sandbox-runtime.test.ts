@@ -6,7 +6,8 @@ import { createSandbox, SandboxCancelledError, sha256, type Sandbox } from '../s
 import { verifyEngine } from '../sandbox/engine';
 import { EngineUnavailableError } from '../sandbox/errors';
 import { imageTag } from '../sandbox/image';
-import { LABEL, LABEL_INSTANCE } from '../sandbox/spec';
+import { instanceId } from '../sandbox/leftovers';
+import { LABEL, LABEL_INSTANCE, LABEL_KIND } from '../sandbox/spec';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig({ SANDBOX_KEYED_MAX_USES: '3' });
@@ -146,6 +147,57 @@ describe('static check inside the sandbox image', () => {
   test('an import-time loop is only parsed, so the check returns quickly', async () => {
     const o = await sandbox.check({ source: fixture('import_loop.py'), fileName: 'import_loop.py' });
     expect(o.findings.map((f) => f.code)).toContain('import_time_work');
+  });
+
+  test('one long-lived checker container serves many checks and runs none of them', async () => {
+    const checkers = async () =>
+      (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map((c) => c.Id);
+    // Were it ever run, this file would leave a mark in the container's /tmp and a process behind.
+    const planted = [
+      'import subprocess',
+      'open("/tmp/ran", "w").write("ran")',
+      'subprocess.Popen(["/usr/bin/python3.11", "-c", "import time; time.sleep(600)"])',
+      'def handler(payload):',
+      '    return payload',
+      '',
+    ].join('\n');
+    await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
+    const before = await checkers();
+    expect(before).toHaveLength(1);
+    for (let i = 0; i < 3; i++) {
+      const o = await sandbox.check({ source: planted, fileName: `planted_${i}.py` });
+      expect(o.findings.map((f) => f.code)).toContain('forbidden_import');
+    }
+    expect(await checkers()).toEqual(before);
+    // Inside it: no mark, and no process but the agent and the next (idle, pre-started) checker.
+    const exec = await docker.getContainer(before[0]).exec({
+      Cmd: ['/usr/bin/python3.11', '-c', 'import os; print(sorted(os.listdir("/tmp"))); print(sorted(open("/proc/%s/cmdline" % p).read().replace("\\0", " ").strip() for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))'],
+      AttachStdout: true,
+      AttachStderr: true,
+      User: '65534:65534',
+    });
+    const stream = await exec.start({});
+    const out = await new Promise<string>((resolve) => {
+      let text = '';
+      stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      stream.on('end', () => resolve(text));
+    });
+    expect(out).toContain('[]');
+    expect(out).not.toContain('ran');
+    expect(out).not.toContain('time.sleep');
+    expect(out).toContain('/opt/taskflow/agent.py');
+  });
+
+  test('a cancelled check takes its checker container down; the next check gets a new one', async () => {
+    const list = async () => (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map((c) => c.Id);
+    await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
+    const [first] = await list();
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py', signal: aborted.signal })).rejects.toBeInstanceOf(SandboxCancelledError);
+    const o = await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
+    expect(o.ok).toBe(true);
+    expect(await eventually(async () => (await list()).length === 1 && !(await list()).includes(first))).toBe(true);
   });
 
   test('bytes that are not UTF-8 are a finding', async () => {

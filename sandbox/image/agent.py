@@ -5,6 +5,8 @@ it runs in a child interpreter (child.py) whose stdout/stderr are pipes this age
 caps, and whose only way to report is a private pipe. Every line the agent writes to stdout is
 authenticated with an HMAC keyed by a secret the host sends first, before any user code
 exists, so whatever the handler prints or writes to any descriptor cannot pass for a report.
+A checker container's agent (hello role "checker") runs no user code at all: it serves static
+checks (class Checker).
 """
 import hashlib
 import hmac
@@ -417,25 +419,58 @@ class Session:
             "outputTruncated": out_trunc or err_trunc, "cpuMs": cpu_ms, "peakMemoryKiB": peak,
         })
 
+
+class Checker:
+    """The static checker's side of a checker container (hello role "checker"), which serves many
+    checks, one at a time. The checker only parses the upload (Python's ast), it never runs it; still,
+    each check gets a checker process of its own, started ahead so that it has done its imports when
+    the request comes, and once the check is over every process but this agent is killed, so nothing
+    a hostile input might have set going in one check survives into the next."""
+
+    def __init__(self):
+        self.next = self.spawn()
+
+    @staticmethod
+    def spawn():
+        return subprocess.Popen([PYTHON, "-I", "-S", "-B", CHECKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=CHILD_ENV, cwd="/tmp", start_new_session=True, close_fds=True)
+
+    @staticmethod
+    def sweep():
+        """As PID 1, kill(-1) reaches every other process in the container, whatever its session."""
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+
     def check(self, req):
         rid = req.get("id")
         timeout_s = max(0.1, req["timeout_ms"] / 1000.0)
         body = json.dumps({k: req[k] for k in ("source_b64", "file_name", "max_bytes", "policy") if k in req}).encode()
+        proc, self.next = self.next, None
         try:
-            proc = subprocess.run([PYTHON, "-I", "-S", "-B", CHECKER], input=body, capture_output=True,
-                                  timeout=timeout_s, env=CHILD_ENV, cwd="/tmp")
-        except subprocess.TimeoutExpired:
-            emit({"type": "check_done", "id": rid, "error": "checker timed out"})
-            return
-        try:
-            if proc.returncode != 0:
-                raise ValueError("checker exit status %d" % proc.returncode)
-            report = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
-        except (ValueError, IndexError, RecursionError):
-            emit({"type": "check_done", "id": rid,
-                  "error": "checker failed (status %s): %s" % (proc.returncode, proc.stderr[-2000:].decode("utf-8", "replace"))})
-            return
-        emit({"type": "check_done", "id": rid, "report": report})
+            try:
+                out, err = proc.communicate(body, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                emit({"type": "check_done", "id": rid, "error": "checker timed out"})
+                return
+            try:
+                if proc.returncode != 0:
+                    raise ValueError("checker exit status %d" % proc.returncode)
+                report = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
+            except (ValueError, IndexError, RecursionError):
+                emit({"type": "check_done", "id": rid,
+                      "error": "checker failed (status %s): %s" % (proc.returncode, err[-2000:].decode("utf-8", "replace"))})
+                return
+            emit({"type": "check_done", "id": rid, "report": report})
+        finally:
+            self.sweep()
+            self.next = self.spawn()
 
 
 def sanitize_error(err):
@@ -466,8 +501,10 @@ def main():
         log("expected hello")
         return 2
     _key = bytes.fromhex(hello["key"])
-    session = Session()
-    emit({"type": "ready", "undumpable": undumpable, "python": sys.version.split()[0]})
+    # A container either checks uploads (role "checker", long-lived, never runs them) or runs user code.
+    role = "checker" if hello.get("role") == "checker" else "run"
+    worker = Checker() if role == "checker" else Session()
+    emit({"type": "ready", "role": role, "undumpable": undumpable, "python": sys.version.split()[0]})
     while True:
         try:
             req = read_line(stdin)
@@ -478,14 +515,14 @@ def main():
             return 0
         kind = req.get("type")
         # Limits always come with the request (the host's one definition of them): no defaults here.
-        if kind == "run":
-            session.run(req)
-        elif kind == "check":
-            session.check(req)
+        if kind == "run" and role == "run":
+            worker.run(req)
+        elif kind == "check" and role == "checker":
+            worker.check(req)
         elif kind == "ping":
             emit({"type": "pong", "id": req.get("id")})
         else:
-            log("unknown request type %r" % kind)
+            log("refused request type %r (role %s)" % (kind, role))
 
 
 if __name__ == "__main__":
