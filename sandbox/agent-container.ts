@@ -4,10 +4,11 @@
  * else is counted as a forgery attempt and ignored.
  */
 import crypto from 'node:crypto';
-import { PassThrough, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { SandboxLimits } from './limits';
 import type { SandboxLogger as Logger } from './logger';
+import { AttachDemuxer } from './attach-stream';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
 import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
@@ -53,7 +54,6 @@ export class AgentContainer {
   uses = 0;
   lastUsedAt = Date.now();
   private pending = new Map<string, Pending>();
-  private buf: Buffer = Buffer.alloc(0);
   private stderrTail = '';
   private exitInfo?: ExitInfo;
   private readonly exited: Promise<ExitInfo>;
@@ -61,20 +61,26 @@ export class AgentContainer {
   private killedByHost = false;
 
   private constructor(
-    docker: Docker,
     readonly container: Docker.Container,
     private readonly stream: Duplex,
     private readonly key: Buffer,
     readonly spec: ContainerSpecRecord,
     private readonly log: Logger,
   ) {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    docker.modem.demuxStream(stream, stdout, stderr);
-    stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
-    stderr.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4000);
-    });
+    const demux = new AttachDemuxer(
+      {
+        line: (line) => this.onLine(line),
+        stderr: (chunk) => {
+          this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4000);
+        },
+        oversized: () => {
+          this.log.warn('sandbox agent sent an oversized line; killing the container', { container: this.id.slice(0, 12) });
+          void this.kill();
+        },
+      },
+      MAX_LINE_BYTES,
+    );
+    stream.on('data', (chunk: Buffer) => demux.push(chunk));
     stream.on('error', () => undefined);
     this.exited = container
       .wait()
@@ -114,7 +120,7 @@ export class AgentContainer {
       })) as unknown as Duplex;
       await container.start();
       const key = crypto.randomBytes(32);
-      const agent = new AgentContainer(docker, container, stream, key, specRecord(container.id, opts, o.limits, o.warm), o.log);
+      const agent = new AgentContainer(container, stream, key, specRecord(container.id, opts, o.limits, o.warm), o.log);
       await agent.handshake(o.kind === 'checker' ? 'checker' : 'run');
       return agent;
     } catch (err) {
@@ -146,22 +152,6 @@ export class AgentContainer {
 
   private write(msg: unknown): void {
     this.stream.write(JSON.stringify(msg) + '\n');
-  }
-
-  private onStdout(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    for (;;) {
-      const nl = this.buf.indexOf(0x0a);
-      if (nl < 0) break;
-      const line = this.buf.subarray(0, nl);
-      this.buf = this.buf.subarray(nl + 1);
-      this.onLine(line);
-    }
-    if (this.buf.length > MAX_LINE_BYTES) {
-      this.log.warn('sandbox agent sent an oversized line; killing the container', { container: this.id.slice(0, 12) });
-      this.buf = Buffer.alloc(0);
-      void this.kill();
-    }
   }
 
   private onLine(line: Buffer): void {

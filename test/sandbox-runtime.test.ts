@@ -126,6 +126,56 @@ describe('keyed pool', () => {
     expect(b.spec.containerId).not.toBe(a.spec.containerId);
   });
 
+  test('one event loop for the container\'s life: async handlers share it and what they start keeps running', async () => {
+    const asyncSrc = [
+      'import asyncio',
+      'ticks = [0]',
+      'loops = set()',
+      'async def tick():',
+      '    while True:',
+      '        ticks[0] += 1',
+      '        await asyncio.sleep(0.01)',
+      'async def handler(payload):',
+      '    loop = asyncio.get_running_loop()',
+      '    if not loops:',
+      '        loop.create_task(tick())',
+      '    loops.add(id(loop))',
+      '    await asyncio.sleep(0)',
+      '    return {"loops": len(loops), "ticks": ticks[0]}',
+      '',
+    ].join('\n');
+    const k = { owner: 'alice', sha256: sha256(asyncSrc) };
+    const run = () => sandbox.runKeyed(k, { source: asyncSrc, fileName: 'ticker.py', payloads: [{}] });
+    const first = await run();
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await run();
+    expect(second.spec.containerId).toBe(first.spec.containerId);
+    expect(first.payloads[0].result).toMatchObject({ loops: 1 });
+    // The same loop, and the task it started ran while no call was in progress.
+    expect(second.payloads[0].result).toMatchObject({ loops: 1 });
+    expect((second.payloads[0].result as { ticks: number }).ticks).toBeGreaterThan((first.payloads[0].result as { ticks: number }).ticks + 5);
+  });
+
+  test('plain def handlers still run outside any running loop: asyncio.run and run_until_complete work, call after call', async () => {
+    const syncSrc = [
+      'import asyncio',
+      'async def double(n):',
+      '    await asyncio.sleep(0)',
+      '    return 2 * n',
+      'def handler(payload):',
+      '    if payload["how"] == "run":',
+      '        return asyncio.run(double(payload["n"]))',
+      '    return asyncio.get_event_loop().run_until_complete(double(payload["n"]))',
+      '',
+    ].join('\n');
+    const k = { owner: 'alice', sha256: sha256(syncSrc) };
+    // Each call starts with an idle current loop, even after asyncio.run() (which unsets it) in the one before.
+    for (const [n, how] of [[1, 'loop'], [2, 'run'], [3, 'loop'], [4, 'run']] as const) {
+      const o = await sandbox.runKeyed(k, { source: syncSrc, fileName: 'sync_async.py', payloads: [{ n, how }] });
+      expect([o.ok, o.payloads[0].result]).toEqual([true, 2 * n]);
+    }
+  });
+
   test('refuses a source that does not match the key', async () => {
     await expect(sandbox.runKeyed({ owner: 'alice', sha256: 'f'.repeat(64) }, { source: src, fileName: 'x.py', payloads: [{}] })).rejects.toThrow(/does not match/);
   });

@@ -205,76 +205,140 @@ def check_contract(module):
     return None
 
 
+def reply(nonce, value, cap):
+    """The result frame of one call: the handler's value as JSON, or why it cannot be one."""
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        send({"op": "result", "nonce": nonce, "status": "error",
+              "error": {"type": "NonJSONResult", "message": "handler returned a value that is not JSON: %s" % exc}})
+        return
+    if len(encoded) > cap:
+        send({"op": "result", "nonce": nonce, "status": "error",
+              "error": {"type": "ResultTooLarge", "message": "result is %d bytes, the cap is %d" % (len(encoded), cap)}})
+        return
+    flush_output()
+    cpu, rss = usage_fields()
+    with _write_lock:
+        out, err = CountingWriter.written[1:]
+        head = '{"op":"result","nonce":%s,"status":"ok","cpu_ms":%d,"maxrss_kib":%d,"out":[%d,%d],"result":' % (
+            json.dumps(nonce), cpu, rss, out, err)
+        data = (head + encoded + "}\n").encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(RESULT_FD, view):]
+
+
+class ChildLoop:
+    """One event loop for the child's whole life: it reads the control pipe, and async handlers run
+    as tasks on it (so what a handler leaves running keeps running between calls, and a call costs no
+    loop start-up). Synchronous user code (the module's import, a plain `def handler`) runs outside it
+    and sees what it always saw: no running loop, and an idle current loop of its own, so asyncio.run()
+    and get_event_loop().run_until_complete() work there."""
+
+    def __init__(self):
+        # Both loops are made before the audit hook, so their self-pipe socketpairs are allowed.
+        self.loop = asyncio.new_event_loop()
+        self.idle_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.buf = bytearray()
+        self.handler = None
+        self.hooked = False
+        self.closing = False
+
+    def run(self):
+        self.loop.add_reader(CONTROL_FD, self.on_control)
+        while not self.closing:
+            try:
+                self.loop.run_forever()
+            except BaseException:  # noqa: BLE001 - a background task's SystemExit must not end the child
+                continue
+
+    def on_control(self):
+        data = os.read(CONTROL_FD, 1 << 20)
+        if not data:
+            self.closing = True
+            self.loop.stop()
+            return
+        self.buf += data
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                return
+            msg = json.loads(bytes(self.buf[:nl]))
+            del self.buf[: nl + 1]
+            op = msg.get("op")
+            nonce = str(msg.get("nonce", ""))
+            if op == "load":
+                self.load(msg, nonce)
+            elif op == "call":
+                self.call(msg, nonce)
+
+    def outside_loop(self, fn):
+        asyncio.events._set_running_loop(None)
+        asyncio.set_event_loop(self.idle_loop)
+        try:
+            return fn()
+        finally:
+            asyncio.set_event_loop(self.loop)
+            asyncio.events._set_running_loop(self.loop)
+
+    def load(self, msg, nonce):
+        name = os.path.basename(msg.get("file_name") or "task.py")
+        filename = "/task/" + name
+        # utf-8-sig: like Python reading a file, skip a leading byte order mark (compile() of a
+        # str would refuse it). CRLF needs nothing: compile() reads every line end.
+        source = base64.b64decode(msg["source_b64"]).decode("utf-8-sig")
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType("task")  # fixed: a file named __main__.py must not run its main block
+        module.__file__ = filename
+        sys.modules[module.__name__] = module
+        if not self.hooked:
+            sys.addaudithook(audit)
+            self.hooked = True
+        try:
+            code = compile(source, filename, "exec", dont_inherit=True)
+            self.outside_loop(lambda: exec(code, module.__dict__))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a load failure too
+            send({"op": "load_error", "nonce": nonce, "error": error_of(exc, "import_failed")})
+            return
+        problem = check_contract(module)
+        if problem:
+            send({"op": "load_error", "nonce": nonce, "error": problem})
+            return
+        self.handler = module.__dict__["handler"]
+        send({"op": "loaded", "nonce": nonce})
+
+    def call(self, msg, nonce):
+        if self.handler is None:
+            send({"op": "result", "nonce": nonce, "status": "error", "error": contract_error("not_loaded", "no module loaded")})
+            return
+        cap = int(msg.get("result_cap", 1024 * 1024))
+        handler = self.handler
+        try:
+            value = self.outside_loop(lambda: handler(msg.get("payload")))
+        except BaseException as exc:  # noqa: BLE001 - sys.exit in a handler is an error, not success
+            send({"op": "result", "nonce": nonce, "status": "error", "error": error_of(exc)})
+            return
+        if inspect.isawaitable(value):
+            self.loop.create_task(self.finish(nonce, value, cap))
+        else:
+            reply(nonce, value, cap)
+
+    async def finish(self, nonce, awaitable, cap):
+        try:
+            value = await awaitable
+        except BaseException as exc:  # noqa: BLE001 - cancellation and sys.exit are the handler's errors too
+            send({"op": "result", "nonce": nonce, "status": "error", "error": error_of(exc)})
+            return
+        reply(nonce, value, cap)
+
+
 def main():
-    loop = asyncio.new_event_loop()  # made before the hook so its self-pipe socketpair is allowed
-    asyncio.set_event_loop(loop)
-    control = os.fdopen(CONTROL_FD, "rb")
+    child = ChildLoop()
     install_streams()
     usage_fields()  # start counting from here: our own start-up is not the handler's cost
-    module = None
-    handler = None
-    hooked = False
-    for raw in control:
-        msg = json.loads(raw)
-        op = msg.get("op")
-        nonce = str(msg.get("nonce", ""))
-        if op == "load":
-            name = os.path.basename(msg.get("file_name") or "task.py")
-            filename = "/task/" + name
-            # utf-8-sig: like Python reading a file, skip a leading byte order mark (compile() of a
-            # str would refuse it). CRLF needs nothing: compile() reads every line end.
-            source = base64.b64decode(msg["source_b64"]).decode("utf-8-sig")
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            module = types.ModuleType("task")  # fixed: a file named __main__.py must not run its main block
-            module.__file__ = filename
-            sys.modules[module.__name__] = module
-            if not hooked:
-                sys.addaudithook(audit)
-                hooked = True
-            try:
-                code = compile(source, filename, "exec", dont_inherit=True)
-                exec(code, module.__dict__)
-            except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a load failure too
-                send({"op": "load_error", "nonce": nonce, "error": error_of(exc, "import_failed")})
-                continue
-            problem = check_contract(module)
-            if problem:
-                send({"op": "load_error", "nonce": nonce, "error": problem})
-                continue
-            handler = module.__dict__["handler"]
-            send({"op": "loaded", "nonce": nonce})
-        elif op == "call":
-            if handler is None:
-                send({"op": "result", "nonce": nonce, "status": "error", "error": contract_error("not_loaded", "no module loaded")})
-                continue
-            cap = int(msg.get("result_cap", 1024 * 1024))
-            try:
-                value = handler(msg.get("payload"))
-                if inspect.isawaitable(value):
-                    value = loop.run_until_complete(value)
-            except BaseException as exc:  # noqa: BLE001 - sys.exit in a handler is an error, not success
-                send({"op": "result", "nonce": nonce, "status": "error", "error": error_of(exc)})
-                continue
-            try:
-                encoded = json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError, RecursionError) as exc:
-                send({"op": "result", "nonce": nonce, "status": "error",
-                      "error": {"type": "NonJSONResult", "message": "handler returned a value that is not JSON: %s" % exc}})
-                continue
-            if len(encoded) > cap:
-                send({"op": "result", "nonce": nonce, "status": "error",
-                      "error": {"type": "ResultTooLarge", "message": "result is %d bytes, the cap is %d" % (len(encoded), cap)}})
-                continue
-            flush_output()
-            cpu, rss = usage_fields()
-            with _write_lock:
-                out, err = CountingWriter.written[1:]
-                head = '{"op":"result","nonce":%s,"status":"ok","cpu_ms":%d,"maxrss_kib":%d,"out":[%d,%d],"result":' % (
-                    json.dumps(nonce), cpu, rss, out, err)
-                data = (head + encoded + "}\n").encode()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(RESULT_FD, view):]
+    child.run()
 
 
 if __name__ == "__main__":
