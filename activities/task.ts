@@ -27,7 +27,15 @@ export interface TaskRunResult {
   result: unknown;
   metrics: TaskRunMetrics;
   attempt: number;
+  /** When the handler's run began (ISO): the task's started_at when RUNNING was never announced. */
+  startedAt: string;
 }
+
+/**
+ * A run that ends sooner than this goes straight from QUEUED to its final status: announcing RUNNING
+ * would cost a signal and a workflow task (and a long-poll round) for a status nobody would see.
+ */
+export const RUNNING_NOTICE_MS = 100;
 
 export interface TaskActivityDeps {
   sandbox: Sandbox;
@@ -36,7 +44,7 @@ export interface TaskActivityDeps {
   /** The exact validated source for (owner, title, sha256); verifies the hash, else VersionUnavailableError. */
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
-  notifyStarted(workflowId: string, attempt: number): Promise<void>;
+  notifyStarted(workflowId: string, attempt: number, startedAt: string): Promise<void>;
   log: Logger;
 }
 
@@ -55,8 +63,8 @@ function metricsOf(o: RunOutcome): TaskRunMetrics {
 }
 
 /** What the handler did wrong, as a non-retryable failure; undefined when the sandbox itself failed. */
-function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number): ApplicationFailure | undefined {
-  const details = { metrics: metricsOf(o), attempt };
+function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, startedAt: string): ApplicationFailure | undefined {
+  const details = { metrics: metricsOf(o), attempt, startedAt };
   const fail = (type: TaskFailureType, message: string, traceback?: string) =>
     ApplicationFailure.create({ type, message, nonRetryable: true, details: [{ ...details, traceback }] });
   const p = o.payloads[0];
@@ -97,17 +105,24 @@ export function createTaskActivities(deps: TaskActivityDeps) {
             }
             throw err;
           }
-          await deps.notifyStarted(ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId), attempt).catch((err: Error) =>
-            log.warn('could not mark the task running', { error: err.message }),
-          );
+          const startedAt = new Date().toISOString();
+          const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
+          const notice = setTimeout(() => {
+            deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
+          }, RUNNING_NOTICE_MS);
           log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
-          const outcome = await deps.sandbox.runKeyed(
-            { owner: input.owner, sha256: input.sha256 },
-            { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
-          );
+          let outcome: RunOutcome;
+          try {
+            outcome = await deps.sandbox.runKeyed(
+              { owner: input.owner, sha256: input.sha256 },
+              { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
+            );
+          } finally {
+            clearTimeout(notice);
+          }
           log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
-          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt };
-          const failure = handlerFailure(outcome, deps.limits, attempt);
+          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
+          const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
           if (failure) throw failure;
           throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
         });

@@ -42,8 +42,8 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
     limits: config.taskLimits,
     gate,
     loadVersion: deps.loadVersion,
-    notifyStarted: async (workflowId, attempt) => {
-      await deps.client.workflow.getHandle(workflowId).signal(taskStartedSignal, { attempt, startedAt: new Date().toISOString() });
+    notifyStarted: async (workflowId, attempt, startedAt) => {
+      await deps.client.workflow.getHandle(workflowId).signal(taskStartedSignal, { attempt, startedAt });
     },
     log: log.child({ component: 'task-worker' }),
   });

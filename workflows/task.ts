@@ -79,7 +79,14 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
       publish({});
     }
     const out = await runTaskInSandbox(input);
-    publish({ status: 'COMPLETED', result: out.result, metrics: out.metrics, attempts: out.attempt, finished_at: new Date().toISOString() });
+    publish({
+      status: 'COMPLETED',
+      result: out.result,
+      metrics: out.metrics,
+      attempts: out.attempt,
+      started_at: state.started_at ?? out.startedAt,
+      finished_at: new Date().toISOString(),
+    });
   } catch (err) {
     if (isCancellation(err)) {
       // Record the cancellation even though the scope is cancelled.
@@ -90,7 +97,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
     }
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const app = cause instanceof ApplicationFailure ? cause : undefined;
-    const details = (app?.details?.[0] ?? {}) as { metrics?: TaskRunMetrics; attempt?: number; traceback?: string };
+    const details = (app?.details?.[0] ?? {}) as { metrics?: TaskRunMetrics; attempt?: number; traceback?: string; startedAt?: string };
     publish({
       status: 'FAILED',
       error: {
@@ -100,6 +107,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
       },
       ...(details.metrics ? { metrics: details.metrics } : {}),
       attempts: details.attempt ?? state.attempts,
+      ...(state.started_at ?? details.startedAt ? { started_at: state.started_at ?? details.startedAt } : {}),
       finished_at: new Date().toISOString(),
     });
   }
