@@ -2,6 +2,7 @@
  * Crash safety of the validation worker: a real worker process (app/main.ts, role
  * validation-worker) is SIGKILLed in the middle of sandbox runs; once another worker process is
  * up, the validations finish with the right answers (the sandbox run is retried, not lost).
+ * The same for a worker killed inside `promote`, a local activity: it runs again on the next worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,11 +28,11 @@ interface WorkerProcess {
   log: () => string;
 }
 
-/** Starts `app/main.ts` as a validation worker and resolves once it polls its task queue. */
-async function startWorkerProcess(): Promise<WorkerProcess> {
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', 'app/main.ts'], {
+/** Starts `app/main.ts` (or `script`) as a validation worker and resolves once it polls its task queue. */
+async function startWorkerProcess(script = 'app/main.ts', extraEnv: Record<string, string> = {}, ready = '"msg":"validation worker polling"'): Promise<WorkerProcess> {
+  const child = spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', script], {
     cwd: ROOT,
-    env: { ...process.env, ...env, TASKFLOW_ROLES: 'validation-worker', LOG_LEVEL: 'info' },
+    env: { ...process.env, ...env, TASKFLOW_ROLES: 'validation-worker', LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.add(child);
@@ -46,7 +47,7 @@ async function startWorkerProcess(): Promise<WorkerProcess> {
     const timer = setTimeout(() => reject(new Error(`worker did not start in 60 s:\n${stderr.slice(-3000)}`)), 60000);
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
-      if (stderr.includes('"msg":"validation worker polling"')) {
+      if (stderr.includes(ready)) {
         clearTimeout(timer);
         resolve();
       }
@@ -120,5 +121,35 @@ test('a worker killed mid sandbox run: the validations finish correctly once ano
     // A graceful stop: SIGTERM, the worker drains and removes its containers.
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+  }
+});
+
+test('a worker killed inside promote (a local activity): the next worker runs it again and the file is promoted', async () => {
+  const marker = path.join(config.dataDir, 'stall-marker');
+  const stalling = await startWorkerProcess('test/helpers/stalling-promote-worker.ts', { STALL_MARKER: marker }, 'stalling worker polling');
+  const good = 'def handler(payload):\n    return {"ok": True}\n';
+  const id = (await upload(api.app, ALICE, 'promoted_late', good).expect(202)).body.validation_id as string;
+  for (let i = 0; !fs.existsSync(marker); i++) {
+    if (i > 600) throw new Error(`the stalling worker never reached promote:\n${stalling.log().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.kill(stalling.child.pid!, 'SIGKILL');
+  expect(await stalling.exited).toBeNull();
+  expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'promoted_late.py'))).toBe(false);
+
+  const next = await startWorkerProcess();
+  try {
+    // The workflow task the dead worker held times out (10 s); the next worker replays it and promotes.
+    const s = await waitForStatus(api.app, ALICE, id, undefined, 90000);
+    expect(s).toMatchObject({ status: 'VALIDATED', promoted: true });
+    expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'promoted_late.py'), 'utf8')).toBe(good);
+    const history = await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).fetchHistory();
+    const events = history.events ?? [];
+    // Local activities leave markers (stage, promote), not activity task events; the dead worker's workflow task timed out.
+    expect(events.filter((e) => e.markerRecordedEventAttributes).length).toBeGreaterThanOrEqual(2);
+    expect(events.some((e) => e.workflowTaskTimedOutEventAttributes)).toBe(true);
+  } finally {
+    next.child.kill('SIGTERM');
+    expect(await next.exited).toBe(0);
   }
 });
