@@ -17,6 +17,7 @@ import { Layout } from '../src/storage';
 import { bundleTaskWorkflows } from '../app/task-worker';
 import { sha256 } from '../sandbox';
 import { TASK_WORKFLOW as runTask } from '../domain/task';
+import { taskPriority } from '../domain/priority';
 import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { startTemporal } from '../test/helpers/temporal';
 import { fmt, percentile, writeSection } from './report';
@@ -79,8 +80,9 @@ async function main(): Promise<void> {
   const start = (n: number, priority: TaskPriority, queueOverride?: string) => {
     const input: TaskInput = { taskId: crypto.randomUUID(), owner: OWNER, title: 'bench', sha256: SHA, payload: { n }, priority, createdAt: new Date().toISOString() };
     return client.workflow.start(runTask, {
-      taskQueue: queueOverride ?? (priority === 'high' ? config.taskQueueHigh : config.taskQueueLow),
+      taskQueue: queueOverride ?? config.taskQueue,
       workflowId: taskWorkflowId(input.taskId),
+      priority: taskPriority(priority, OWNER),
       args: [input],
     });
   };

@@ -51,6 +51,13 @@ else
   args=(server start-dev --ip "$T_HOST" --port "$T_PORT" --ui-port "$UI_PORT" --ui-disable-news-fetch
     --db-filename "$STATE_DIR/temporal.db" --namespace "$TEMPORAL_NAMESPACE" --log-level warn)
   for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$a=Keyword"); done
+  # TaskFlow's server settings (dynamic config, SQLite pragmas): one file, which the test harness reads too.
+  mapfile -t settings < <(node -e '
+    const s = require(process.argv[1]);
+    for (const [k, { value }] of Object.entries(s.dynamicConfig)) console.log("--dynamic-config-value\n" + k + "=" + JSON.stringify(value));
+    for (const [k, { value }] of Object.entries(s.sqlitePragmas)) console.log("--sqlite-pragma\n" + k + "=" + value);
+  ' "$ROOT/scripts/temporal-dev-server.json") && ((${#settings[@]})) || die "reading scripts/temporal-dev-server.json failed"
+  args+=("${settings[@]}")
   say "starting temporal ${args[*]} (log: $STATE_DIR/temporal.log)"
   t="$(date +%s.%N)"
   # setsid: Ctrl-C reaches only this script, which then stops the app before the server.

@@ -59,8 +59,7 @@ const EnvSchema = z.object({
   QUARANTINE_DIR: z.string().optional(),
   TASKS_DIR: z.string().default('worker/tasks'),
   TASK_VALIDATION_QUEUE_NAME: z.string().min(1).default('taskflow-validation'),
-  TASK_QUEUE_HIGH: z.string().min(1).default('taskflow-tasks-high'),
-  TASK_QUEUE_LOW: z.string().min(1).default('taskflow-tasks-low'),
+  TASK_QUEUE_NAME: z.string().min(1).default('taskflow-tasks'),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_CALL_TIMEOUT_MS: int(5000, 100),
@@ -112,8 +111,8 @@ export interface Config {
   quarantineDir: string;
   tasksDir: string;
   validationQueue: string;
-  taskQueueHigh: string;
-  taskQueueLow: string;
+  /** The one task queue of task runs: high before low and owners served fairly by Temporal's priority keys. */
+  taskQueue: string;
   /** `callTimeoutMs` bounds the API's calls (start, query): past it an upload answers 503 and is kept. */
   temporal: { address: string; namespace: string; callTimeoutMs: number };
   /** Slow clients: the whole header block, and the whole request, must arrive within these. */
@@ -139,7 +138,7 @@ export interface Config {
   sandbox: SandboxConfig;
   /** Limits for production task runs: the validation limits with a longer timeout and more memory. */
   taskLimits: SandboxLimits;
-  /** Sandbox runs one task worker process executes at once (high priority first). */
+  /** Sandbox runs one task worker process executes at once (Temporal hands it high priority first). */
   taskWorkerSlots: number;
 }
 
@@ -174,8 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     quarantineDir: path.resolve(e.QUARANTINE_DIR ?? path.join(dataDir, 'quarantine')),
     tasksDir: path.resolve(e.TASKS_DIR),
     validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
-    taskQueueHigh: e.TASK_QUEUE_HIGH,
-    taskQueueLow: e.TASK_QUEUE_LOW,
+    taskQueue: e.TASK_QUEUE_NAME,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, callTimeoutMs: e.TEMPORAL_CALL_TIMEOUT_MS },
     http: { host: e.HOST, port: e.PORT, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,

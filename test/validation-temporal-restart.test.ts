@@ -18,7 +18,7 @@ import { SEARCH_ATTRIBUTE_NAMES } from '../app/temporal';
 import { bundleValidationWorkflows, createValidationWorker } from '../app/validation-worker';
 import type { Sandbox } from '../sandbox';
 import { startSandbox } from './helpers/sandbox';
-import { temporalCliPath } from './helpers/temporal';
+import { devServerArgs, temporalCliPath } from './helpers/temporal';
 import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let port: number;
@@ -45,6 +45,7 @@ async function freePort(): Promise<number> {
 async function startServer(): Promise<void> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error'];
   for (const a of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${a}=Keyword`);
+  args.push(...devServerArgs({ dbFile: true }));
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
   const deadline = Date.now() + 30000;
   for (;;) {

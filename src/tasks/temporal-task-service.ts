@@ -1,5 +1,6 @@
 /**
- * The `TaskService` backed by Temporal: one `runTask` workflow per task on the high or low queue.
+ * The `TaskService` backed by Temporal: one `runTask` workflow per task on the task queue, carrying
+ * the task's priority key and its owner as fairness key (domain/priority.ts).
  * A task's public state is read from the workflow's memo (live, and readable with no worker up)
  * and, once it has closed, from its result; lists come from visibility (search attributes).
  */
@@ -10,6 +11,7 @@ import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors
 import type { Logger } from '../logger';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
+import { taskPriority } from '../../domain/priority';
 import {
   FILE_NAME,
   initialTaskState,
@@ -56,8 +58,9 @@ export class TemporalTaskService implements TaskService {
     const status = state.status;
     await temporalCall('start task', this.log, () =>
       this.client.workflow.start(TASK_WORKFLOW, {
-        taskQueue: req.priority === 'high' ? this.config.taskQueueHigh : this.config.taskQueueLow,
+        taskQueue: this.config.taskQueue,
         workflowId: taskWorkflowId(taskId),
+        priority: taskPriority(req.priority, req.owner),
         args: [input],
         typedSearchAttributes: [
           { key: OWNER, value: req.owner },

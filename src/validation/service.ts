@@ -23,6 +23,7 @@ import {
   type ValidationState,
   type ValidationStatus,
 } from '../../domain/validation';
+import { validationPriority } from '../../domain/priority';
 
 export interface UploadAccepted {
   validation_id: string;
@@ -136,6 +137,8 @@ export class ValidationService {
         client.workflow.start(VALIDATION_WORKFLOW, {
           taskQueue: config.validationQueue,
           workflowId: rec.workflow_id,
+          // Owners take turns on the validation queue: one owner's flood does not delay another's file.
+          priority: validationPriority(rec.owner),
           args: [this.input(rec)],
           typedSearchAttributes: [
             { key: VALIDATION_STATUS, value: 'PENDING' },

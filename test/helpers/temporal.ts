@@ -29,6 +29,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
+import DEV_SERVER from '../../scripts/temporal-dev-server.json';
 
 export interface StartedTemporal {
   env: TestWorkflowEnvironment;
@@ -68,6 +69,17 @@ function quietRuntime(): void {
   Runtime.install({ logger: new DefaultLogger(process.env.TASKFLOW_TEST_LOGS ? 'DEBUG' : 'WARN') });
 }
 
+/**
+ * `temporal server start-dev` arguments for TaskFlow's settings (scripts/temporal-dev-server.json, which
+ * scripts/start.sh reads too): the dynamic config, and the SQLite pragmas when the server keeps a file.
+ */
+export function devServerArgs(opts: { dbFile?: boolean } = {}): string[] {
+  const args: string[] = [];
+  for (const [key, { value }] of Object.entries(DEV_SERVER.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  if (opts.dbFile) for (const [key, { value }] of Object.entries(DEV_SERVER.sqlitePragmas as Record<string, { value: string }>)) args.push('--sqlite-pragma', `${key}=${value}`);
+  return args;
+}
+
 export async function startTemporal(opts: { namespace?: string } = {}): Promise<StartedTemporal> {
   const namespace = opts.namespace ?? 'default';
   quietRuntime();
@@ -79,6 +91,7 @@ export async function startTemporal(opts: { namespace?: string } = {}): Promise<
       searchAttributes: [...SEARCH_ATTRIBUTES],
       // The UI is off (the SDK passes --headless); only warnings reach jest's output.
       log: { format: 'pretty', level: process.env.TASKFLOW_TEST_LOGS ? 'info' : 'error' },
+      extraArgs: devServerArgs(),
     },
   });
   let stopped: Promise<void> | undefined;
