@@ -80,7 +80,13 @@ export function devServerArgs(opts: { dbFile?: boolean } = {}): string[] {
   return args;
 }
 
-export async function startTemporal(opts: { namespace?: string } = {}): Promise<StartedTemporal> {
+export interface StartTemporalOptions {
+  namespace?: string;
+  /** Dynamic config values that replace TaskFlow's (e.g. `{'matching.enableFairness': false}` for a benchmark's comparison). */
+  dynamicConfig?: Record<string, unknown>;
+}
+
+export async function startTemporal(opts: StartTemporalOptions = {}): Promise<StartedTemporal> {
   const namespace = opts.namespace ?? 'default';
   quietRuntime();
   const env = await TestWorkflowEnvironment.createLocal({
@@ -91,7 +97,10 @@ export async function startTemporal(opts: { namespace?: string } = {}): Promise<
       searchAttributes: [...SEARCH_ATTRIBUTES],
       // The UI is off (the SDK passes --headless); only warnings reach jest's output.
       log: { format: 'pretty', level: process.env.TASKFLOW_TEST_LOGS ? 'info' : 'error' },
-      extraArgs: devServerArgs(),
+      extraArgs: [
+        ...devServerArgs(),
+        ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+      ],
     },
   });
   let stopped: Promise<void> | undefined;
