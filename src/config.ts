@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { OWNER_RE, OWNER_RULE } from '../domain/names';
 import { LIMIT_DEFINITIONS, LIMIT_NAMES, type LimitDefinition, type SandboxConfig, type SandboxLimits } from '../sandbox';
+import { QUOTA_DEFINITIONS, RETENTION_DEFINITIONS, type Quotas, type Retention } from './quotas/definitions';
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 const bool = (def: boolean) =>
@@ -99,10 +100,23 @@ const LimitsEnvSchema = z.object(
   Object.fromEntries(LIMIT_NAMES.map((k) => [LIMIT_DEFINITIONS[k].env, limitVar(LIMIT_DEFINITIONS[k])])),
 ) as unknown as z.ZodType<Record<string, number>>;
 
+/** Per-owner quotas and retention lifetimes, made from their one definition in src/quotas/definitions.ts. */
+const QuotaEnvSchema = z.object({
+  ...Object.fromEntries(Object.values(QUOTA_DEFINITIONS).map((d) => [d.env, int(d.default, d.min)])),
+  ...Object.fromEntries(
+    Object.values(RETENTION_DEFINITIONS).map((d) => {
+      const n = z.coerce.number().min(d.min);
+      return [d.env, (d.integer ? n.int() : n).default(d.default)];
+    }),
+  ),
+}) as unknown as z.ZodType<Record<string, number>>;
+
 /** Every environment variable TaskFlow reads (the README's configuration table lists exactly these). */
 export const CONFIG_VARIABLES: readonly string[] = [
   ...Object.keys(EnvSchema.shape),
   ...LIMIT_NAMES.map((k) => LIMIT_DEFINITIONS[k].env),
+  ...Object.values(QUOTA_DEFINITIONS).map((d) => d.env),
+  ...Object.values(RETENTION_DEFINITIONS).map((d) => d.env),
 ];
 
 export interface Config {
@@ -140,6 +154,10 @@ export interface Config {
   taskLimits: SandboxLimits;
   /** Sandbox runs one task worker process executes at once (Temporal hands it high priority first). */
   taskWorkerSlots: number;
+  /** What each owner may do and keep (429 beyond; kept versions are pruned by the retention sweep). */
+  quotas: Quotas;
+  /** How long finished things are kept, and how often the sweep runs. */
+  retention: Retention;
 }
 
 export type { SandboxConfig, SandboxLimits };
@@ -154,8 +172,9 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   const parsedLimits = LimitsEnvSchema.safeParse(env);
-  const issues = [...(parsed.error?.issues ?? []), ...(parsedLimits.error?.issues ?? [])];
-  if (!parsed.success || !parsedLimits.success) {
+  const parsedQuotas = QuotaEnvSchema.safeParse(env);
+  const issues = [...(parsed.error?.issues ?? []), ...(parsedLimits.error?.issues ?? []), ...(parsedQuotas.error?.issues ?? [])];
+  if (!parsed.success || !parsedLimits.success || !parsedQuotas.success) {
     throw new ConfigError(issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
@@ -205,5 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMiB: e.TASK_MEMORY_MIB,
     },
     taskWorkerSlots: e.TASK_WORKER_SLOTS,
+    quotas: Object.fromEntries(Object.entries(QUOTA_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Quotas,
+    retention: Object.fromEntries(Object.entries(RETENTION_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Retention,
   };
 }

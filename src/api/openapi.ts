@@ -25,6 +25,10 @@ const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => {
 const json = (s: z.ZodType) => ({ content: { 'application/json': { schema: schema(s) } } });
 const error = (description: string) => ({ description, ...json(ErrorSchema) });
 const auth = { 401: error('Missing or invalid bearer token') };
+const quota = {
+  ...error("An owner's quota or rate limit is used up (error.limit names it: uploads_per_minute, validations_in_flight, file_names, stored_bytes, tasks_per_minute, tasks_in_flight); nothing was kept"),
+  headers: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
+};
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -49,6 +53,7 @@ export function openApiDocument(): Record<string, unknown> {
             413: error('File (or test_payloads) larger than the limit'),
             415: error('Not multipart, or the file is binary / not a Python source type'),
             422: error('The file is not valid UTF-8'),
+            429: quota,
             503: error('Temporal unavailable: the upload is kept and validated later (validation_id in the error)'),
           },
         },
@@ -72,6 +77,7 @@ export function openApiDocument(): Record<string, unknown> {
             412: error('The file\'s last upload is still being validated'),
             413: error('Body too large'),
             415: error('Not JSON'),
+            429: quota,
             503: error('The workflow service is unavailable; nothing was created'),
           },
         },

@@ -9,6 +9,7 @@ import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription }
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
+import { TaskQuotas } from '../quotas/admission';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
 import { taskPriority } from '../../domain/priority';
@@ -35,13 +36,44 @@ async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>):
 }
 
 export class TemporalTaskService implements TaskService {
+  private readonly quotas: TaskQuotas;
+
   constructor(
     private readonly client: Client,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.quotas = new TaskQuotas(
+      config.quotas,
+      (owner, max) => this.unfinished(owner, max),
+      (taskId) =>
+        temporalCall('describe task', this.log, () => this.client.workflow.getHandle(taskWorkflowId(taskId)).describe()).then(
+          (d) => d.status.name === 'RUNNING',
+          // Not found yet (or Temporal slow): count it, as it was just created.
+          () => true,
+        ),
+    );
+  }
 
+  /** Over a quota (tasks per minute, unfinished tasks): 429 and nothing is started. */
   async create(req: TaskCreateRequest): Promise<CreatedTask> {
+    return this.quotas.admit(req.owner, () => this.start(req));
+  }
+
+  /** Ids of up to `max` of `owner`'s unfinished tasks (scheduled, queued or running), from visibility. */
+  async unfinished(owner: string, max: number): Promise<string[]> {
+    const query = `WorkflowType = '${TASK_WORKFLOW}' AND Owner = '${owner}' AND ExecutionStatus = 'Running'`;
+    const ids: string[] = [];
+    await temporalCall('count unfinished tasks', this.log, async () => {
+      for await (const wf of this.client.workflow.list({ query, pageSize: Math.min(1000, max) })) {
+        ids.push(wf.workflowId);
+        if (ids.length >= max) break;
+      }
+    });
+    return ids.map((w) => w.replace(/^task-/, ''));
+  }
+
+  private async start(req: TaskCreateRequest): Promise<CreatedTask> {
     const taskId = crypto.randomUUID();
     const createdAt = new Date().toISOString();
     const input: TaskInput = {

@@ -8,6 +8,7 @@ import type { Config } from '../config';
 import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { KeyedMutex } from '../keyed-mutex';
+import { UploadQuotas } from '../quotas/admission';
 import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
@@ -58,41 +59,49 @@ export class ValidationService {
   private readonly names = new KeyedMutex();
   /** Unreadable records already reported by the recovery pass (reported once per process). */
   private readonly reportedUnreadable = new Set<string>();
+  private readonly quotas: UploadQuotas;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
+    this.quotas = new UploadQuotas(deps.config.quotas, deps.storage.usage);
   }
 
   /**
-   * Stages the bytes, writes the record and the name's pointer, then starts the workflow. When the
-   * start fails the upload is kept (marked for a later start) and the caller gets a 503.
+   * Checks the owner's quotas (429), stages the bytes, writes the record and the name's pointer, then
+   * starts the workflow. When the start fails the upload is kept (marked for a later start) and the
+   * caller gets a 503.
    */
   async upload(owner: string, fileName: string, bytes: Buffer, testPayloads?: unknown[]): Promise<UploadAccepted> {
     const { storage } = this.deps;
-    const staged = await storage.files.stage(bytes);
-    const id = newValidationId();
-    const rec: ValidationRecord = {
-      validation_id: id,
-      owner,
-      file_name: fileName,
-      sha256: staged.sha256,
-      size: staged.size,
-      staged_name: staged.stagedName,
-      created_at: new Date().toISOString(),
-      ...(testPayloads ? { test_payloads: testPayloads } : {}),
-      workflow_id: validationWorkflowId(id),
-      workflow_started: false,
-    };
-    try {
-      await storage.records.create(rec);
-    } catch (err) {
-      await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
-      throw err;
-    }
-    await storage.records.markPendingStart(id);
-    await this.names.run(`${owner}/${fileName}`, () =>
-      storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: rec.created_at }),
-    );
+    // Over a quota: 429 before a byte is written.
+    const rec = await this.quotas.admit(owner, fileName, bytes.length, async () => {
+      const staged = await storage.files.stage(bytes);
+      const id = newValidationId();
+      const created: ValidationRecord = {
+        validation_id: id,
+        owner,
+        file_name: fileName,
+        sha256: staged.sha256,
+        size: staged.size,
+        staged_name: staged.stagedName,
+        created_at: new Date().toISOString(),
+        ...(testPayloads ? { test_payloads: testPayloads } : {}),
+        workflow_id: validationWorkflowId(id),
+        workflow_started: false,
+      };
+      try {
+        await storage.records.create(created);
+      } catch (err) {
+        await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
+        throw err;
+      }
+      await storage.records.markPendingStart(id);
+      await this.names.run(`${owner}/${fileName}`, () =>
+        storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: created.created_at }),
+      );
+      return created;
+    });
+    const id = rec.validation_id;
     try {
       await this.start(rec);
     } catch (err) {
@@ -103,7 +112,7 @@ export class ValidationService {
         status_url: statusPath(id),
       });
     }
-    return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: staged.sha256 };
+    return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: rec.sha256 };
   }
 
   private input(rec: ValidationRecord): ValidationInput {
