@@ -265,6 +265,7 @@ export class ValidationService {
       });
     }
     if (rec.final.promoted === false) throw notFound('its last upload was validated but not promoted');
+    await storage.files.touchVersion(owner, rec.sha256);
     return { owner, title, sha256: rec.sha256, validationId: rec.validation_id };
   }
 
