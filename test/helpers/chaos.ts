@@ -198,20 +198,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     });
     await killAndRestart('validation-worker');
 
-    // 2. Tasks on the first validated files while the second batch uploads; the task worker dies mid-run.
+    // 2. Tasks on the first validated files; the task worker dies mid-run.
     const firstIds = [...uploads].filter(([, n]) => firstGoods.includes(n)).map(([id]) => id);
     await until('the first files validated', async () => (await Promise.all(firstIds.map(statusOf))).every((s) => s === 'VALIDATED'), 180000);
     const wanted = Array.from({ length: opts.tasks }, (_, n) => ({ n, name: firstGoods[n % firstGoods.length] }));
     const half = Math.ceil(wanted.length / 2);
-    await Promise.all([createAll(wanted.slice(0, half)), (async () => { for (const name of batch2) await upload(name); })()]);
+    await createAll(wanted.slice(0, half));
     await until('a running task', async () => {
       for (const id of tasks.keys()) if ((await taskOf(id))?.status === 'RUNNING') return true;
       return false;
     });
     await killAndRestart('task-worker');
 
-    // 3. The Temporal server dies with validations and tasks in flight. Meanwhile: an upload (503,
-    //    kept for later) and a task (503, nothing created, sent again later).
+    // 3. The Temporal server dies with the second batch of uploads (just sent) in flight. Meanwhile: an
+    //    upload (503, kept for later) and a task (503, nothing created, sent again later).
+    for (const name of batch2) await upload(name);
     await killAndRestart('temporal', async () => {
       const extra = file('good', opts.goodFiles);
       await upload(extra);
