@@ -1,13 +1,12 @@
 /**
- * The task run activity: waits for a sandbox slot (high priority first), loads the pinned file
- * version, runs the handler in a keyed warm sandbox and classifies what happened. Handler-caused
+ * The task run activity: loads the pinned file version, runs the handler in a keyed warm sandbox
+ * and classifies what happened. (Which task runs next is Temporal's choice: priority, then fairness.) Handler-caused
  * failures are non-retryable; infrastructure failures are thrown as plain errors and retried.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
-import type { PriorityGate } from './priority-gate';
 import { VersionUnavailableError } from '../src/storage';
 import type { RunOutcome, Sandbox } from '../sandbox';
 import { heartbeating } from './heartbeat';
@@ -40,7 +39,6 @@ export const RUNNING_NOTICE_MS = 100;
 export interface TaskActivityDeps {
   sandbox: Sandbox;
   limits: SandboxLimits;
-  gate: PriorityGate;
   /** The exact validated source for (owner, title, sha256); verifies the hash, else VersionUnavailableError. */
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
@@ -91,44 +89,37 @@ export function createTaskActivities(deps: TaskActivityDeps) {
       const ctx = Context.current();
       const attempt = ctx.info.attempt;
       const log = deps.log.child({ taskId: input.taskId, attempt });
-      let release: (() => void) | undefined;
-      try {
-        return await heartbeating('task', async (beat, signal) => {
-          beat({ phase: 'waiting-for-slot' });
-          release = await deps.gate.acquire(input.priority, signal);
-          let source: string;
-          try {
-            source = await deps.loadVersion(input.owner, input.title, input.sha256);
-          } catch (err) {
-            if (err instanceof VersionUnavailableError) {
-              throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
-            }
-            throw err;
+      return heartbeating('task', async (beat, signal) => {
+        let source: string;
+        try {
+          source = await deps.loadVersion(input.owner, input.title, input.sha256);
+        } catch (err) {
+          if (err instanceof VersionUnavailableError) {
+            throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
           }
-          const startedAt = new Date().toISOString();
-          const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
-          const notice = setTimeout(() => {
-            deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
-          }, RUNNING_NOTICE_MS);
-          log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
-          let outcome: RunOutcome;
-          try {
-            outcome = await deps.sandbox.runKeyed(
-              { owner: input.owner, sha256: input.sha256 },
-              { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
-            );
-          } finally {
-            clearTimeout(notice);
-          }
-          log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
-          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
-          const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
-          if (failure) throw failure;
-          throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
-        });
-      } finally {
-        release?.();
-      }
+          throw err;
+        }
+        const startedAt = new Date().toISOString();
+        const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
+        const notice = setTimeout(() => {
+          deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
+        }, RUNNING_NOTICE_MS);
+        log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
+        let outcome: RunOutcome;
+        try {
+          outcome = await deps.sandbox.runKeyed(
+            { owner: input.owner, sha256: input.sha256 },
+            { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
+          );
+        } finally {
+          clearTimeout(notice);
+        }
+        log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
+        if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
+        const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
+        if (failure) throw failure;
+        throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
+      });
     },
   };
 }

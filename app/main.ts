@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../src/logger';
 import { openStorage } from '../src/storage';
 import { startTaskWorkers } from './task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { connectWorker, createClient, ensureSearchAttributes, temporalHealthy } from './temporal';
+import { connectWorker, createClient, ensureRetentionSchedule, ensureSearchAttributes, temporalHealthy } from './temporal';
 import { ValidationService } from '../src/validation/service';
 import { WorkflowStarter } from '../src/workflow-starter';
 import { createValidationWorker } from './validation-worker';
@@ -100,11 +100,24 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         await running.catch(() => undefined);
       });
       log.info('validation worker polling', { taskQueue: config.validationQueue, sandboxRuntime: sandbox.runtime });
+      // The worker that runs the sweep makes sure its schedule exists (retried while Temporal is not up).
+      let stopped = false;
+      stops.push(async () => void (stopped = true));
+      void (async () => {
+        for (let delay = 1000; !stopped; delay = Math.min(2 * delay, 60000)) {
+          try {
+            return await ensureRetentionSchedule(client, config, log);
+          } catch (err) {
+            log.warn('could not create the retention schedule yet; retrying', { inMs: delay, error: err as Error });
+            await new Promise((r) => setTimeout(r, delay).unref());
+          }
+        }
+      })();
     }
 
     if (config.roles.includes('api')) {
       // The API and workers share this process: start their workflows eagerly (src/workflow-starter.ts).
-      const queues = [...(validating ? [config.validationQueue] : []), ...(executing ? [config.taskQueueHigh, config.taskQueueLow] : [])];
+      const queues = [...(validating ? [config.validationQueue] : []), ...(executing ? [config.taskQueue] : [])];
       starter.enableEager(new Client({ connection, namespace: config.temporal.namespace }), queues);
       // Runs first at shutdown: no start may use the workers' connection once they stop.
       stops.push(async () => starter.disableEager());

@@ -1,9 +1,10 @@
 /** Connections to Temporal, made from the typed config. */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 
+import { RETENTION_WORKFLOW, retentionScheduleId } from '../domain/retention';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 
 /** Keyword attributes TaskFlow's workflows set (all Keyword). */
@@ -44,6 +45,24 @@ export async function ensureSearchAttributes(client: Client, config: Config, log
       namespace,
       error: err as Error,
     });
+  }
+}
+
+/**
+ * The Temporal schedule that starts the retention sweep every RETENTION_SWEEP_INTERVAL_MINUTES on the
+ * validation queue (idempotent: an existing schedule is brought to the configured interval). Overlaps
+ * are skipped; a sweep missed while Temporal was down runs once when it is back (within a day).
+ */
+export async function ensureRetentionSchedule(client: Client, config: Config, log: Logger): Promise<void> {
+  const scheduleId = retentionScheduleId(config.validationQueue);
+  const spec = { intervals: [{ every: `${config.retention.sweepIntervalMinutes}m` as const }] };
+  const action = { type: 'startWorkflow' as const, workflowType: RETENTION_WORKFLOW, taskQueue: config.validationQueue, workflowId: scheduleId };
+  try {
+    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' } });
+    log.info('retention schedule created', { scheduleId, everyMinutes: config.retention.sweepIntervalMinutes });
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action }));
   }
 }
 

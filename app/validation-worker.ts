@@ -1,5 +1,10 @@
-/** The validation worker: polls TASK_VALIDATION_QUEUE_NAME with `validateTaskFile` and its activities. */
+/**
+ * The validation worker: polls TASK_VALIDATION_QUEUE_NAME with `validateTaskFile` and its activities,
+ * and the retention sweep (it has the storage the sweep works on).
+ */
+import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createRetentionActivities } from '../activities/retention';
 import { createValidationActivities } from '../activities/validation';
 import type { Sandbox } from '../sandbox';
 import type { Config } from '../src/config';
@@ -17,7 +22,7 @@ export interface ValidationWorkerDeps {
 }
 
 export function bundleValidationWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/validation'), logger: quietBundlerLogger });
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/validation-queue'), logger: quietBundlerLogger });
 }
 
 const noop = () => undefined;
@@ -30,7 +35,16 @@ export async function createValidationWorker(deps: ValidationWorkerDeps): Promis
     namespace: config.temporal.namespace,
     taskQueue: config.validationQueue,
     workflowBundle: deps.workflowBundle ?? (await bundleValidationWorkflows()),
-    activities: createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log }),
+    activities: {
+      ...createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log }),
+      // The sweep reads pins from visibility through the worker's own connection.
+      ...createRetentionActivities({
+        config,
+        storage: deps.storage,
+        client: new Client({ connection: deps.connection, namespace: config.temporal.namespace }),
+        log: deps.log,
+      }),
+    },
     // Sandbox runs are the scarce resource (a container start eats a core for ~1 s).
     maxConcurrentActivityTaskExecutions: config.validation.workerConcurrency,
     // Cancellation reaches an activity only through heartbeats: keep them prompt.

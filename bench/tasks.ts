@@ -28,6 +28,7 @@ import { WorkflowStarter } from '../src/workflow-starter';
 import { bundleTaskWorkflows, startTaskWorkers } from '../app/task-worker';
 import { createSandbox, sha256 } from '../sandbox';
 import { TASK_WORKFLOW, taskWorkflowId, type TaskInput, type TaskState } from '../domain/task';
+import { taskPriority } from '../domain/priority';
 import { startTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio, type Floor } from './floor';
 import { fmt, percentile, writeSection } from './report';
@@ -114,7 +115,13 @@ async function main(): Promise<void> {
   const input = (n: number): TaskInput => ({ taskId: crypto.randomUUID(), owner: OWNER, title: 'bench', sha256: SHA, payload: { n }, priority: 'high', createdAt: new Date().toISOString() });
   const viaClient = (taskQueue: string) => async (n: number) => {
     const i = input(n);
-    const h = await eagerClient.workflow.start(TASK_WORKFLOW, { taskQueue, workflowId: taskWorkflowId(i.taskId), args: [i], requestEagerStart: true });
+    const h = await eagerClient.workflow.start(TASK_WORKFLOW, {
+      taskQueue,
+      workflowId: taskWorkflowId(i.taskId),
+      args: [i],
+      priority: taskPriority(i.priority, OWNER),
+      requestEagerStart: true,
+    });
     const r = (await h.result()) as TaskState;
     if (r.status !== 'COMPLETED') throw new Error(`task ${r.status}: ${JSON.stringify(r.error)}`);
   };
@@ -155,7 +162,7 @@ async function main(): Promise<void> {
       workflowBundle: bundle,
     });
     const starter = new WorkflowStarter(temporal.env.client);
-    starter.enableEager(eagerClient, [config.taskQueueHigh, config.taskQueueLow]);
+    starter.enableEager(eagerClient, [config.taskQueue]);
     const validations = new ValidationService({ config, storage, client: temporal.env.client, log, starter });
     const tasks = new TemporalTaskService(temporal.env.client, config, log, starter);
     // POST /tasks/ resolves the title through the validation records: the bench file is "validated" (no HTTP upload needed).
@@ -180,7 +187,7 @@ async function main(): Promise<void> {
       }
     };
     try {
-      sandboxed = await measure(latencyRuns, burst, viaClient(config.taskQueueHigh));
+      sandboxed = await measure(latencyRuns, burst, viaClient(config.taskQueue));
       api = await measure(latencyRuns, burst, viaApi);
     } finally {
       server.close();

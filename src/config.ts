@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { OWNER_RE, OWNER_RULE } from '../domain/names';
 import { LIMIT_DEFINITIONS, LIMIT_NAMES, type LimitDefinition, type SandboxConfig, type SandboxLimits } from '../sandbox';
+import { QUOTA_DEFINITIONS, RETENTION_DEFINITIONS, type Quotas, type Retention } from './quotas/definitions';
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 const bool = (def: boolean) =>
@@ -59,8 +60,7 @@ const EnvSchema = z.object({
   QUARANTINE_DIR: z.string().optional(),
   TASKS_DIR: z.string().default('worker/tasks'),
   TASK_VALIDATION_QUEUE_NAME: z.string().min(1).default('taskflow-validation'),
-  TASK_QUEUE_HIGH: z.string().min(1).default('taskflow-tasks-high'),
-  TASK_QUEUE_LOW: z.string().min(1).default('taskflow-tasks-low'),
+  TASK_QUEUE_NAME: z.string().min(1).default('taskflow-tasks'),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_CALL_TIMEOUT_MS: int(5000, 100),
@@ -101,10 +101,23 @@ const LimitsEnvSchema = z.object(
   Object.fromEntries(LIMIT_NAMES.map((k) => [LIMIT_DEFINITIONS[k].env, limitVar(LIMIT_DEFINITIONS[k])])),
 ) as unknown as z.ZodType<Record<string, number>>;
 
+/** Per-owner quotas and retention lifetimes, made from their one definition in src/quotas/definitions.ts. */
+const QuotaEnvSchema = z.object({
+  ...Object.fromEntries(Object.values(QUOTA_DEFINITIONS).map((d) => [d.env, int(d.default, d.min)])),
+  ...Object.fromEntries(
+    Object.values(RETENTION_DEFINITIONS).map((d) => {
+      const n = z.coerce.number().min(d.min);
+      return [d.env, (d.integer ? n.int() : n).default(d.default)];
+    }),
+  ),
+}) as unknown as z.ZodType<Record<string, number>>;
+
 /** Every environment variable TaskFlow reads (the README's configuration table lists exactly these). */
 export const CONFIG_VARIABLES: readonly string[] = [
   ...Object.keys(EnvSchema.shape),
   ...LIMIT_NAMES.map((k) => LIMIT_DEFINITIONS[k].env),
+  ...Object.values(QUOTA_DEFINITIONS).map((d) => d.env),
+  ...Object.values(RETENTION_DEFINITIONS).map((d) => d.env),
 ];
 
 export interface Config {
@@ -113,8 +126,8 @@ export interface Config {
   quarantineDir: string;
   tasksDir: string;
   validationQueue: string;
-  taskQueueHigh: string;
-  taskQueueLow: string;
+  /** The one task queue of task runs: high before low and owners served fairly by Temporal's priority keys. */
+  taskQueue: string;
   /** `callTimeoutMs` bounds the API's calls (start, query): past it an upload answers 503 and is kept. */
   temporal: { address: string; namespace: string; callTimeoutMs: number };
   /** Slow clients: the whole header block, and the whole request, must arrive within these. */
@@ -140,8 +153,12 @@ export interface Config {
   sandbox: SandboxConfig;
   /** Limits for production task runs: the validation limits with a longer timeout and more memory. */
   taskLimits: SandboxLimits;
-  /** Sandbox runs one task worker process executes at once (high priority first). */
+  /** Sandbox runs one task worker process executes at once (Temporal hands it high priority first). */
   taskWorkerSlots: number;
+  /** What each owner may do and keep (429 beyond; kept versions are pruned by the retention sweep). */
+  quotas: Quotas;
+  /** How long finished things are kept, and how often the sweep runs. */
+  retention: Retention;
 }
 
 export type { SandboxConfig, SandboxLimits };
@@ -156,8 +173,9 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
   const parsedLimits = LimitsEnvSchema.safeParse(env);
-  const issues = [...(parsed.error?.issues ?? []), ...(parsedLimits.error?.issues ?? [])];
-  if (!parsed.success || !parsedLimits.success) {
+  const parsedQuotas = QuotaEnvSchema.safeParse(env);
+  const issues = [...(parsed.error?.issues ?? []), ...(parsedLimits.error?.issues ?? []), ...(parsedQuotas.error?.issues ?? [])];
+  if (!parsed.success || !parsedLimits.success || !parsedQuotas.success) {
     throw new ConfigError(issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
@@ -175,8 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     quarantineDir: path.resolve(e.QUARANTINE_DIR ?? path.join(dataDir, 'quarantine')),
     tasksDir: path.resolve(e.TASKS_DIR),
     validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
-    taskQueueHigh: e.TASK_QUEUE_HIGH,
-    taskQueueLow: e.TASK_QUEUE_LOW,
+    taskQueue: e.TASK_QUEUE_NAME,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, callTimeoutMs: e.TEMPORAL_CALL_TIMEOUT_MS },
     http: { host: e.HOST, port: e.PORT, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
@@ -209,5 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMiB: e.TASK_MEMORY_MIB,
     },
     taskWorkerSlots: e.TASK_WORKER_SLOTS,
+    quotas: Object.fromEntries(Object.entries(QUOTA_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Quotas,
+    retention: Object.fromEntries(Object.entries(RETENTION_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Retention,
   };
 }

@@ -82,6 +82,21 @@ export class InternalStateError extends AppError {
   }
 }
 
+/**
+ * One of the owner's quotas or rate limits is used up (src/quotas/definitions.ts names them). The
+ * refused request left nothing behind. The answer carries `Retry-After` (seconds) and names the limit.
+ */
+export class QuotaExceededError extends AppError {
+  constructor(
+    readonly limit: string,
+    readonly max: number,
+    readonly retryAfterS: number,
+    message: string,
+  ) {
+    super(429, 'quota_exceeded', message, { limit, max, retry_after_s: retryAfterS });
+  }
+}
+
 /** A route whose machinery belongs to a later step (e.g. task execution before it is wired). */
 export class NotImplementedError extends AppError {
   constructor(message: string, code = 'not_implemented') {

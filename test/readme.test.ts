@@ -4,6 +4,7 @@ import path from 'node:path';
 import { openApiDocument } from '../src/api/openapi';
 import { CONFIG_VARIABLES } from '../src/config';
 import { LIMIT_DEFINITIONS } from '../sandbox';
+import { QUOTA_DEFINITIONS, RETENTION_DEFINITIONS } from '../src/quotas/definitions';
 
 const ROOT = path.resolve(__dirname, '..');
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -28,6 +29,13 @@ test('the API reference names every route of the OpenAPI document', () => {
 
 test('the configuration table gives each sandbox limit the default of its one definition', () => {
   for (const d of Object.values(LIMIT_DEFINITIONS)) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${d.env}\` |`));
+    expect(row).toContain(`| \`${d.default}\` |`);
+  }
+});
+
+test('the configuration table gives each quota and retention setting the default of its one definition', () => {
+  for (const d of [...Object.values(QUOTA_DEFINITIONS), ...Object.values(RETENTION_DEFINITIONS)]) {
     const row = readme.split('\n').find((l) => l.startsWith(`| \`${d.env}\` |`));
     expect(row).toContain(`| \`${d.default}\` |`);
   }

@@ -10,6 +10,7 @@ import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '
 import { VersionUnavailableError } from '../src/storage';
 import { sha256, type Sandbox } from '../sandbox';
 import { TASK_WORKFLOW as runTask } from '../domain/task';
+import { taskPriority } from '../domain/priority';
 import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } from '../domain/task';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
@@ -80,8 +81,9 @@ async function start(file: string, payload: unknown, opts: { priority?: TaskPrio
     ...(opts.scheduledAt ? { scheduledAt: opts.scheduledAt } : {}),
   };
   const handle = await temporal.env.client.workflow.start(runTask, {
-    taskQueue: input.priority === 'high' ? config.taskQueueHigh : config.taskQueueLow,
+    taskQueue: config.taskQueue,
     workflowId: taskWorkflowId(input.taskId),
+    priority: taskPriority(input.priority, input.owner),
     args: [input],
   });
   return handle;
@@ -132,7 +134,7 @@ test('a production run is contained: no secrets, no host network', async () => {
 test('a pinned version that is gone fails clearly', async () => {
   const { title } = register('good_sync.py');
   const handle = await temporal.env.client.workflow.start(runTask, {
-    taskQueue: config.taskQueueLow,
+    taskQueue: config.taskQueue,
     workflowId: taskWorkflowId(crypto.randomUUID()),
     args: [{ taskId: 'x', owner: 'alice', title, sha256: 'a'.repeat(64), payload: {}, priority: 'low', createdAt: new Date().toISOString() }],
   });

@@ -46,6 +46,7 @@ async function startServer(): Promise<void> {
   // TaskFlow's settings for a file DB (WAL, synchronous=NORMAL): this test is what shows they survive a SIGKILL.
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error', ...devServerArgs({ dbFile: true })];
   for (const a of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${a}=Keyword`);
+  args.push(...devServerArgs({ dbFile: true }));
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
   const deadline = Date.now() + 30000;
   for (;;) {

@@ -1,7 +1,7 @@
 /**
  * `runTask`: one production run of a validated task file. Waits durably for `scheduled_at`, runs
- * the pinned file version in a sandbox (through an activity on the task's priority queue),
- * retries infrastructure failures, fails at once on the handler's own failures. The public state
+ * the pinned file version in a sandbox (through an activity that inherits the task's priority key
+ * and owner fairness key), retries infrastructure failures, fails at once on the handler's own failures. The public state
  * lives in the memo (readable with `describe`, even with no worker up) and in search attributes.
  */
 import {
@@ -35,7 +35,8 @@ import { answerWaitForChange } from './wait-for-change';
 const withoutResult = ({ result: _result, ...small }: TaskState): TaskState => small;
 
 const { runTaskInSandbox } = proxyActivities<TaskActivities>({
-  // The activity may wait for a sandbox slot behind higher-priority work; it heartbeats meanwhile.
+  // Queued work waits in the task queue (no schedule-to-start limit); once started, the activity may
+  // still wait for a warm container of the keyed pool, heartbeating meanwhile.
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '5 seconds',
   retry: {

@@ -12,6 +12,7 @@ import {
   InternalStateError,
   MethodNotAllowedError,
   PayloadTooLargeError,
+  QuotaExceededError,
   UnsupportedMediaTypeError,
 } from '../errors';
 import type { Logger } from '../logger';
@@ -86,6 +87,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.status(500).json({ error: { code: 'internal_error', message: 'internal server error' } });
       return;
     }
+    if (app instanceof QuotaExceededError) res.set('Retry-After', String(app.retryAfterS));
     if (app.status >= 500) log.warn('request failed', { method: req.method, path: req.path, status: app.status, code: app.code });
     if (app instanceof MethodNotAllowedError) res.set('Allow', app.allow.join(', '));
     res.status(app.status).json({ error: { ...(app.details ?? {}), code: app.code, message: app.message } });

@@ -30,6 +30,10 @@ const auth = { 401: error('Missing or invalid bearer token') };
 /** One optional query parameter per property of a query schema. */
 const queryParams = (s: z.ZodType) =>
   Object.entries(schema(s, 'input').properties as Record<string, unknown>).map(([name, p]) => ({ name, in: 'query', required: false, schema: p }));
+const quota = {
+  ...error("An owner's quota or rate limit is used up (error.limit names it: uploads_per_minute, validations_in_flight, file_names, stored_bytes, tasks_per_minute, tasks_in_flight); nothing was kept"),
+  headers: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
+};
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -54,6 +58,7 @@ export function openApiDocument(): Record<string, unknown> {
             413: error('File (or test_payloads) larger than the limit'),
             415: error('Not multipart, or the file is binary / not a Python source type'),
             422: error('The file is not valid UTF-8'),
+            429: quota,
             503: error('Temporal unavailable: the upload is kept and validated later (validation_id in the error)'),
           },
         },
@@ -82,6 +87,7 @@ export function openApiDocument(): Record<string, unknown> {
             412: error('The file\'s last upload is still being validated'),
             413: error('Body too large'),
             415: error('Not JSON'),
+            429: quota,
             503: error('The workflow service is unavailable; nothing was created'),
           },
         },

@@ -4,6 +4,7 @@
  * missing) and every file in TASKS_DIR appears by an atomic rename, so no reader ever sees half a
  * file or a file without its record for long: the record follows it, and a retry rewrites both.
  */
+import fsp from 'node:fs/promises';
 import { sha256Hex } from '../../sandbox/hash';
 import type { SandboxRunReport, ValidationFinding, ValidationStatus } from '../../domain/validation';
 import { ensureDir, isNotFound, readIfExists, readJson, removeIfExists, writeAtomic, writeExclusive, writeJsonAtomic } from './fs-safe';
@@ -89,6 +90,17 @@ export class TaskFiles {
     if (bytes === undefined) throw new VersionUnavailableError(`version ${sha256.slice(0, 12)} is gone`);
     if (sha256Hex(bytes) !== sha256) throw new VersionUnavailableError(`version ${sha256.slice(0, 12)} no longer matches its sha256`);
     return bytes.toString('utf8');
+  }
+
+  /**
+   * Marks a version as just used (its mtime): the retention sweep never removes a version used in its
+   * last few minutes, so a task created a moment ago (not yet visible as pinned) keeps its version.
+   */
+  async touchVersion(owner: string, sha256: string): Promise<void> {
+    const now = new Date();
+    await fsp.lutimes(this.layout.version(owner, sha256), now, now).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 
   async promotion(owner: string, name: string): Promise<PromotionRecord | undefined> {

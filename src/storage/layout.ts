@@ -5,6 +5,7 @@
  *   UPLOAD_STAGING_DIR/<random>.upload             staged bytes (fresh random name)
  *   DATA_DIR/validations/<validation_id>.json      upload record (owner, name, sha256, final status)
  *   DATA_DIR/pending-start/<validation_id>         marker: workflow start not yet confirmed
+ *   DATA_DIR/by-owner/<owner>/<validation_id>      marker: the owner's records (quotas count them)
  *   DATA_DIR/uploads/<owner>/<name>.json           the name's last upload (or its deletion)
  *   TASKS_DIR/<owner>/<name>.py                    the promoted file
  *   TASKS_DIR/<owner>/<name>.json                  {sha256, validation_id, promoted_at}
@@ -25,10 +26,12 @@ export interface StorageDirs {
 export class Layout {
   readonly validationsDir: string;
   readonly pendingStartDir: string;
+  readonly byOwnerDir: string;
 
   constructor(readonly dirs: StorageDirs) {
     this.validationsDir = path.join(dirs.dataDir, 'validations');
     this.pendingStartDir = path.join(dirs.dataDir, 'pending-start');
+    this.byOwnerDir = path.join(dirs.dataDir, 'by-owner');
   }
 
   get stagingDir(): string {
@@ -49,6 +52,14 @@ export class Layout {
 
   pendingStart(id: string): string {
     return path.join(this.pendingStartDir, mustMatch(VALIDATION_ID_RE, id, 'validation id'));
+  }
+
+  ownerRecordsDir(owner: string): string {
+    return path.join(this.byOwnerDir, mustMatch(OWNER_RE, owner, 'owner'));
+  }
+
+  ownerRecordMarker(owner: string, id: string): string {
+    return path.join(this.ownerRecordsDir(owner), mustMatch(VALIDATION_ID_RE, id, 'validation id'));
   }
 
   ownerUploadsDir(owner: string): string {

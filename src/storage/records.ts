@@ -3,11 +3,13 @@
  * the API, a worker or Temporal stops at a bad moment:
  * - one record per validation (owner, name, sha256, staged name; its final status once decided),
  * - one pointer per owner/name to its last upload, which decides what `POST /tasks/` may use,
- * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot).
+ * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot),
+ * - a marker per record under its owner, so that an owner's records are listed without reading all.
  */
 import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
-import { ensureDir, listDir, readJson, removeIfExists, UnreadableFileError, writeExclusive, writeJsonAtomic } from './fs-safe';
-import { VALIDATION_ID_RE } from '../../domain/names';
+import path from 'node:path';
+import { ensureDir, listDir, readIfExists, readJson, removeIfExists, UnreadableFileError, writeExclusive, writeJsonAtomic } from './fs-safe';
+import { OWNER_RE, VALIDATION_ID_RE } from '../../domain/names';
 import type { Layout } from './layout';
 
 export interface ValidationRecord {
@@ -39,10 +41,14 @@ export class RecordStore {
   async init(): Promise<void> {
     await ensureDir(this.layout.validationsDir);
     await ensureDir(this.layout.pendingStartDir);
+    await this.indexOwners();
   }
 
   /** A new record: refuses to overwrite (validation ids are random, a clash is a bug). */
   async create(rec: ValidationRecord): Promise<void> {
+    // The owner's marker first: a crash in between leaves a marker without a record (skipped and
+    // swept), never a record its owner's quotas do not see.
+    await this.markOwner(rec.owner, rec.validation_id);
     await writeExclusive(this.layout.validationRecord(rec.validation_id), JSON.stringify(rec) + '\n');
   }
 
@@ -83,6 +89,51 @@ export class RecordStore {
   async setPointer(owner: string, name: string, p: UploadPointer): Promise<void> {
     await ensureDir(this.layout.ownerUploadsDir(owner));
     await writeJsonAtomic(this.layout.uploadPointer(owner, name), p);
+  }
+
+  /** Ids of `owner`'s records (some may have just been removed: `get` then answers undefined). */
+  async idsOf(owner: string): Promise<string[]> {
+    return (await listDir(this.layout.ownerRecordsDir(owner))).filter((n) => VALIDATION_ID_RE.test(n));
+  }
+
+  /** Every record id. */
+  async allIds(): Promise<string[]> {
+    return (await listDir(this.layout.validationsDir)).flatMap((n) => (n.endsWith('.json') && VALIDATION_ID_RE.test(n.slice(0, -5)) ? [n.slice(0, -5)] : []));
+  }
+
+  /** Owners that have (or had) records. */
+  async owners(): Promise<string[]> {
+    return (await listDir(this.layout.byOwnerDir)).filter((n) => OWNER_RE.test(n));
+  }
+
+  /** Removes a record, its owner marker and its pending-start marker. */
+  async remove(rec: Pick<ValidationRecord, 'validation_id' | 'owner'>): Promise<void> {
+    await removeIfExists(this.layout.validationRecord(rec.validation_id));
+    await removeIfExists(this.layout.pendingStart(rec.validation_id));
+    await this.unmarkOwner(rec.owner, rec.validation_id);
+  }
+
+  async unmarkOwner(owner: string, id: string): Promise<void> {
+    await removeIfExists(this.layout.ownerRecordMarker(owner, id));
+  }
+
+  private async markOwner(owner: string, id: string): Promise<void> {
+    await ensureDir(this.layout.ownerRecordsDir(owner));
+    await writeExclusive(this.layout.ownerRecordMarker(owner, id), '').catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+
+  /** Records written before the owner index existed get their markers once (`.indexed` says it is done). */
+  private async indexOwners(): Promise<void> {
+    const done = path.join(this.layout.byOwnerDir, '.indexed');
+    if (await readIfExists(done)) return;
+    await ensureDir(this.layout.byOwnerDir);
+    for (const id of await this.allIds()) {
+      const rec = await this.get(id).catch(() => undefined);
+      if (rec && OWNER_RE.test(rec.owner)) await this.markOwner(rec.owner, id);
+    }
+    await writeJsonAtomic(done, { indexed_at: new Date().toISOString() });
   }
 
   async markPendingStart(id: string): Promise<void> {

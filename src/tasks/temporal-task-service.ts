@@ -1,5 +1,6 @@
 /**
- * The `TaskService` backed by Temporal: one `runTask` workflow per task on the high or low queue.
+ * The `TaskService` backed by Temporal: one `runTask` workflow per task on the task queue, carrying
+ * the task's priority key and its owner as fairness key (domain/priority.ts).
  * A task's public state is read from the workflow's memo (live, and readable with no worker up)
  * and, once it has closed, from its result; lists come from visibility (search attributes).
  */
@@ -10,8 +11,10 @@ import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors
 import type { Logger } from '../logger';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import { WorkflowStarter } from '../workflow-starter';
+import { TaskQuotas } from '../quotas/admission';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
+import { taskPriority } from '../../domain/priority';
 import {
   FILE_NAME,
   initialTaskState,
@@ -39,6 +42,7 @@ async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>):
 
 export class TemporalTaskService implements TaskService {
   private readonly waits: WorkflowWaits;
+  private readonly quotas: TaskQuotas;
 
   constructor(
     private readonly client: Client,
@@ -48,9 +52,37 @@ export class TemporalTaskService implements TaskService {
     private readonly starter = new WorkflowStarter(client),
   ) {
     this.waits = new WorkflowWaits(client, log);
+    this.quotas = new TaskQuotas(
+      config.quotas,
+      (owner, max) => this.unfinished(owner, max),
+      (taskId) =>
+        temporalCall('describe task', this.log, () => this.client.workflow.getHandle(taskWorkflowId(taskId)).describe()).then(
+          (d) => d.status.name === 'RUNNING',
+          // Not found yet (or Temporal slow): count it, as it was just created.
+          () => true,
+        ),
+    );
   }
 
+  /** Over a quota (tasks per minute, unfinished tasks): 429 and nothing is started. */
   async create(req: TaskCreateRequest): Promise<CreatedTask> {
+    return this.quotas.admit(req.owner, () => this.start(req));
+  }
+
+  /** Ids of up to `max` of `owner`'s unfinished tasks (scheduled, queued or running), from visibility. */
+  async unfinished(owner: string, max: number): Promise<string[]> {
+    const query = `WorkflowType = '${TASK_WORKFLOW}' AND Owner = '${owner}' AND ExecutionStatus = 'Running'`;
+    const ids: string[] = [];
+    await temporalCall('count unfinished tasks', this.log, async () => {
+      for await (const wf of this.client.workflow.list({ query, pageSize: Math.min(1000, max) })) {
+        ids.push(wf.workflowId);
+        if (ids.length >= max) break;
+      }
+    });
+    return ids.map((w) => w.replace(/^task-/, ''));
+  }
+
+  private async start(req: TaskCreateRequest): Promise<CreatedTask> {
     const taskId = crypto.randomUUID();
     const createdAt = new Date().toISOString();
     const input: TaskInput = {
@@ -67,8 +99,9 @@ export class TemporalTaskService implements TaskService {
     const status = state.status;
     await temporalCall('start task', this.log, () =>
       this.starter.start(TASK_WORKFLOW, {
-        taskQueue: req.priority === 'high' ? this.config.taskQueueHigh : this.config.taskQueueLow,
+        taskQueue: this.config.taskQueue,
         workflowId: taskWorkflowId(taskId),
+        priority: taskPriority(req.priority, req.owner),
         args: [input],
         typedSearchAttributes: [
           { key: OWNER, value: req.owner },

@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import { KeyedMutex } from '../keyed-mutex';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import { WorkflowStarter } from '../workflow-starter';
+import { UploadQuotas } from '../quotas/admission';
 import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
@@ -26,6 +27,7 @@ import {
   type ValidationState,
   type ValidationStatus,
 } from '../../domain/validation';
+import { validationPriority } from '../../domain/priority';
 
 export interface UploadAccepted {
   validation_id: string;
@@ -64,43 +66,51 @@ export class ValidationService {
   private readonly reportedUnreadable = new Set<string>();
   private readonly waits: WorkflowWaits;
   private readonly starter: WorkflowStarter;
+  private readonly quotas: UploadQuotas;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
     this.waits = new WorkflowWaits(deps.client, this.log);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
+    this.quotas = new UploadQuotas(deps.config.quotas, deps.storage.usage);
   }
 
   /**
-   * Stages the bytes, writes the record and the name's pointer, then starts the workflow. When the
-   * start fails the upload is kept (marked for a later start) and the caller gets a 503.
+   * Checks the owner's quotas (429), stages the bytes, writes the record and the name's pointer, then
+   * starts the workflow. When the start fails the upload is kept (marked for a later start) and the
+   * caller gets a 503.
    */
   async upload(owner: string, fileName: string, bytes: Buffer, testPayloads?: unknown[]): Promise<UploadAccepted> {
     const { storage } = this.deps;
-    const staged = await storage.files.stage(bytes);
-    const id = newValidationId();
-    const rec: ValidationRecord = {
-      validation_id: id,
-      owner,
-      file_name: fileName,
-      sha256: staged.sha256,
-      size: staged.size,
-      staged_name: staged.stagedName,
-      created_at: new Date().toISOString(),
-      ...(testPayloads ? { test_payloads: testPayloads } : {}),
-      workflow_id: validationWorkflowId(id),
-      workflow_started: false,
-    };
-    try {
-      await storage.records.create(rec);
-    } catch (err) {
-      await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
-      throw err;
-    }
-    await storage.records.markPendingStart(id);
-    await this.names.run(`${owner}/${fileName}`, () =>
-      storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: rec.created_at }),
-    );
+    // Over a quota: 429 before a byte is written.
+    const rec = await this.quotas.admit(owner, fileName, bytes.length, async () => {
+      const staged = await storage.files.stage(bytes);
+      const id = newValidationId();
+      const created: ValidationRecord = {
+        validation_id: id,
+        owner,
+        file_name: fileName,
+        sha256: staged.sha256,
+        size: staged.size,
+        staged_name: staged.stagedName,
+        created_at: new Date().toISOString(),
+        ...(testPayloads ? { test_payloads: testPayloads } : {}),
+        workflow_id: validationWorkflowId(id),
+        workflow_started: false,
+      };
+      try {
+        await storage.records.create(created);
+      } catch (err) {
+        await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
+        throw err;
+      }
+      await storage.records.markPendingStart(id);
+      await this.names.run(`${owner}/${fileName}`, () =>
+        storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: created.created_at }),
+      );
+      return created;
+    });
+    const id = rec.validation_id;
     try {
       await this.start(rec);
     } catch (err) {
@@ -111,7 +121,7 @@ export class ValidationService {
         status_url: statusPath(id),
       });
     }
-    return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: staged.sha256 };
+    return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: rec.sha256 };
   }
 
   private input(rec: ValidationRecord): ValidationInput {
@@ -146,6 +156,8 @@ export class ValidationService {
         {
           taskQueue: config.validationQueue,
           workflowId: rec.workflow_id,
+          // Owners take turns on the validation queue: one owner's flood does not delay another's file.
+          priority: validationPriority(rec.owner),
           args: [this.input(rec)],
           typedSearchAttributes: [
             { key: VALIDATION_STATUS, value: 'PENDING' },
@@ -276,6 +288,7 @@ export class ValidationService {
       });
     }
     if (rec.final.promoted === false) throw notFound('its last upload was validated but not promoted');
+    await storage.files.touchVersion(owner, rec.sha256);
     return { owner, title, sha256: rec.sha256, validationId: rec.validation_id };
   }
 

@@ -86,6 +86,8 @@ export interface StartTemporalOptions {
   namespace?: string;
   /** false: a dev server with Temporal's defaults (the benchmarks' reference floor). Default true. */
   tuned?: boolean;
+  /** Dynamic config values that replace TaskFlow's (e.g. `{'matching.enableFairness': false}` for a benchmark's comparison). */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 export async function startTemporal(opts: StartTemporalOptions = {}): Promise<StartedTemporal> {
@@ -99,7 +101,10 @@ export async function startTemporal(opts: StartTemporalOptions = {}): Promise<St
       searchAttributes: [...SEARCH_ATTRIBUTES],
       // The UI is off (the SDK passes --headless); only warnings reach jest's output.
       log: { format: 'pretty', level: process.env.TASKFLOW_TEST_LOGS ? 'info' : 'error' },
-      extraArgs: opts.tuned === false ? [] : devServerArgs(),
+      extraArgs: [
+        ...(opts.tuned === false ? [] : devServerArgs()),
+        ...Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+      ],
     },
   });
   let stopped: Promise<void> | undefined;

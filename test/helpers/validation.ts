@@ -39,6 +39,9 @@ export function suiteEnv(address: string, env: Record<string, string> = {}): Rec
     VALIDATION_MAX_ATTEMPTS: '3',
     TEMPORAL_CALL_TIMEOUT_MS: '2000',
     LOG_LEVEL: 'warn',
+    // Suites upload in bursts; test/quotas.test.ts sets the limits it tests.
+    QUOTA_UPLOADS_PER_MINUTE: '1000',
+    QUOTA_VALIDATIONS_IN_FLIGHT: '1000',
     ...env,
   };
 }

@@ -1,0 +1,202 @@
+/**
+ * Fairness: owner B's upload → VALIDATED and create → COMPLETED latency when idle and while owner A
+ * floods (A's uploads and tasks all queued at once, B's made one after another meanwhile), with
+ * Temporal's fairness on (TaskFlow's setting) and off (first come first served) on the same
+ * machine. Real HTTP API, one validation worker (concurrency 2), one task worker (2 slots), runsc.
+ * Quotas are raised so the flood is not refused. The interesting numbers are the ratios.
+ * Run: npx ts-node --transpile-only bench/fairness.ts [--flood N] [--task-flood N] [--runs N]
+ */
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createApp } from '../src/api/app';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { openStorage } from '../src/storage';
+import { TemporalTaskService } from '../src/tasks/temporal-task-service';
+import { ValidationService } from '../src/validation/service';
+import { startTaskWorkers } from '../app/task-worker';
+import { createValidationWorker } from '../app/validation-worker';
+import { createSandbox } from '../sandbox';
+import { startTemporal } from '../test/helpers/temporal';
+import { fmt, percentile, writeSection } from './report';
+
+const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
+const A = 'flooder-token-0123456789abcdef';
+const B = 'bystander-token-0123456789abcdef';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+interface Latencies {
+  validationIdle: number[];
+  validationFlood: number[];
+  taskIdle: number[];
+  taskFlood: number[];
+  /** A's validations / tasks still unfinished when B's last measurement under the flood ended. */
+  validationBacklogLeft: number;
+  taskBacklogLeft: number;
+}
+
+async function runMode(fair: boolean, flood: number, taskFlood: number, runs: number): Promise<Latencies> {
+  const temporal = await startTemporal(fair ? {} : { dynamicConfig: { 'matching.enableFairness': false } });
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-'));
+  const config = loadConfig({
+    DATA_DIR: root,
+    TASKS_DIR: path.join(root, 'tasks'),
+    TEMPORAL_ADDRESS: temporal.address,
+    TASKFLOW_API_KEYS: `flooder:${A},bystander:${B}`,
+    TASK_WORKER_SLOTS: '2',
+    QUOTA_UPLOADS_PER_MINUTE: '100000',
+    QUOTA_VALIDATIONS_IN_FLIGHT: '100000',
+    QUOTA_TASKS_PER_MINUTE: '100000',
+    QUOTA_TASKS_IN_FLIGHT: '100000',
+    QUOTA_FILE_NAMES: '100000',
+    LOG_LEVEL: 'error',
+  });
+  const log = createLogger('error');
+  const storage = await openStorage(config);
+  const sandbox = await createSandbox(config.sandbox, log, { validationPool: true, keyedLimits: config.taskLimits });
+  const client = temporal.env.client;
+  const validationWorker = await createValidationWorker({ config, sandbox, storage, connection: temporal.env.nativeConnection, log });
+  const validationRun = validationWorker.run();
+  const taskWorkers = await startTaskWorkers({
+    config,
+    sandbox,
+    connection: temporal.env.nativeConnection,
+    client,
+    log,
+    loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+  });
+  const validations = new ValidationService({ config, storage, client, log });
+  const app = createApp({ config, keys: config.apiKeys, validations, tasks: new TemporalTaskService(client, config, log), log, temporalHealthy: async () => true });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+  let n = 0;
+  const uploadOnly = async (token: string): Promise<string> => {
+    const form = new FormData();
+    form.append('file', new Blob([SOURCE], { type: 'text/x-python' }), 'bench.py');
+    const res = await fetch(`${base}/tasks/upload_file?file_name=f_${n++ % 500}`, { method: 'POST', body: form, headers: auth(token) });
+    if (res.status !== 202) throw new Error(`upload: HTTP ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { status_url: string }).status_url;
+  };
+  const finalOf = async (token: string, url: string, pollMs: number): Promise<void> => {
+    for (;;) {
+      const s = (await (await fetch(base + url, { headers: auth(token) })).json()) as { status: string; findings: unknown };
+      if (s.status === 'VALIDATED') return;
+      if (s.status === 'REJECTED') throw new Error(`rejected: ${JSON.stringify(s.findings)}`);
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  };
+  const validateOnce = async (token: string): Promise<number> => {
+    const t = performance.now();
+    await finalOf(token, await uploadOnly(token), 20);
+    return performance.now() - t;
+  };
+  const createTask = async (token: string, i: number): Promise<string> => {
+    const res = await fetch(`${base}/tasks/`, {
+      method: 'POST',
+      headers: { ...auth(token), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ title: 'bench', payload: { n: i }, priority: 'low' }),
+    });
+    if (res.status !== 201) throw new Error(`create task: HTTP ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { task_id: string }).task_id;
+  };
+  const taskDone = async (token: string, id: string, pollMs: number): Promise<void> => {
+    for (;;) {
+      const t = (await (await fetch(`${base}/tasks/${id}`, { headers: auth(token) })).json()) as { status: string };
+      if (t.status === 'COMPLETED') return;
+      if (t.status === 'FAILED' || t.status === 'CANCELLED') throw new Error(`task ${t.status}`);
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  };
+  const taskOnce = async (token: string): Promise<number> => {
+    const t = performance.now();
+    await taskDone(token, await createTask(token, 1), 20);
+    return performance.now() - t;
+  };
+  const unfinished = async (items: Promise<void>[]) => {
+    const settled = await Promise.all(items.map((p) => Promise.race([p.then(() => 1), new Promise<number>((r) => setImmediate(() => r(0)))])));
+    return settled.filter((x) => x === 0).length;
+  };
+
+  try {
+    // Both owners have the file validated (and the first containers started) before measuring.
+    for (const token of [A, B]) {
+      const form = new FormData();
+      form.append('file', new Blob([SOURCE], { type: 'text/x-python' }), 'bench.py');
+      const res = await fetch(`${base}/tasks/upload_file?file_name=bench`, { method: 'POST', body: form, headers: auth(token) });
+      await finalOf(token, ((await res.json()) as { status_url: string }).status_url, 50);
+      await taskOnce(token);
+    }
+    const out: Latencies = { validationIdle: [], validationFlood: [], taskIdle: [], taskFlood: [], validationBacklogLeft: 0, taskBacklogLeft: 0 };
+    for (let i = 0; i < runs; i++) {
+      await new Promise((r) => setTimeout(r, 2000)); // the warm pool refills
+      out.validationIdle.push(await validateOnce(B));
+    }
+    for (let i = 0; i < runs; i++) out.taskIdle.push(await taskOnce(B));
+
+    // A's flood of uploads, all accepted before B starts measuring; A's clients poll slowly.
+    const urls: string[] = [];
+    for (let i = 0; i < flood; i += 10) urls.push(...(await Promise.all(Array.from({ length: Math.min(10, flood - i) }, () => uploadOnly(A)))));
+    const floodDone = urls.map((u) => finalOf(A, u, 500));
+    for (let i = 0; i < runs; i++) out.validationFlood.push(await validateOnce(B));
+    out.validationBacklogLeft = await unfinished(floodDone);
+    await Promise.all(floodDone);
+
+    const ids: string[] = [];
+    for (let i = 0; i < taskFlood; i += 20) ids.push(...(await Promise.all(Array.from({ length: Math.min(20, taskFlood - i) }, (_, j) => createTask(A, i + j)))));
+    const tasksDone = ids.map((id) => taskDone(A, id, 500));
+    for (let i = 0; i < runs; i++) out.taskFlood.push(await taskOnce(B));
+    out.taskBacklogLeft = await unfinished(tasksDone);
+    await Promise.all(tasksDone);
+    return out;
+  } finally {
+    server.close();
+    await taskWorkers.shutdown();
+    validationWorker.shutdown();
+    await validationRun;
+    await sandbox.close();
+    await temporal.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const flood = arg('--flood', 60);
+  const taskFlood = arg('--task-flood', 300);
+  const runs = arg('--runs', 5);
+  const fair = await runMode(true, flood, taskFlood, runs);
+  const fifo = await runMode(false, flood, taskFlood, runs);
+  const p50 = (v: number[]) => percentile(v, 50);
+  const row = (what: string, idle: (l: Latencies) => number[], busy: (l: Latencies) => number[], left: (l: Latencies) => number) =>
+    [fair, fifo].map((l, i) => {
+      const ratio = p50(busy(l)) / p50(idle(l));
+      return `| ${what} | ${i === 0 ? 'on (TaskFlow)' : 'off (FIFO)'} | ${fmt(p50(idle(l)))} | ${fmt(p50(busy(l)))} | ${fmt(percentile(busy(l), 100))} | ${ratio.toFixed(1)}× | ${left(l)} |`;
+    });
+  const body = [
+    "## Fairness: owner B's latency while owner A floods",
+    '',
+    `A queues ${flood} uploads (then ${taskFlood} tasks) at once; meanwhile B makes ${runs} uploads (then ${runs} tasks) one after another.`,
+    'One validation worker (concurrency 2), one task worker (2 slots); the same machine and code, the Temporal dev server with',
+    'fairness on (TaskFlow\'s setting) and off. "left" is how much of A\'s flood was still unfinished when B\'s last one finished.',
+    '',
+    "| B's | fairness | idle p50 ms | under flood p50 ms | under flood max ms | ratio (p50) | A's flood left |",
+    '|---|---|---|---|---|---|---|',
+    ...row('upload → VALIDATED', (l) => l.validationIdle, (l) => l.validationFlood, (l) => l.validationBacklogLeft),
+    ...row('task create → COMPLETED', (l) => l.taskIdle, (l) => l.taskFlood, (l) => l.taskBacklogLeft),
+  ].join('\n');
+  process.stdout.write(body + '\n');
+  writeSection('fairness', `npx ts-node --transpile-only bench/fairness.ts --flood ${flood} --task-flood ${taskFlood} --runs ${runs}`, body);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

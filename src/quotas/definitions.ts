@@ -1,0 +1,117 @@
+/**
+ * The one definition of each per-owner quota and of each retention lifetime: its environment
+ * variable, unit (in the name), default and bounds. src/config.ts makes the variables from these,
+ * the README's table is checked against them; adding a limit is a change here plus its use.
+ */
+export interface QuotaDefinition {
+  env: string;
+  /** The name a 429 answer gives (`error.limit`). */
+  limit: string;
+  default: number;
+  min: number;
+  /** What a client should wait before trying again when the limit is not a time window (seconds). */
+  retryAfterS?: number;
+  summary: string;
+}
+
+export const QUOTA_DEFINITIONS = {
+  uploadsPerMinute: {
+    env: 'QUOTA_UPLOADS_PER_MINUTE',
+    limit: 'uploads_per_minute',
+    default: 30,
+    min: 1,
+    summary: 'Uploads per owner in any 60 s (counted in the API process: a restart forgets the window)',
+  },
+  validationsInFlight: {
+    env: 'QUOTA_VALIDATIONS_IN_FLIGHT',
+    limit: 'validations_in_flight',
+    default: 10,
+    min: 1,
+    retryAfterS: 5,
+    summary: "An owner's uploads not yet VALIDATED or REJECTED (counted from the upload records)",
+  },
+  tasksPerMinute: {
+    env: 'QUOTA_TASKS_PER_MINUTE',
+    limit: 'tasks_per_minute',
+    default: 120,
+    min: 1,
+    summary: 'Tasks created per owner in any 60 s (counted in the API process: a restart forgets the window)',
+  },
+  tasksInFlight: {
+    env: 'QUOTA_TASKS_IN_FLIGHT',
+    limit: 'tasks_in_flight',
+    default: 100,
+    min: 1,
+    retryAfterS: 5,
+    summary: "An owner's unfinished tasks: scheduled, queued or running (counted from Temporal's visibility)",
+  },
+  storedMiB: {
+    env: 'QUOTA_STORED_MIB',
+    limit: 'stored_bytes',
+    default: 64,
+    min: 1,
+    retryAfterS: 300,
+    summary: "Bytes an owner's files take: uploads being validated, quarantined uploads, validated versions, promoted files",
+  },
+  fileNames: {
+    env: 'QUOTA_FILE_NAMES',
+    limit: 'file_names',
+    default: 100,
+    min: 1,
+    retryAfterS: 300,
+    summary: 'Task file names per owner (a deleted name no longer counts)',
+  },
+  keptVersions: {
+    env: 'QUOTA_KEPT_VERSIONS',
+    limit: 'kept_versions',
+    default: 5,
+    min: 1,
+    summary: 'Validated versions kept per file name, the current one included; the retention sweep removes older ones no unfinished task is pinned to (never a 429)',
+  },
+} as const satisfies Record<string, QuotaDefinition>;
+
+export type QuotaName = keyof typeof QUOTA_DEFINITIONS;
+export type Quotas = Record<QuotaName, number>;
+
+export interface RetentionDefinition {
+  env: string;
+  default: number;
+  /** Lifetimes may be fractions (0.5 days); the sweep interval is whole minutes. */
+  integer: boolean;
+  min: number;
+  summary: string;
+}
+
+export const RETENTION_DEFINITIONS = {
+  recordDays: {
+    env: 'RETENTION_RECORD_DAYS',
+    default: 30,
+    integer: false,
+    min: 0,
+    summary: "Days a finished upload's record (its status) is kept; a name's last upload is kept as long as the name",
+  },
+  quarantineDays: {
+    env: 'RETENTION_QUARANTINE_DAYS',
+    default: 14,
+    integer: false,
+    min: 0,
+    summary: 'Days a rejected upload and its report stay in QUARANTINE_DIR',
+  },
+  versionDays: {
+    env: 'RETENTION_VERSION_DAYS',
+    default: 30,
+    integer: false,
+    min: 0,
+    summary: 'Days a validated version that is no longer current is kept (never while an unfinished task is pinned to it)',
+  },
+  sweepIntervalMinutes: {
+    env: 'RETENTION_SWEEP_INTERVAL_MINUTES',
+    default: 60,
+    integer: true,
+    min: 1,
+    summary: 'How often the retention sweep runs (a Temporal schedule)',
+  },
+} as const satisfies Record<string, RetentionDefinition>;
+
+export type RetentionName = keyof typeof RETENTION_DEFINITIONS;
+export type Retention = Record<RetentionName, number>;

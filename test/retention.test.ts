@@ -1,0 +1,176 @@
+/**
+ * Retention on real files made by the real pipeline (Temporal dev server, runsc): versions beyond
+ * the kept count and past their lifetime go, but never the current one nor one an unfinished task
+ * is pinned to; expired records and quarantine go; staged files without an unfinished upload go;
+ * an upload still validating keeps its staged file. The sweep is called with a clock moved ahead;
+ * the last test runs it through the Temporal schedule, as production does.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Worker } from '@temporalio/worker';
+import request from 'supertest';
+import type { Config } from '../src/config';
+import { silentLogger } from '../src/logger';
+import { pinnedVersions } from '../src/retention/pins';
+import { GRACE_MS, sweep } from '../src/retention/sweep';
+import { newStagedName } from '../src/storage';
+import { TemporalTaskService } from '../src/tasks/temporal-task-service';
+import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
+import { ensureRetentionSchedule } from '../app/temporal';
+import { createValidationWorker } from '../app/validation-worker';
+import type { Sandbox } from '../sandbox';
+import { RETENTION_WORKFLOW, retentionScheduleId } from '../domain/retention';
+import { TASK_WORKFLOW } from '../domain/task';
+import { startSandbox, testConfig } from './helpers/sandbox';
+import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
+import { ALICE, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+
+const DAY = 86_400_000;
+let temporal: StartedTemporal;
+let config: Config;
+let sandbox: Sandbox;
+let api: TestApi;
+let worker: Worker;
+let running: Promise<void>;
+let taskWorkers: RunningTaskWorkers;
+
+beforeAll(async () => {
+  temporal = await startTemporal();
+  config = testConfig(suiteEnv(temporal.address, { QUOTA_KEPT_VERSIONS: '2', RETENTION_SWEEP_INTERVAL_MINUTES: '600' }));
+  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
+  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+  worker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  running = worker.run();
+  taskWorkers = await startTaskWorkers({
+    config,
+    sandbox,
+    connection: temporal.env.nativeConnection,
+    client: temporal.env.client,
+    log: silentLogger,
+    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+  });
+}, 240000);
+
+afterAll(async () => {
+  await taskWorkers?.shutdown();
+  worker?.shutdown();
+  await running;
+  await sandbox?.close();
+  await temporal?.stop();
+});
+
+const version = (v: number) => `def handler(payload):\n    return {"version": ${v}}\n`;
+
+async function validated(name: string, source: string): Promise<{ id: string; sha: string }> {
+  const res = await upload(api.app, ALICE, name, source).expect(202);
+  const s = await waitForStatus(api.app, ALICE, res.body.validation_id);
+  return { id: s.validation_id, sha: s.sha256 };
+}
+
+const versionFile = (sha: string) => api.storage.layout.version('alice', sha);
+const exists = (file: string) => fs.existsSync(file);
+const pins = async () => pinnedVersions(temporal.env.client);
+const later = (ms: number) => ({ retention: config.retention, keptVersions: 2, now: Date.now() + ms });
+
+test('versions: beyond the kept count they go, but not the current one, nor one a task is pinned to', async () => {
+  const v1 = await validated('calc', version(1));
+  // A task pinned to v1, scheduled an hour ahead: unfinished all through this test.
+  const task = await request(api.app)
+    .post('/tasks/')
+    .set('Authorization', `Bearer ${ALICE}`)
+    .send({ title: 'calc', payload: {}, scheduled_at: new Date(Date.now() + 3600_000).toISOString() })
+    .expect(201);
+  const v2 = await validated('calc', version(2));
+  const v3 = await validated('calc', version(3));
+  await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND ExecutionStatus = 'Running'`);
+  expect(await pins()).toEqual(new Set([`alice/${v1.sha}`]));
+
+  // Unknown pins: no version is touched, whatever its age.
+  expect((await sweep(api.storage, { ...later(365 * DAY), pinned: undefined })).versionsSkipped).toBeDefined();
+  expect([v1, v2, v3].every((v) => exists(versionFile(v.sha)))).toBe(true);
+
+  const v4 = await validated('calc', version(4));
+  // Within the grace period after a version was written or last used, nothing goes.
+  expect((await sweep(api.storage, { ...later(0), pinned: await pins() })).versions).toBe(0);
+  const report = await sweep(api.storage, { ...later(GRACE_MS + 1000), pinned: await pins() });
+  expect(report.versions).toBe(1);
+  expect(exists(versionFile(v2.sha))).toBe(false); // third newest, not pinned
+  expect(exists(versionFile(v1.sha))).toBe(true); // oldest, but pinned
+  expect(exists(versionFile(v3.sha)) && exists(versionFile(v4.sha))).toBe(true); // the two kept, v4 current
+
+  // Once the task is gone, so is its version's protection.
+  await request(api.app).delete(`/tasks/${task.body.task_id}`).set('Authorization', `Bearer ${ALICE}`).expect(202);
+  await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND ExecutionStatus != 'Running'`);
+  expect(await pins()).toEqual(new Set());
+  await sweep(api.storage, { ...later(GRACE_MS + 1000), pinned: await pins() });
+  expect(exists(versionFile(v1.sha))).toBe(false);
+
+  // Past the version lifetime only the current one is left; the name still runs tasks.
+  await sweep(api.storage, { ...later(31 * DAY), pinned: await pins() });
+  expect(exists(versionFile(v3.sha))).toBe(false);
+  expect(exists(versionFile(v4.sha))).toBe(true);
+  await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'calc', payload: {} }).expect(201);
+}, 180000);
+
+test('records and quarantine expire; a name’s last upload stays, a rejected name goes with it', async () => {
+  const keeper = await validated('keeper', version(10));
+  const old = await validated('replaced', version(11));
+  const current = await validated('replaced', version(12));
+  const bad = (await upload(api.app, ALICE, 'broken', 'def handler(:\n').expect(202)).body.validation_id as string;
+  expect((await waitForStatus(api.app, ALICE, bad)).status).toBe('REJECTED');
+  const quarantined = path.join(config.quarantineDir, `${bad}.py`);
+  expect(exists(quarantined)).toBe(true);
+
+  const status = (id: string) => request(api.app).get(`/tasks/validation_status/${id}`).set('Authorization', `Bearer ${ALICE}`);
+  // Past the quarantine lifetime (14 days), before the record lifetime (30).
+  await sweep(api.storage, { ...later(15 * DAY), pinned: await pins() });
+  expect(exists(quarantined)).toBe(false);
+  expect((await status(bad)).body.status).toBe('REJECTED');
+
+  await sweep(api.storage, { ...later(31 * DAY), pinned: await pins() });
+  expect((await status(old.id)).status).toBe(404); // superseded and expired
+  expect((await status(bad)).status).toBe(404); // rejected, expired: the name is free again
+  expect(exists(api.storage.layout.uploadPointer('alice', 'broken'))).toBe(false);
+  expect((await status(current.id)).body.status).toBe('VALIDATED'); // the name's last upload
+  expect((await status(keeper.id)).body.status).toBe('VALIDATED');
+  expect(await api.storage.records.idsOf('alice')).not.toContain(old.id);
+}, 180000);
+
+test('staged files: without an unfinished upload they go after the grace period; with one they stay', async () => {
+  const orphan = path.join(config.stagingDir, newStagedName());
+  fs.writeFileSync(orphan, 'def handler(p):\n    return 1\n');
+  // An upload that stays in flight: the same storage, a validation queue no worker polls.
+  const stuckConfig = { ...config, validationQueue: `${config.validationQueue}-unpolled` };
+  const stuck = await buildApi(stuckConfig, temporal.env.client);
+  const inFlight = (await upload(stuck.app, ALICE, 'waiting', version(20)).expect(202)).body.validation_id as string;
+  const rec = await api.storage.records.get(inFlight);
+  const staged = api.storage.layout.staged(rec!.staged_name);
+
+  await sweep(api.storage, { ...later(0), pinned: await pins() });
+  expect(exists(orphan)).toBe(true); // could be an upload in progress
+  const report = await sweep(api.storage, { ...later(400 * DAY), pinned: await pins() });
+  expect(exists(orphan)).toBe(false);
+  expect(report.staged).toBe(1);
+  expect(exists(staged)).toBe(true);
+  expect((await api.storage.records.get(inFlight))?.final).toBeUndefined();
+}, 120000);
+
+test('the Temporal schedule runs the sweep on a validation worker', async () => {
+  await ensureRetentionSchedule(temporal.env.client, config, silentLogger);
+  await ensureRetentionSchedule(temporal.env.client, { ...config, retention: { ...config.retention, sweepIntervalMinutes: 720 } }, silentLogger);
+  const handle = temporal.env.client.schedule.getHandle(retentionScheduleId(config.validationQueue));
+  const described = await handle.describe();
+  expect(described.spec.intervals?.[0]?.every).toBe(720 * 60_000); // updated in place, not duplicated
+  expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: RETENTION_WORKFLOW, taskQueue: config.validationQueue });
+
+  const orphan = path.join(config.stagingDir, newStagedName());
+  fs.writeFileSync(orphan, 'x = 1\n');
+  const hourAgo = new Date(Date.now() - 3600_000);
+  fs.utimesSync(orphan, hourAgo, hourAgo);
+  await handle.trigger();
+  const [run] = await waitForVisible(temporal.env.client, `WorkflowType = '${RETENTION_WORKFLOW}'`);
+  const result = await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).result();
+  expect(result).toMatchObject({ staged: 1 });
+  expect(exists(orphan)).toBe(false);
+  await handle.delete();
+}, 120000);
