@@ -32,6 +32,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     const { client, connection: clientConnection } = createClient(config);
     stops.push(() => clientConnection.close());
     const starter = new WorkflowStarter(client);
+    let attributes: Promise<boolean> | undefined;
 
     if (config.roles.includes('api')) {
       const creds = await resolveCredentials(config);
@@ -57,7 +58,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       const addr = server.address();
       log.info('API listening', { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}` });
 
-      void ensureSearchAttributes(client, config, log);
+      attributes = ensureSearchAttributes(client, config, log);
       // Uploads whose workflow start was never confirmed (a crash, Temporal down): start them now and then.
       const recover = () => validations.recoverPendingStarts().catch((err: Error) => log.warn('recovery pass failed', { error: err }));
       void recover();
@@ -77,6 +78,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     stops.push(() => sandbox.close());
     const connection = await connectWorker(config, log);
     stops.push(() => connection.close());
+    // Workflows set them: make sure they exist before polling (again if the API's try found Temporal down).
+    if (!(await attributes)) await ensureSearchAttributes(client, config, log);
 
     if (executing) {
       const tasks = await startTaskWorkers({

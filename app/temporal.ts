@@ -1,16 +1,11 @@
 /** Connections to Temporal, made from the typed config. */
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
-
 import { RETENTION_WORKFLOW, retentionScheduleId } from '../domain/retention';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
-
-/** Keyword attributes TaskFlow's workflows set (all Keyword). */
-export const SEARCH_ATTRIBUTE_NAMES = SEARCH_ATTRIBUTES.map((k) => k.name);
-/** temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD */
-const KEYWORD = 2;
 
 /**
  * A client whose connection is made lazily: the API starts (and answers 503 on uploads, keeping
@@ -29,22 +24,32 @@ export function temporalHealthy(connection: Connection, ms = 2000): Promise<bool
   );
 }
 
-/** Registers the search attributes that are missing (idempotent). Logs and carries on when not allowed. */
-export async function ensureSearchAttributes(client: Client, config: Config, log: Logger): Promise<void> {
+/**
+ * Registers those of domain/search-attributes.ts that the namespace lacks, each with its own type (idempotent;
+ * the only place they are registered besides the test harness). Logs and carries on when not allowed or
+ * unreachable; resolves to whether they are all there.
+ */
+export async function ensureSearchAttributes(client: Client, config: Config, log: Logger): Promise<boolean> {
   const namespace = config.temporal.namespace;
   try {
     const svc = client.connection.operatorService;
     const have = await svc.listSearchAttributes({ namespace });
     const existing = new Set(Object.keys(have.customAttributes ?? {}));
-    const missing = SEARCH_ATTRIBUTE_NAMES.filter((n) => !existing.has(n));
-    if (missing.length === 0) return;
-    await svc.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((n) => [n, KEYWORD])) });
-    log.info('registered search attributes', { namespace, names: missing });
-  } catch (err) {
-    log.warn('could not check or register search attributes; register ValidationStatus, FileName, Owner, TaskStatus (Keyword) by hand', {
+    const missing = SEARCH_ATTRIBUTES.filter((k) => !existing.has(k.name));
+    if (missing.length === 0) return true;
+    await svc.addSearchAttributes({
       namespace,
+      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, encodeSearchAttributeIndexedValueType(k.type)!])),
+    });
+    log.info('registered search attributes', { namespace, names: missing.map((k) => k.name) });
+    return true;
+  } catch (err) {
+    log.warn('could not check or register search attributes; register them by hand', {
+      namespace,
+      attributes: SEARCH_ATTRIBUTES.map((k) => `${k.name}=${k.type}`),
       error: err as Error,
     });
+    return false;
   }
 }
 

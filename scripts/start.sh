@@ -37,7 +37,6 @@ export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 T_HOST="${TEMPORAL_ADDRESS%:*}" T_PORT="${TEMPORAL_ADDRESS##*:}"
 [[ "$T_PORT" =~ ^[0-9]+$ && "$T_HOST" != "$TEMPORAL_ADDRESS" ]] || die "TEMPORAL_ADDRESS must be HOST:PORT, got '$TEMPORAL_ADDRESS'"
 UI_PORT="${TEMPORAL_UI_PORT:-$((T_PORT + 1000))}"
-SEARCH_ATTRIBUTES=(ValidationStatus FileName Owner TaskStatus) # all Keyword
 
 healthy() { "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; }
 
@@ -50,7 +49,6 @@ else
   esac
   args=(server start-dev --ip "$T_HOST" --port "$T_PORT" --ui-port "$UI_PORT" --ui-disable-news-fetch
     --db-filename "$STATE_DIR/temporal.db" --namespace "$TEMPORAL_NAMESPACE" --log-level warn)
-  for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$a=Keyword"); done
   # TaskFlow's server settings (dynamic config, SQLite pragmas): one file, which the test harness reads too.
   mapfile -t settings < <(node -e '
     const s = require(process.argv[1]);
@@ -75,12 +73,8 @@ $(tail -n 15 "$STATE_DIR/temporal.log")"
   say "temporal dev server (pid $TEMPORAL_PID) answers after $(elapsed "$t")s; Web UI: http://$T_HOST:$UI_PORT"
 fi
 
-# start-dev registers --search-attribute only when it creates the database: with an existing
-# temporal.db, attributes added later would be missing. `create` is idempotent, so always run it.
-create=(operator search-attribute create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE")
-for a in "${SEARCH_ATTRIBUTES[@]}"; do create+=(--name "$a" --type Keyword); done
-"$TEMPORAL" "${create[@]}" >/dev/null || die "registering search attributes ${SEARCH_ATTRIBUTES[*]} on $TEMPORAL_ADDRESS failed"
-say "search attributes registered: ${SEARCH_ATTRIBUTES[*]} (Keyword) in namespace $TEMPORAL_NAMESPACE"
+# TaskFlow's search attributes are registered by the app itself at start-up (the ones of
+# domain/search-attributes.ts that the namespace lacks), on this server or any other.
 
 say "starting the app: ts-node --transpile-only app/main.ts"
 # The ts-node bin directly (what `npx ts-node` runs) so that APP_PID is the node process itself.

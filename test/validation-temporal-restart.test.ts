@@ -9,14 +9,15 @@ import net from 'node:net';
 import path from 'node:path';
 import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { SEARCH_ATTRIBUTE_NAMES } from '../app/temporal';
 import { bundleValidationWorkflows, createValidationWorker } from '../app/validation-worker';
 import type { Sandbox } from '../sandbox';
+import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import { startSandbox } from './helpers/sandbox';
 import { devServerArgs, temporalCliPath } from './helpers/temporal';
 import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
@@ -45,7 +46,7 @@ async function freePort(): Promise<number> {
 async function startServer(): Promise<void> {
   // TaskFlow's settings for a file DB (WAL, synchronous=NORMAL): this test is what shows they survive a SIGKILL.
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error', ...devServerArgs({ dbFile: true })];
-  for (const a of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${a}=Keyword`);
+  for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
   args.push(...devServerArgs({ dbFile: true }));
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
   const deadline = Date.now() + 30000;

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_NAMES } from '../../app/temporal';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
 import type { Role } from '../../src/config';
 import { devServerArgs, temporalCliPath } from './temporal';
 
@@ -59,7 +60,7 @@ function track(child: ChildProcess): Child {
 /** `temporal server start-dev` on 127.0.0.1:`port` keeping its state in `dbFile`; resolves once it answers. */
 export async function startDevServer(port: number, dbFile: string): Promise<Child> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error'];
-  for (const a of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${a}=Keyword`);
+  for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
   args.push(...devServerArgs({ dbFile: true }));
   const server = track(spawn(temporalCliPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   const deadline = Date.now() + 60000;
