@@ -15,6 +15,7 @@ import { openStorage } from '../src/storage';
 import { startTaskWorkers } from './task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { connectWorker, createClient, ensureRetentionSchedule, ensureSearchAttributes, temporalHealthy } from './temporal';
+import { installTemporalRuntime } from './temporal-runtime';
 import { ValidationService } from '../src/validation/service';
 import { WorkflowStarter } from '../src/workflow-starter';
 import { createValidationWorker } from './validation-worker';
@@ -70,6 +71,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     const validating = config.roles.includes('validation-worker');
     const executing = config.roles.includes('task-worker');
     if (!validating && !executing) return stopAll;
+    // Before the first NativeConnection: the SDK's logs in our format, its metrics buffered.
+    installTemporalRuntime(log, config.logLevel);
     // One sandbox runtime per process: single-use validation containers and/or the keyed pool.
     const sandbox: Sandbox = await createSandbox(config.sandbox, log, {
       validationPool: validating,

@@ -1,33 +1,52 @@
-/** Structured logs: one JSON object per line on stderr, so stdout stays free for CLI output. */
+/**
+ * Structured logs through pino: one JSON object per line on stderr (stdout stays free for CLI output),
+ * `{"level":"info","time":"<ISO>", ...base, ...fields, "msg"}`. The Temporal SDK's own lines take the same
+ * path (app/temporal-runtime.ts), so every line a process prints parses the same way.
+ */
+import pino from 'pino';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type LogFields = Record<string, unknown>;
 
+/** What the code logs through; sandbox/'s SandboxLogger is the same shape, so a Logger serves both. */
 export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
 }
 
-export function createLogger(level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
-  const emit = (l: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (order[l] < order[level]) return;
-    const line = { ts: new Date().toISOString(), level: l, msg, ...base, ...fields };
-    process.stderr.write(JSON.stringify(line, errorReplacer) + '\n');
-  };
+function wrap(p: pino.Logger): Logger {
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (f) => createLogger(level, { ...base, ...f }),
+    debug: (msg, fields) => p.debug(fields ?? {}, msg),
+    info: (msg, fields) => p.info(fields ?? {}, msg),
+    warn: (msg, fields) => p.warn(fields ?? {}, msg),
+    error: (msg, fields) => p.error(fields ?? {}, msg),
+    child: (fields) => wrap(p.child(fields)),
   };
 }
 
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
+/**
+ * `destination` defaults to stderr, written synchronously so nothing is lost when the process exits right
+ * after logging (start-up failures). Errors under `error` or `err` keep their type, message, stack and cause.
+ */
+export function createLogger(
+  level: LogLevel = 'info',
+  base: LogFields = {},
+  destination: pino.DestinationStream = pino.destination({ dest: 2, sync: true }),
+): Logger {
+  const p = pino(
+    {
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { error: pino.stdSerializers.err, err: pino.stdSerializers.err },
+    },
+    destination,
+  );
+  return wrap(p);
 }
 
 /** For tests and library use where logs are noise. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
@@ -19,7 +19,7 @@ import { bundleValidationWorkflows, createValidationWorker } from '../app/valida
 import type { Sandbox } from '../sandbox';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import { startSandbox } from './helpers/sandbox';
-import { devServerArgs, temporalCliPath } from './helpers/temporal';
+import { devServerArgs, quietRuntime, temporalCliPath } from './helpers/temporal';
 import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let port: number;
@@ -76,7 +76,7 @@ async function killServer(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!Runtime._instance) Runtime.install({ logger: new DefaultLogger(process.env.TASKFLOW_TEST_LOGS ? 'DEBUG' : 'WARN') });
+  quietRuntime();
   port = await freePort();
   const bundle = bundleValidationWorkflows();
   config = suiteConfig(`127.0.0.1:${port}`);

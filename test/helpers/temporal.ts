@@ -29,9 +29,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { installTemporalRuntime } from '../../app/temporal-runtime';
 import { SEARCH_ATTRIBUTES } from '../../domain/search-attributes';
 import DEV_SERVER from '../../scripts/temporal-dev-server.json';
+import { createLogger } from '../../src/logger';
 
 export interface StartedTemporal {
   env: TestWorkflowEnvironment;
@@ -63,12 +64,13 @@ export function temporalCliPath(): string {
 }
 
 /**
- * The SDK's process-wide Runtime logs every worker state change at INFO; keep jest's output to warnings
- * (TASKFLOW_TEST_LOGS=1 for everything). Only possible before anything created the Runtime.
+ * The SDK's process-wide Runtime, installed as the app installs it (logs through our logger, metrics
+ * buffered), but quiet: it logs every worker state change at INFO, so jest's output keeps warnings only
+ * (TASKFLOW_TEST_LOGS=1 for everything). Idempotent; call it before anything creates a NativeConnection.
  */
-function quietRuntime(): void {
-  if (Runtime._instance) return;
-  Runtime.install({ logger: new DefaultLogger(process.env.TASKFLOW_TEST_LOGS ? 'DEBUG' : 'WARN') });
+export function quietRuntime(): void {
+  const level = process.env.TASKFLOW_TEST_LOGS ? 'debug' : 'warn';
+  installTemporalRuntime(createLogger(level, { service: 'taskflow-test' }), level);
 }
 
 /**
