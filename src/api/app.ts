@@ -7,8 +7,9 @@ import type { TaskService } from '../tasks/task-service';
 import type { ValidationService } from '../validation/service';
 import { requireBearer, type ApiKey } from './auth';
 import { errorHandler } from './error-handler';
-import { methodNotAllowed, routesOf } from './methods';
-import { openApiDocument } from './openapi';
+import { methodNotAllowed } from './methods';
+import { apiRoutes, openApiDocument } from './openapi';
+import { opsRoutes } from './ops-routes';
 import { taskRoutes } from './task-routes';
 import { uploadRoutes } from './upload';
 import { validationRoutes } from './validation-routes';
@@ -28,16 +29,8 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple'); // no nested objects from ?a[b]=c
 
-  const doc = openApiDocument();
-  app.use(methodNotAllowed(routesOf(doc)));
-  app.get('/openapi.json', (_req, res) => {
-    res.json(doc);
-  });
-  app.get('/healthz', async (_req, res) => {
-    const ok = await deps.temporalHealthy().catch(() => false);
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', temporal: ok ? 'ok' : 'unreachable' });
-  });
-
+  app.use(methodNotAllowed(apiRoutes()));
+  app.use(opsRoutes({ openApi: openApiDocument(), temporalHealthy: deps.temporalHealthy }));
   app.use(requireBearer(deps.keys));
   app.use(uploadRoutes(deps));
   app.use(validationRoutes(deps));

@@ -1,6 +1,7 @@
 /**
- * The API's shapes, as zod schemas. Routes parse requests with them; `openapi.ts` turns them into
- * the OpenAPI document; the type assertions at the bottom keep them equal to the TypeScript types
+ * The API's shapes, as zod schemas. Routes parse requests with them and name them in their specs
+ * (route-spec.ts), from which `openapi.ts` generates the OpenAPI document (`meta({id})` ones become
+ * components); the type assertions at the bottom keep them equal to the TypeScript types
  * the code actually returns.
  */
 import { z } from 'zod';
@@ -10,6 +11,14 @@ import { FINDING_CODES, type FindingCode } from '../../domain/findings';
 import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type ValidationStatus } from '../../domain/validation';
 import { MAX_WAIT_SECONDS } from '../../domain/wait';
 import type { UploadAccepted } from '../validation/service';
+
+/**
+ * A number from the query string, as `z.coerce.number()` would read it (Number(text)) but without
+ * accepting null, which zod-to-openapi would document as `type: [integer, null]` (its issue #360).
+ */
+const queryNumber = (min: number, max: number, int = false) =>
+  z.preprocess((v) => (typeof v === 'string' ? Number(v) : v), (int ? z.number().int() : z.number()).min(min).max(max));
+const queryInt = (min: number, max: number) => queryNumber(min, max, true);
 
 export const FileName = z
   .string()
@@ -34,7 +43,7 @@ export const JsonObject = z
 export const TestPayloads = z.array(JsonObject).min(1).max(MAX_TEST_PAYLOADS);
 
 export const UploadForm = z.object({
-  file: z.string().describe('The Python file (UTF-8 text, binary content is refused)'),
+  file: z.string().meta({ format: 'binary' }).describe('The Python file (UTF-8 text, binary content is refused)'),
   test_payloads: z.string().optional().describe(`JSON array of 1 to ${MAX_TEST_PAYLOADS} objects, each passed to handler() in the validation run`),
 });
 
@@ -53,7 +62,7 @@ export const FindingSchema = z.object({
   line: z.number().int().optional().describe('1-based line'),
   col: z.number().int().optional().describe('1-based column, in characters'),
   snippet: z.string().optional().describe('The source line, then a line with a caret under the column'),
-});
+}).meta({ id: 'Finding' });
 
 export const ValidationStatusSchema = z.object({
   validation_id: z.string(),
@@ -74,7 +83,7 @@ export const ValidationStatusSchema = z.object({
   created_at: z.string(),
   finished_at: z.string().nullable(),
   promoted: z.boolean().optional(),
-});
+}).meta({ id: 'ValidationStatus' });
 
 export const ScheduledAt = z
   .union([z.iso.datetime({ offset: true }), z.number().nonnegative().max(253402300799)])
@@ -117,13 +126,9 @@ export const TaskStateSchema = z
     finished_at: z.string().optional(),
     metrics: z.record(z.string(), z.unknown()).optional(),
   })
-  .describe('A task: SCHEDULED → QUEUED → RUNNING → COMPLETED | FAILED | CANCELLED');
+  .meta({ id: 'Task', description: 'A task: SCHEDULED → QUEUED → RUNNING → COMPLETED | FAILED | CANCELLED' });
 
-const WaitSeconds = z.coerce
-  .number()
-  .min(0)
-  .max(MAX_WAIT_SECONDS)
-  .describe(`Long poll: answer as soon as the status differs from known_status or is final, at the latest after this many seconds (0..${MAX_WAIT_SECONDS}, decimals allowed; 0 or absent: at once)`);
+const WaitSeconds = queryNumber(0, MAX_WAIT_SECONDS).describe(`Long poll: answer as soon as the status differs from known_status or is final, at the latest after this many seconds (0..${MAX_WAIT_SECONDS}, decimals allowed; 0 or absent: at once)`);
 const KNOWN_STATUS_HELP = 'The status the client already has (default: the status when the request arrives); only used with wait';
 
 export const ValidationStatusQuery = z.object({
@@ -140,8 +145,8 @@ export const TaskListQuerySchema = z
   .object({
     status: z.enum(TASK_STATUSES).optional(),
     title: FileName.optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    offset: z.coerce.number().int().min(0).max(10000).default(0),
+    limit: queryInt(1, 100).default(20),
+    offset: queryInt(0, 10000).default(0),
   })
   .strict();
 
@@ -164,9 +169,9 @@ export const HealthSchema = z.object({
   temporal: z.enum(['ok', 'unreachable']),
 });
 
-export const ErrorSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string() }).loose(),
-});
+export const ErrorSchema = z
+  .object({ error: z.object({ code: z.string(), message: z.string() }).loose() })
+  .meta({ id: 'Error', description: 'Every error answer: a stable code, a message, sometimes details' });
 
 // Compile-time: the schemas describe exactly what the code returns.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;

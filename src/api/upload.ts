@@ -12,7 +12,8 @@ import type { ValidationService } from '../validation/service';
 import { ownerOf } from './auth';
 import { assertDepth } from './json-bounds';
 import { parse } from './parse';
-import { FileNameQuery, TestPayloads } from './schemas';
+import { error, json, mount, tooManyRequests, unauthorized, type RouteSpec } from './route-spec';
+import { FileNameQuery, TestPayloads, UploadAcceptedSchema, UploadForm } from './schemas';
 
 /** What clients send for a .py file (curl -F sends application/octet-stream). */
 const TEXT_TYPES = new Set([
@@ -24,6 +25,28 @@ const TEXT_TYPES = new Set([
   'application/x-python',
   'application/x-python-script',
 ]);
+
+export const uploadFileSpec: RouteSpec = {
+  method: 'post',
+  path: '/tasks/upload_file',
+  summary: 'Upload a task file and start its validation',
+  request: {
+    query: FileNameQuery,
+    body: { required: true, content: { 'multipart/form-data': { schema: UploadForm } } },
+  },
+  responses: {
+    202: json('Accepted: the validation runs; poll status_url', UploadAcceptedSchema, { headers: { Location: { schema: { type: 'string' } } } }),
+    400: error('Bad file name, missing or empty file, unexpected field, bad test_payloads'),
+    ...unauthorized,
+    413: error('File (or test_payloads) larger than the limit'),
+    415: error('Not multipart, or the file is binary / not a Python source type'),
+    422: error('The file is not valid UTF-8'),
+    ...tooManyRequests,
+    503: error('Temporal unavailable: the upload is kept and validated later (validation_id in the error)'),
+  },
+};
+
+export const uploadRouteSpecs = [uploadFileSpec];
 
 export function uploadRoutes(deps: { config: Config; validations: ValidationService }): Router {
   const router = Router();
@@ -50,7 +73,7 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
     next();
   };
 
-  router.post('/tasks/upload_file', checkRequest, upload.single('file'), async (req, res) => {
+  mount(router, uploadFileSpec, checkRequest, upload.single('file'), async (req, res) => {
     const owner = ownerOf(res);
     const fileName = res.locals.fileName as string;
     const extra = Object.keys(req.body ?? {}).filter((k) => k !== 'test_payloads');
