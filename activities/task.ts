@@ -3,10 +3,11 @@
  * and classifies what happened. (Which task runs next is Temporal's choice: priority, then fairness.) Handler-caused
  * failures are non-retryable; infrastructure failures are thrown as plain errors and retried.
  */
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
+import type { Metrics, TaskRunOutcome } from '../src/metrics';
 import { VersionUnavailableError } from '../src/storage';
 import type { RunOutcome, Sandbox } from '../sandbox';
 import { heartbeating } from './heartbeat';
@@ -44,6 +45,15 @@ export interface TaskActivityDeps {
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
   notifyStarted(workflowId: string, attempt: number, startedAt: string): Promise<void>;
   log: Logger;
+  /** Each run's outcome is counted into it. */
+  metrics?: Metrics;
+}
+
+/** How an attempt ended, in the failure types' vocabulary (an unclassified error is the infrastructure's). */
+function outcomeOf(err: unknown): TaskRunOutcome {
+  if (err instanceof CancelledFailure) return TASK_FAILURE.cancelled;
+  const type = err instanceof ApplicationFailure ? err.type : undefined;
+  return (Object.values(TASK_FAILURE) as string[]).includes(type ?? '') ? (type as TaskRunOutcome) : TASK_FAILURE.infrastructure;
 }
 
 function metricsOf(o: RunOutcome): TaskRunMetrics {
@@ -89,7 +99,9 @@ export function createTaskActivities(deps: TaskActivityDeps) {
       const ctx = Context.current();
       const attempt = ctx.info.attempt;
       const log = deps.log.child({ taskId: input.taskId, attempt });
-      return heartbeating('task', async (beat, signal) => {
+      let ended: TaskRunOutcome = TASK_FAILURE.infrastructure;
+      try {
+        const run = await heartbeating('task', async (beat, signal) => {
         let source: string;
         try {
           source = await deps.loadVersion(input.owner, input.title, input.sha256);
@@ -120,6 +132,14 @@ export function createTaskActivities(deps: TaskActivityDeps) {
         if (failure) throw failure;
         throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
       });
+        ended = 'ok';
+        return run;
+      } catch (err) {
+        ended = outcomeOf(err);
+        throw err;
+      } finally {
+        deps.metrics?.taskRunFinished(input.priority, ended);
+      }
     },
   };
 }

@@ -7,6 +7,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
+import type { Metrics } from '../src/metrics';
 import { StagedFileError, type Storage } from '../src/storage';
 import type { Sandbox } from '../sandbox';
 import { isFindingCode, type FindingCode } from '../domain/findings';
@@ -27,6 +28,7 @@ export interface ValidationActivityDeps {
   sandbox: Sandbox;
   storage: Storage;
   log: Logger;
+  metrics?: Metrics;
 }
 
 export interface StaticCheckResult {
@@ -145,7 +147,9 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
     /** Keeps the version, renames it into TASKS_DIR/<owner>/<name>.py with its record. Idempotent. */
     async promote(input: FinishInput): Promise<ValidationStatus> {
       try {
-        return await storage.files.promote(input.validationId, input.final, input.report);
+        const final = await storage.files.promote(input.validationId, input.final, input.report);
+        deps.metrics?.validationFinished(final);
+        return final;
       } catch (err) {
         if (err instanceof StagedFileError) {
           reject(err.message, { findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)] });
@@ -156,7 +160,9 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
 
     /** QUARANTINE_DIR/<validation_id>.py and its report. Idempotent. */
     async quarantine(input: FinishInput): Promise<ValidationStatus> {
-      return storage.files.quarantine(input.validationId, input.final, input.report);
+      const final = await storage.files.quarantine(input.validationId, input.final, input.report);
+      deps.metrics?.validationFinished(final);
+      return final;
     },
   };
 }

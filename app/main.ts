@@ -6,11 +6,16 @@
 import type { Server } from 'node:http';
 import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { createApp } from '../src/api/app';
+import type { Express } from 'express';
+import { createApp, createOpsApp } from '../src/api/app';
 import { createHttpServer, listen } from '../src/api/server';
 import { resolveCredentials } from '../src/api/auth';
 import { ConfigError, loadConfig, type Config } from '../src/config';
 import { createLogger, type Logger } from '../src/logger';
+import { Metrics } from '../src/metrics';
+import { TemporalSdkMetrics } from '../src/metrics/temporal-sdk';
+import { pollersCheck, Readiness, sandboxCheck, temporalCheck, workersCheck } from '../src/readiness';
+import { TaskQueueProbe } from '../src/task-queues';
 import { openStorage } from '../src/storage';
 import { startTaskWorkers } from './task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
@@ -28,12 +33,31 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err: Error) => log.error('shutdown step failed', { error: err }));
   };
+  const serve = async (app: Express, port: number, what: string) => {
+    const server: Server = createHttpServer(app, config.http, log.child({ component: 'http' }));
+    await listen(server, { ...config.http, port });
+    stops.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+    const addr = server.address();
+    log.info(`${what} listening`, { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : port}` });
+  };
   try {
     const storage = await openStorage(config);
     const { client, connection: clientConnection } = createClient(config);
     stops.push(() => clientConnection.close());
     const starter = new WorkflowStarter(client);
     let attributes: Promise<boolean> | undefined;
+
+    // The operator's view (/metrics, /readyz): each role below adds what it has to show and depends on.
+    const metrics = new Metrics().collectProcessMetrics();
+    const healthy = () => temporalHealthy(clientConnection);
+    let started = false;
+    const readiness = new Readiness()
+      .add('startup', async () => (started ? { ok: true } : { ok: false, detail: 'starting' }))
+      .add('temporal', temporalCheck(healthy));
+    const queueNames = [config.validationQueue, config.taskQueue];
+    const queues = new TaskQueueProbe(clientConnection, config.temporal.namespace, queueNames);
+    metrics.watchQueues(() => queues.read());
+    if (config.http.opsPort !== undefined) await serve(createOpsApp({ temporalHealthy: healthy, log, metrics, readiness }), config.http.opsPort, 'operations endpoint');
 
     if (config.roles.includes('api')) {
       const creds = await resolveCredentials(config);
@@ -45,19 +69,19 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         );
       }
       const validations = new ValidationService({ config, storage, client, log, starter });
+      // The API is only useful while workers serve its queues (in this process or others).
+      readiness.add('pollers', pollersCheck(() => queues.read(), queueNames));
       const app = createApp({
         config,
         keys: creds.keys,
         validations,
         tasks: new TemporalTaskService(client, config, log, starter),
         log,
-        temporalHealthy: () => temporalHealthy(clientConnection),
+        temporalHealthy: healthy,
+        metrics,
+        readiness,
       });
-      const server: Server = createHttpServer(app, config.http, log.child({ component: 'http' }));
-      await listen(server, config.http);
-      stops.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
-      const addr = server.address();
-      log.info('API listening', { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : config.http.port}` });
+      await serve(app, config.http.port, 'API');
 
       attributes = ensureSearchAttributes(client, config, log);
       // Uploads whose workflow start was never confirmed (a crash, Temporal down): start them now and then.
@@ -70,15 +94,28 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
 
     const validating = config.roles.includes('validation-worker');
     const executing = config.roles.includes('task-worker');
-    if (!validating && !executing) return stopAll;
-    // Before the first NativeConnection: the SDK's logs in our format, its metrics buffered.
-    installTemporalRuntime(log, config.logLevel);
+    if (!validating && !executing) {
+      started = true;
+      return stopAll;
+    }
+    // Before the first NativeConnection: the SDK's logs in our format, its metrics buffered for /metrics.
+    const sdkBuffer = installTemporalRuntime(log, config.logLevel);
+    if (sdkBuffer) {
+      const sdk = new TemporalSdkMetrics(sdkBuffer);
+      metrics.include(sdk.registry, () => sdk.drain());
+      stops.push(async () => sdk.close());
+    }
     // One sandbox runtime per process: single-use validation containers and/or the keyed pool.
     const sandbox: Sandbox = await createSandbox(config.sandbox, log, {
       validationPool: validating,
       ...(executing ? { keyedLimits: config.taskLimits } : {}),
+      observer: metrics.sandboxObserver(),
     });
     stops.push(() => sandbox.close());
+    metrics.watchPools(() => sandbox.stats());
+    readiness.add('sandbox', sandboxCheck(() => sandbox.health()));
+    const workers: Record<string, () => boolean> = {};
+    readiness.add('workers', workersCheck(() => Object.fromEntries(Object.entries(workers).map(([name, up]) => [name, up()]))));
     const connection = await connectWorker(config, log);
     stops.push(() => connection.close());
     // Workflows set them: make sure they exist before polling (again if the API's try found Temporal down).
@@ -92,13 +129,16 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         client,
         log,
         loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+        metrics,
       });
+      workers['task-workers'] = () => tasks.running();
       tasks.done.catch((err: Error) => log.error('task workers stopped with an error', { error: err }));
       stops.push(() => tasks.shutdown());
     }
 
     if (validating) {
-      const worker: Worker = await createValidationWorker({ config, sandbox, storage, connection, log });
+      const worker: Worker = await createValidationWorker({ config, sandbox, storage, connection, log, metrics });
+      workers['validation-worker'] = () => worker.getState() === 'RUNNING';
       const running = worker.run();
       running.catch((err: Error) => log.error('validation worker stopped with an error', { error: err }));
       stops.push(async () => {
@@ -129,6 +169,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       stops.push(async () => starter.disableEager());
       log.info('eager workflow start on', { taskQueues: queues });
     }
+    started = true;
   } catch (err) {
     await stopAll();
     throw err;

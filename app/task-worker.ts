@@ -10,6 +10,7 @@ import { createTaskActivities } from '../activities/task';
 import { taskStartedSignal } from '../domain/task';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
+import type { Metrics } from '../src/metrics';
 import { quietBundlerLogger } from './validation-worker';
 import type { Sandbox } from '../sandbox';
 
@@ -20,6 +21,8 @@ export interface TaskWorkerDeps {
   client: Client;
   log: Logger;
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** Task runs are counted into it. */
+  metrics?: Metrics;
   /** Bundled once and shared when a process (or a test) starts several workers. */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
@@ -27,6 +30,8 @@ export interface TaskWorkerDeps {
 export interface RunningTaskWorkers {
   /** Resolves when the worker has stopped. */
   done: Promise<void>;
+  /** Whether the worker is still running (for /readyz). */
+  running(): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -44,6 +49,7 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
       await deps.client.workflow.getHandle(workflowId).signal(taskStartedSignal, { attempt, startedAt });
     },
     log: log.child({ component: 'task-worker' }),
+    metrics: deps.metrics,
   });
   const worker = await Worker.create({
     connection: deps.connection,
@@ -59,6 +65,7 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
   const done = worker.run();
   return {
     done,
+    running: () => worker.getState() === 'RUNNING',
     async shutdown() {
       // The SDK may already have begun shutting down on SIGINT/SIGTERM itself.
       if (worker.getState() === 'RUNNING') worker.shutdown();

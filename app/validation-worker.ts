@@ -9,6 +9,7 @@ import { createValidationActivities } from '../activities/validation';
 import type { Sandbox } from '../sandbox';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
+import type { Metrics } from '../src/metrics';
 import type { Storage } from '../src/storage';
 
 export interface ValidationWorkerDeps {
@@ -17,6 +18,8 @@ export interface ValidationWorkerDeps {
   storage: Storage;
   connection: NativeConnection;
   log: Logger;
+  /** Finished validations are counted into it. */
+  metrics?: Metrics;
   /** Bundle once and share when a process (or a test suite) creates several workers. */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
@@ -36,7 +39,7 @@ export async function createValidationWorker(deps: ValidationWorkerDeps): Promis
     taskQueue: config.validationQueue,
     workflowBundle: deps.workflowBundle ?? (await bundleValidationWorkflows()),
     activities: {
-      ...createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log }),
+      ...createValidationActivities({ config, sandbox: deps.sandbox, storage: deps.storage, log: deps.log, metrics: deps.metrics }),
       // The sweep reads pins from visibility through the worker's own connection.
       ...createRetentionActivities({
         config,

@@ -68,6 +68,10 @@ export class CheckerPool {
     return this.idle.length;
   }
 
+  stats(): { idle: number; busy: number; starting: number } {
+    return { idle: this.idle.length, busy: this.busy.size, starting: this.starting };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const all = [...this.idle, ...this.busy];

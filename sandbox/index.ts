@@ -4,14 +4,17 @@ import { DEFAULT_CHECK_MAX_BYTES, sameContainerLimits, type SandboxLimits } from
 import type { SandboxLogger as Logger } from './logger';
 import { AgentContainer } from './agent-container';
 import { connectDocker, verifyEngine } from './engine';
+import { SandboxCancelledError } from './errors';
 import { ensureImage } from './image';
 import { instanceId, removeLeftovers, removeOwn } from './leftovers';
 import { CheckerPool } from './checker-pool';
 import { KeyedPool, WarmPool, type StartContainer } from './pool';
 import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
 import type { CheckOutcome, RunOutcome, RunRequest } from './types';
+import type { PoolStats, RunKind, RunResult, SandboxHealth, SandboxObserver } from './observer';
 
 export * from './types';
+export type { PoolStats, RunKind, RunResult, SandboxHealth, SandboxObserver } from './observer';
 export * from './limits';
 export type { SandboxConfig } from './config';
 export type { SandboxLogger } from './logger';
@@ -47,6 +50,10 @@ export interface Sandbox {
   runKeyed(key: OwnerFileKey, req: RunRequest): Promise<RunOutcome>;
   /** `docker run --rm` style: a container started for this run alone, no pool. */
   runCold(req: RunRequest): Promise<RunOutcome>;
+  /** How many containers the pools hold now. */
+  stats(): PoolStats;
+  /** Whether the engine answers (within `timeoutMs`) with the runtime in use, and container starts succeed. */
+  health(timeoutMs?: number): Promise<SandboxHealth>;
   /** Stops refills and removes every container this process created. */
   close(): Promise<void>;
 }
@@ -56,7 +63,11 @@ export interface SandboxOptions {
   validationPool?: boolean;
   /** Keep a keyed pool for production runs, with these container limits. */
   keyedLimits?: SandboxLimits;
+  /** Told about container starts and finished runs (metrics). */
+  observer?: SandboxObserver;
 }
+
+const seconds = (since: number) => (performance.now() - since) / 1000;
 
 /**
  * Verifies the engine (and runsc), builds the image if its inputs changed, removes leftover
@@ -68,8 +79,36 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const image = cfg.image ?? (await ensureImage(docker, log));
   await removeLeftovers(docker, log);
   const instance = instanceId();
-  const start: StartContainer = (kind, limits, warm) =>
-    AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log });
+  const observer = opts.observer;
+  let lastStartError: string | undefined;
+  const start: StartContainer = async (kind, limits, warm) => {
+    const t = performance.now();
+    try {
+      const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log });
+      lastStartError = undefined;
+      observer?.containerStarted(kind, warm, seconds(t), true);
+      return agent;
+    } catch (err) {
+      lastStartError = (err as Error).message;
+      observer?.containerStarted(kind, warm, seconds(t), false);
+      throw err;
+    }
+  };
+  /** Times a check or a run for the observer, from taking a container to the outcome. */
+  const observed = async <T extends { ok: boolean }>(kind: RunKind, work: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    let result: RunResult = 'error';
+    try {
+      const outcome = await work();
+      result = outcome.ok ? 'ok' : 'failed';
+      return outcome;
+    } catch (err) {
+      if (err instanceof SandboxCancelledError) result = 'cancelled';
+      throw err;
+    } finally {
+      observer?.runFinished(kind, seconds(t), result);
+    }
+  };
 
   const validationPool = new WarmPool(start, 'validation', cfg.limits, opts.validationPool ? cfg.poolSize : 0, log);
   validationPool.fill();
@@ -102,7 +141,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   return {
     image,
     runtime,
-    async check(req) {
+    check: (req) => observed('check', async () => {
       const agent = await checkers.acquire();
       const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
       try {
@@ -116,15 +155,15 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
         // A timed-out, cancelled or crashed check took its container down with it: the pool replaces it.
         checkers.release(agent, agent.forgedFrames === 0);
       }
-    },
-    async validate(req) {
+    }),
+    validate: (req) => observed('validation', async () => {
       const limits = { ...cfg.limits, ...req.limits };
       const agent = sameContainerLimits(limits, cfg.limits)
         ? await validationPool.acquire()
         : await start('validation', limits, false);
       return once(agent, req, limits);
-    },
-    async runKeyed(key, req) {
+    }),
+    runKeyed: (key, req) => observed('keyed', async () => {
       if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
       if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
       const limits = { ...keyedPool.limits, ...req.limits };
@@ -138,10 +177,32 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
       } finally {
         keyedPool.release(poolKey, agent, outcome !== undefined && reusable(agent, outcome));
       }
-    },
-    async runCold(req) {
+    }),
+    runCold: (req) => observed('cold', async () => {
       const limits = { ...cfg.limits, ...req.limits };
       return once(await start('cold', limits, false), req, limits);
+    }),
+    stats: () => ({
+      validation: { ready: validationPool.readyCount, starting: validationPool.startingCount },
+      checker: checkers.stats(),
+      ...(keyedPool ? { keyed: keyedPool.stats() } : {}),
+    }),
+    async health(timeoutMs = 2000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        const info = (await Promise.race([docker.info(), timeout])) as { Runtimes?: Record<string, unknown> };
+        if (!Object.keys(info.Runtimes ?? {}).includes(runtime)) {
+          return { engine: false, runtime, lastStartFailed: lastStartError !== undefined, problem: `the engine no longer offers the ${runtime} runtime` };
+        }
+        return { engine: true, runtime, lastStartFailed: lastStartError !== undefined, ...(lastStartError ? { problem: `container start failed: ${lastStartError}` } : {}) };
+      } catch (err) {
+        return { engine: false, runtime, lastStartFailed: lastStartError !== undefined, problem: `Docker engine: ${(err as Error).message}` };
+      } finally {
+        clearTimeout(timer);
+      }
     },
     async close() {
       await Promise.all([validationPool.close(), checkers.close(), keyedPool?.close(), ...removals]);

@@ -88,6 +88,10 @@ export class WarmPool {
     return this.ready.length;
   }
 
+  get startingCount(): number {
+    return this.starting;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const all = this.ready.splice(0);
@@ -156,6 +160,10 @@ export class KeyedPool {
 
   get idleCount(): number {
     return this.idle.length;
+  }
+
+  stats(): { idle: number; busy: number; spares: number; starting: number } {
+    return { idle: this.idle.length, busy: this.busy.size, spares: this.spare.readyCount, starting: this.spare.startingCount };
   }
 
   async close(): Promise<void> {

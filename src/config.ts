@@ -66,6 +66,7 @@ const EnvSchema = z.object({
   TEMPORAL_CALL_TIMEOUT_MS: int(5000, 100),
   HOST: z.string().default('127.0.0.1'),
   PORT: int(8080, 0).pipe(z.number().max(65535)),
+  OPS_PORT: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(0).max(65535).optional()),
   MAX_UPLOAD_BYTES: int(256 * 1024),
   MAX_TASK_PAYLOAD_BYTES: int(256 * 1024),
   MAX_TEST_PAYLOADS_BYTES: int(64 * 1024),
@@ -130,8 +131,11 @@ export interface Config {
   taskQueue: string;
   /** `callTimeoutMs` bounds the API's calls (start, query): past it an upload answers 503 and is kept. */
   temporal: { address: string; namespace: string; callTimeoutMs: number };
-  /** Slow clients: the whole header block, and the whole request, must arrive within these. */
-  http: { host: string; port: number; headersTimeoutMs: number; requestTimeoutMs: number };
+  /**
+   * Slow clients: the whole header block, and the whole request, must arrive within these. `opsPort`: a
+   * second listener with only /healthz, /readyz, /metrics (for processes without the API).
+   */
+  http: { host: string; port: number; headersTimeoutMs: number; requestTimeoutMs: number; opsPort?: number };
   maxUploadBytes: number;
   maxTaskPayloadBytes: number;
   /** The multipart field `test_payloads`, in bytes. */
@@ -195,7 +199,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
     taskQueue: e.TASK_QUEUE_NAME,
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, callTimeoutMs: e.TEMPORAL_CALL_TIMEOUT_MS },
-    http: { host: e.HOST, port: e.PORT, headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      ...(e.OPS_PORT !== undefined ? { opsPort: e.OPS_PORT } : {}),
+    },
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxTaskPayloadBytes: e.MAX_TASK_PAYLOAD_BYTES,
     maxTestPayloadsBytes: e.MAX_TEST_PAYLOADS_BYTES,

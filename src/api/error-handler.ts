@@ -84,12 +84,14 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     } else if (err && typeof err === 'object') app = fromBodyParser(err) ?? (err instanceof Error ? fromBusboy(err) : undefined);
     if (!app) {
       log.error('unhandled error', { method: req.method, path: req.path, error: err as Error });
+      res.locals.errorCode = 'internal_error'; // for the request metrics (http-metrics.ts)
       res.status(500).json({ error: { code: 'internal_error', message: 'internal server error' } });
       return;
     }
     if (app instanceof QuotaExceededError) res.set('Retry-After', String(app.retryAfterS));
     if (app.status >= 500) log.warn('request failed', { method: req.method, path: req.path, status: app.status, code: app.code });
     if (app instanceof MethodNotAllowedError) res.set('Allow', app.allow.join(', '));
+    res.locals.errorCode = app.code;
     res.status(app.status).json({ error: { ...(app.details ?? {}), code: app.code, message: app.message } });
   };
 }

@@ -169,6 +169,13 @@ export const HealthSchema = z.object({
   temporal: z.enum(['ok', 'unreachable']),
 });
 
+export const ReadinessSchema = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  checks: z
+    .record(z.string(), z.object({ ok: z.boolean(), detail: z.string().optional() }))
+    .describe('By check: temporal, pollers (API), sandbox and workers (worker roles)'),
+});
+
 export const ErrorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string() }).loose() })
   .meta({ id: 'Error', description: 'Every error answer: a stable code, a message, sometimes details' });
