@@ -256,6 +256,22 @@ describe('static check inside the sandbox image', () => {
   });
 });
 
+test('health: the engine answers with runsc; a failed container start shows until one succeeds', async () => {
+  // No pool refill in flight: only this test's starts count below.
+  const idle = () => Promise.resolve(sandbox.stats()).then((s) => s.validation.starting === 0 && s.keyed?.starting === 0);
+  expect(await eventually(idle, 30000)).toBe(true);
+  // Docker itself refuses a 1 MiB memory limit (its minimum is 6 MiB): a real failed start.
+  await expect(sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}], limits: { memoryMiB: 1 } })).rejects.toThrow();
+  const failed = await sandbox.health();
+  expect(failed).toMatchObject({ engine: true, lastStartFailed: true, problem: expect.stringMatching(/^container start failed: /) });
+  expect((await sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}] })).ok).toBe(true);
+  expect(await sandbox.health()).toEqual({ engine: true, runtime: 'runsc', lastStartFailed: false });
+  expect(sandbox.stats()).toEqual({
+    validation: { ready: expect.any(Number), starting: expect.any(Number) },
+    keyed: { idle: expect.any(Number), busy: 0, spares: expect.any(Number), starting: expect.any(Number) },
+  });
+});
+
 test('containers left by a dead process are removed at start-up; a live one\'s are kept', async () => {
   const make = (instance: string) =>
     docker.createContainer({ Image: sandbox.image, Cmd: ['/usr/bin/python3.11', '-c', 'pass'], Labels: { [LABEL]: 'true', [LABEL_INSTANCE]: instance } });
