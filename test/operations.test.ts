@@ -107,14 +107,16 @@ describe('a whole TaskFlow process', () => {
   let stderr = '';
   let stdout = '';
   let base: string;
+  let ops: string;
   const api = (method: 'get' | 'post', p: string) => request(base)[method](p).set('Authorization', `Bearer ${ALICE}`);
 
   beforeAll(async () => {
-    const port = await freePort();
+    const [port, opsPort] = [await freePort(), await freePort()];
     base = `http://127.0.0.1:${port}`;
+    ops = `http://127.0.0.1:${opsPort}`;
     child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'app/main.ts')], {
       cwd: ROOT,
-      env: { ...process.env, ...suiteEnv(temporal.address), PORT: String(port), LOG_LEVEL: 'info', TASK_WORKER_SLOTS: '1' },
+      env: { ...process.env, ...suiteEnv(temporal.address), PORT: String(port), OPS_PORT: String(opsPort), LOG_LEVEL: 'info', TASK_WORKER_SLOTS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -147,6 +149,10 @@ describe('a whole TaskFlow process', () => {
     });
     expect([...seen].sort()).toEqual([200, 503]); // listening before its workers and sandbox are
     expect((await request(base).get('/healthz')).body).toEqual({ status: 'ok', temporal: 'ok' });
+    // OPS_PORT: the same operator's routes, and nothing else.
+    expect((await request(ops).get('/readyz')).body).toEqual(ready.body);
+    expect((await request(ops).get('/metrics')).status).toBe(200);
+    expect((await request(ops).get('/tasks/').set('Authorization', `Bearer ${ALICE}`)).status).toBe(404);
   }, 120000);
 
   test('/metrics: requests, validations and findings, sandbox starts and runs, pools, task runs, queues, the SDK', async () => {
