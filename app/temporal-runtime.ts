@@ -38,7 +38,9 @@ export function installTemporalRuntime(log: Logger, level: LogLevel): MetricsBuf
       },
     });
   } else if (Runtime.instantiator === 'instance') {
-    log.warn('the Temporal runtime was created before TaskFlow installed it: its logs keep their own format, its metrics are not on /metrics');
+    log.warn(
+      'the Temporal runtime was created before TaskFlow installed it: its logs keep their own format, its metrics are not on /metrics',
+    );
   }
   const metrics = Runtime.defaultOptions.telemetryOptions?.metrics;
   return metrics && 'buffer' in metrics ? metrics.buffer : undefined;

@@ -56,7 +56,11 @@ export class TaskQueueProbe {
     );
   }
 
-  private async describe(queue: string, type: QueueReading['type'], taskQueueType: temporal.api.enums.v1.TaskQueueType): Promise<QueueReading> {
+  private async describe(
+    queue: string,
+    type: QueueReading['type'],
+    taskQueueType: temporal.api.enums.v1.TaskQueueType,
+  ): Promise<QueueReading> {
     const res = await this.connection.workflowService.describeTaskQueue({
       namespace: this.namespace,
       taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },

@@ -17,7 +17,9 @@ function capture(level: LogLevel = 'debug') {
 test('one JSON object per line: level, ISO time, base and child fields, the message', () => {
   const { lines, log } = capture();
   log.child({ component: 'api' }).info('listening', { port: 8080 });
-  expect(lines).toEqual([{ level: 'info', time: expect.any(String), service: 'taskflow', pid: 42, component: 'api', port: 8080, msg: 'listening' }]);
+  expect(lines).toEqual([
+    { level: 'info', time: expect.any(String), service: 'taskflow', pid: 42, component: 'api', port: 8080, msg: 'listening' },
+  ]);
   expect(new Date(lines[0].time as string).toISOString()).toBe(lines[0].time);
 });
 
@@ -26,7 +28,11 @@ test('errors keep their type, message and stack; below the level nothing is writ
   log.debug('not shown');
   log.error('failed', { error: new TypeError('boom') });
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatchObject({ level: 'error', msg: 'failed', error: { type: 'TypeError', message: 'boom', stack: expect.stringContaining('TypeError: boom') } });
+  expect(lines[0]).toMatchObject({
+    level: 'error',
+    msg: 'failed',
+    error: { type: 'TypeError', message: 'boom', stack: expect.stringContaining('TypeError: boom') },
+  });
 });
 
 test("the Temporal SDK's Logger writes through it, symbol-keyed metadata dropped", () => {
@@ -36,7 +42,16 @@ test("the Temporal SDK's Logger writes through it, symbol-keyed metadata dropped
   sdk.trace('fine detail');
   sdk.error('core said', { sdkComponent: 'core' });
   expect(lines).toEqual([
-    { level: 'warn', time: expect.any(String), service: 'taskflow', pid: 42, component: 'temporal', sdkComponent: 'worker', state: 'STOPPING', msg: 'Worker state changed' },
+    {
+      level: 'warn',
+      time: expect.any(String),
+      service: 'taskflow',
+      pid: 42,
+      component: 'temporal',
+      sdkComponent: 'worker',
+      state: 'STOPPING',
+      msg: 'Worker state changed',
+    },
     expect.objectContaining({ level: 'debug', msg: 'fine detail' }),
     expect.objectContaining({ level: 'error', sdkComponent: 'core', msg: 'core said' }),
   ]);

@@ -54,7 +54,10 @@ function app(): Express {
 
 const doc = openApiDocument() as {
   openapi: string;
-  paths: Record<string, Record<string, { responses: Record<string, unknown>; parameters?: { name: string; in: string; schema: { type?: unknown } }[] }>>;
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, unknown>; parameters?: { name: string; in: string; schema: { type?: unknown } }[] }>
+  >;
   components: { schemas: Record<string, unknown> };
 };
 
@@ -65,7 +68,11 @@ test('every Express route is documented and every documented route exists', () =
   const served = expressRoutes(app());
   expect(served.length).toBeGreaterThanOrEqual(9);
   expect(served).toEqual(documented);
-  expect(apiRoutes().map((r) => `${r.method.toUpperCase()} ${normalize(expressPath(r.path))}`).sort()).toEqual(documented);
+  expect(
+    apiRoutes()
+      .map((r) => `${r.method.toUpperCase()} ${normalize(expressPath(r.path))}`)
+      .sort(),
+  ).toEqual(documented);
 });
 
 test('path parameters are declared, $refs resolve, every operation answers something documented', () => {

@@ -67,7 +67,6 @@ describe('search attributes', () => {
   });
 });
 
-
 /** A port nothing listens on (for a moment). */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -116,7 +115,14 @@ describe('a whole TaskFlow process', () => {
     ops = `http://127.0.0.1:${opsPort}`;
     child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', path.join(ROOT, 'app/main.ts')], {
       cwd: ROOT,
-      env: { ...process.env, ...suiteEnv(temporal.address), PORT: String(port), OPS_PORT: String(opsPort), LOG_LEVEL: 'info', TASK_WORKER_SLOTS: '1' },
+      env: {
+        ...process.env,
+        ...suiteEnv(temporal.address),
+        PORT: String(port),
+        OPS_PORT: String(opsPort),
+        LOG_LEVEL: 'info',
+        TASK_WORKER_SLOTS: '1',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -131,12 +137,18 @@ describe('a whole TaskFlow process', () => {
 
   test('/readyz: 503 while starting, then 200 once Temporal answers, workers poll and the sandbox starts containers', async () => {
     const seen = new Set<number>();
-    const ready = await until('/readyz 200', async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${stderr.slice(-3000)}`);
-      const res = await request(base).get('/readyz').catch(() => undefined);
-      if (res) seen.add(res.status);
-      return res?.status === 200 ? res : undefined;
-    }, 90000);
+    const ready = await until(
+      '/readyz 200',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${stderr.slice(-3000)}`);
+        const res = await request(base)
+          .get('/readyz')
+          .catch(() => undefined);
+        if (res) seen.add(res.status);
+        return res?.status === 200 ? res : undefined;
+      },
+      90000,
+    );
     expect(ready.body).toEqual({
       status: 'ready',
       checks: {
@@ -156,8 +168,12 @@ describe('a whole TaskFlow process', () => {
   }, 120000);
 
   test('/metrics: requests, validations and findings, sandbox starts and runs, pools, task runs, queues, the SDK', async () => {
-    const good = await api('post', '/tasks/upload_file').query({ file_name: 'ops_good' }).attach('file', Buffer.from('async def handler(payload):\n    return {"ok": True}\n'), 'good.py');
-    const bad = await api('post', '/tasks/upload_file').query({ file_name: 'ops_bad' }).attach('file', Buffer.from('import os\ndef handler(payload):\n    return os.system("id")\n'), 'bad.py');
+    const good = await api('post', '/tasks/upload_file')
+      .query({ file_name: 'ops_good' })
+      .attach('file', Buffer.from('async def handler(payload):\n    return {"ok": True}\n'), 'good.py');
+    const bad = await api('post', '/tasks/upload_file')
+      .query({ file_name: 'ops_bad' })
+      .attach('file', Buffer.from('import os\ndef handler(payload):\n    return os.system("id")\n'), 'bad.py');
     expect([good.status, bad.status]).toEqual([202, 202]);
     const final = (id: string) =>
       until(`validation ${id}`, async () => {
@@ -168,7 +184,9 @@ describe('a whole TaskFlow process', () => {
     expect(await final(bad.body.validation_id)).toBe('REJECTED');
     const task = await api('post', '/tasks/').send({ title: 'ops_good', payload: {} });
     expect(task.status).toBe(201);
-    await until('task COMPLETED', async () => ((await api('get', `/tasks/${task.body.task_id}`)).body.status === 'COMPLETED' ? true : undefined));
+    await until('task COMPLETED', async () =>
+      (await api('get', `/tasks/${task.body.task_id}`)).body.status === 'COMPLETED' ? true : undefined,
+    );
 
     // What a client chooses (paths, ids, methods, tokens) never becomes a label value.
     const junk = `junk${randomUUID().replace(/-/g, '')}`;
@@ -176,18 +194,25 @@ describe('a whole TaskFlow process', () => {
     await request(base).get(`/tasks/${junk}`).set('Authorization', 'Bearer not-a-token-at-all');
     await request(base).get(`/tasks/${junk}`).set('Authorization', `Bearer ${ALICE}`);
 
-    const res = await request(base).get('/metrics').buffer(true).parse((r, done) => {
-      let text = '';
-      r.on('data', (c: Buffer) => (text += c.toString('utf8')));
-      r.on('end', () => done(null, text));
-    });
+    const res = await request(base)
+      .get('/metrics')
+      .buffer(true)
+      .parse((r, done) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        r.on('end', () => done(null, text));
+      });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = res.body as string;
     expect(text).not.toContain(junk);
     expect(sample(text, 'taskflow_http_requests_total', { method: 'POST', route: '/tasks/upload_file', status: '202', code: '' })).toBe(2);
-    expect(sample(text, 'taskflow_http_requests_total', { method: 'GET', route: 'unmatched', status: '401', code: 'unauthorized' })).toBe(20);
-    expect(sample(text, 'taskflow_http_requests_total', { method: 'GET', route: '/tasks/{task_id}', status: '401', code: 'invalid_token' })).toBe(1);
+    expect(sample(text, 'taskflow_http_requests_total', { method: 'GET', route: 'unmatched', status: '401', code: 'unauthorized' })).toBe(
+      20,
+    );
+    expect(
+      sample(text, 'taskflow_http_requests_total', { method: 'GET', route: '/tasks/{task_id}', status: '401', code: 'invalid_token' }),
+    ).toBe(1);
     expect(sample(text, 'taskflow_http_requests_total', { method: 'GET', route: '/tasks/{task_id}', status: '404' })).toBe(1);
     expect(sample(text, 'taskflow_validations_total', { status: 'VALIDATED' })).toBe(1);
     expect(sample(text, 'taskflow_validations_total', { status: 'REJECTED' })).toBe(1);
@@ -212,14 +237,18 @@ describe('a whole TaskFlow process', () => {
     child.kill('SIGTERM'); // a worker's shutdown makes the SDK and its core log at INFO
     expect(await exited).toBe(0);
     expect(stdout).toBe('');
-    const lines = stderr.split('\n').filter(Boolean).map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        throw new Error(`not a JSON line: ${l}`);
-      }
-    });
-    for (const l of lines) expect(l).toMatchObject({ level: expect.any(String), time: expect.any(String), service: 'taskflow', msg: expect.any(String) });
+    const lines = stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          throw new Error(`not a JSON line: ${l}`);
+        }
+      });
+    for (const l of lines)
+      expect(l).toMatchObject({ level: expect.any(String), time: expect.any(String), service: 'taskflow', msg: expect.any(String) });
     const from = (c: string) => lines.filter((l) => l.component === 'temporal' && l.sdkComponent === c);
     expect(from('worker').map((l) => l.msg)).toContain('Worker state changed');
     expect(from('core').length).toBeGreaterThan(0);
@@ -233,7 +262,10 @@ describe('/readyz says why not', () => {
   function apiOn(connection: Connection) {
     const probe = new TaskQueueProbe(connection, temporal.namespace, queues, { maxAgeMs: 0 });
     const healthy = () => temporalHealthy(connection, 1000);
-    const readiness = new Readiness(0).add('temporal', temporalCheck(healthy)).add('pollers', pollersCheck(() => probe.read(), queues));
+    const readiness = new Readiness(0).add('temporal', temporalCheck(healthy)).add(
+      'pollers',
+      pollersCheck(() => probe.read(), queues),
+    );
     return createApp({
       config: suiteConfig(temporal.address),
       keys: [],
@@ -251,7 +283,10 @@ describe('/readyz says why not', () => {
       const app = apiOn(connection);
       const res = await request(app).get('/readyz');
       expect(res.status).toBe(503);
-      expect(res.body).toMatchObject({ status: 'not_ready', checks: { temporal: { ok: false, detail: 'Temporal does not answer' }, pollers: { ok: false } } });
+      expect(res.body).toMatchObject({
+        status: 'not_ready',
+        checks: { temporal: { ok: false, detail: 'Temporal does not answer' }, pollers: { ok: false } },
+      });
       expect((await request(app).get('/healthz')).status).toBe(503);
     } finally {
       await connection.close();
@@ -265,14 +300,25 @@ describe('/readyz says why not', () => {
     expect(first.body.checks).toEqual({ temporal: { ok: true }, pollers: { ok: false, detail: `no worker polls ${queues.join(', ')}` } });
 
     const workers = await Promise.all(
-      queues.map((taskQueue) => Worker.create({ connection: temporal.env.nativeConnection, namespace: temporal.namespace, taskQueue, activities: { noop: async () => undefined } })),
+      queues.map((taskQueue) =>
+        Worker.create({
+          connection: temporal.env.nativeConnection,
+          namespace: temporal.namespace,
+          taskQueue,
+          activities: { noop: async () => undefined },
+        }),
+      ),
     );
     const running = workers.map((w) => w.run());
     try {
-      const ready = await until('/readyz 200', async () => {
-        const res = await request(app).get('/readyz');
-        return res.status === 200 ? res : undefined;
-      }, 20000);
+      const ready = await until(
+        '/readyz 200',
+        async () => {
+          const res = await request(app).get('/readyz');
+          return res.status === 200 ? res : undefined;
+        },
+        20000,
+      );
       expect(ready.body).toEqual({ status: 'ready', checks: { temporal: { ok: true }, pollers: { ok: true } } });
     } finally {
       for (const w of workers) w.shutdown();

@@ -11,7 +11,11 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 /** `/tasks/{task_id}` → /^\/tasks\/[^/]+\/?$/ (Express routes match with or without a trailing slash). */
 function matcher(path: string): RegExp {
   const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const body = path.replace(/\/$/, '').split(/\{\w+\}/).map(literal).join('[^/]+');
+  const body = path
+    .replace(/\/$/, '')
+    .split(/\{\w+\}/)
+    .map(literal)
+    .join('[^/]+');
   return new RegExp(`^${body}/?$`);
 }
 

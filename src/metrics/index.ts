@@ -14,7 +14,6 @@ import type { QueueReading } from '../task-queues';
 /** How a task run (one attempt) ended: `ok`, or the failure type its client sees. */
 export type TaskRunOutcome = 'ok' | TaskFailureType;
 
-
 export class Metrics {
   readonly registry = new Registry();
   private readonly others: Registry[] = [];
@@ -41,7 +40,7 @@ export class Metrics {
   });
   private readonly findings = new Counter({
     name: 'taskflow_validation_findings_total',
-    help: 'Findings of finished validations, by finding code, severity and the validation\'s final status',
+    help: "Findings of finished validations, by finding code, severity and the validation's final status",
     labelNames: ['code', 'severity', 'status'],
     registers: [this.registry],
   });
@@ -96,7 +95,8 @@ export class Metrics {
   /** For createSandbox({observer}). */
   sandboxObserver(): SandboxObserver {
     return {
-      containerStarted: (kind, warm, seconds, ok) => this.containerStarts.observe({ kind, warm: String(warm), result: ok ? 'ok' : 'error' }, seconds),
+      containerStarted: (kind, warm, seconds, ok) =>
+        this.containerStarts.observe({ kind, warm: String(warm), result: ok ? 'ok' : 'error' }, seconds),
       runFinished: (kind: RunKind, seconds: number, result: RunResult) => this.runs.observe({ kind, result }, seconds),
     };
   }

@@ -7,7 +7,18 @@ import type { BufferedMetricUpdate, MetricsBuffer } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Every attribute the core puts on its metrics (sdk-core telemetry/metrics.rs, client/metrics.rs); others are dropped. */
-const LABELS = ['namespace', 'task_queue', 'workflow_type', 'activity_type', 'poller_type', 'worker_type', 'eager', 'failure_reason', 'operation', 'status_code'];
+const LABELS = [
+  'namespace',
+  'task_queue',
+  'workflow_type',
+  'activity_type',
+  'poller_type',
+  'worker_type',
+  'eager',
+  'failure_reason',
+  'operation',
+  'status_code',
+];
 /** Seconds: from sub-millisecond local work to the 60 s long polls. */
 const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const DRAIN_EVERY_MS = 5000;
@@ -39,7 +50,12 @@ export class TemporalSdkMetrics {
     let instrument = this.instruments.get(name);
     if (!instrument) {
       const config = { name, help: description || name, labelNames: LABELS, registers: [this.registry] };
-      instrument = kind === 'counter' ? new Counter(config) : kind === 'histogram' ? new Histogram({ ...config, buckets: BUCKETS }) : new Gauge(config);
+      instrument =
+        kind === 'counter'
+          ? new Counter(config)
+          : kind === 'histogram'
+            ? new Histogram({ ...config, buckets: BUCKETS })
+            : new Gauge(config);
       this.instruments.set(name, instrument);
     }
     const labels: Record<string, string> = {};
