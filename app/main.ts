@@ -183,12 +183,21 @@ async function main(): Promise<void> {
     config = loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
+      createLogger('error', { service: 'taskflow', pid: process.pid }).error('invalid configuration', { problems: err.problems });
       process.exit(2);
     }
     throw err;
   }
   const log = createLogger(config.logLevel, { service: 'taskflow', pid: process.pid });
+  // Node would print these in its own format; they end the process as they would have.
+  process.on('uncaughtException', (err) => {
+    log.error('uncaught exception', { error: err });
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled rejection', { error: reason });
+    process.exit(1);
+  });
   let stop: () => Promise<void>;
   try {
     stop = await run(config, log);
