@@ -199,7 +199,7 @@ test('healthz and openapi.json need no token; unknown routes are JSON 404s', asy
   const doc = (await request(api.app).get('/openapi.json')).body;
   expect(doc).toEqual(openApiDocument());
   expect(Object.keys(doc.paths).sort()).toEqual(
-    ['/healthz', '/openapi.json', '/tasks/', '/tasks/delete_file', '/tasks/upload_file', '/tasks/validation_status/{validation_id}', '/tasks/{task_id}'].sort(),
+    ['/healthz', '/metrics', '/openapi.json', '/readyz', '/tasks/', '/tasks/delete_file', '/tasks/upload_file', '/tasks/validation_status/{validation_id}', '/tasks/{task_id}'].sort(),
   );
   expect(doc.paths['/tasks/upload_file'].post.responses).toHaveProperty('413');
   const res = await request(api.app).get('/nope').set('Authorization', `Bearer ${ALICE}`);
