@@ -50,8 +50,3 @@ export function methodNotAllowed(routes: readonly RouteMethod[]): RequestHandler
     next(new MethodNotAllowedError(req.method, req.path, allow));
   };
 }
-
-/** The methods per path of an OpenAPI document. */
-export function routesOf(doc: { paths?: Record<string, Record<string, unknown>> }): RouteMethod[] {
-  return Object.entries(doc.paths ?? {}).flatMap(([path, ops]) => Object.keys(ops).map((method) => ({ method, path })));
-}
