@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openApiDocument } from '../src/api/openapi';
 import { CONFIG_VARIABLES } from '../src/config';
+import { Metrics } from '../src/metrics';
 import { LIMIT_DEFINITIONS } from '../sandbox';
 import { QUOTA_DEFINITIONS, RETENTION_DEFINITIONS } from '../src/quotas/definitions';
 
@@ -39,4 +40,12 @@ test('the configuration table gives each quota and retention setting the default
     const row = readme.split('\n').find((l) => l.startsWith(`| \`${d.env}\` |`));
     expect(row).toContain(`| \`${d.default}\` |`);
   }
+});
+
+test("the metrics table names exactly TaskFlow's own metrics", async () => {
+  const metrics = new Metrics().watchPools(() => ({ validation: { ready: 0, starting: 0 }, checker: { idle: 0, busy: 0, starting: 0 } })).watchQueues(async () => []);
+  const inCode = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).sort();
+  const inReadme = [...readme.matchAll(/^\| `(taskflow_[a-z_]+)` \|/gm)].map((m) => m[1]).sort();
+  expect(inCode.length).toBeGreaterThan(5);
+  expect(inReadme).toEqual(inCode);
 });
