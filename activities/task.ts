@@ -102,36 +102,36 @@ export function createTaskActivities(deps: TaskActivityDeps) {
       let ended: TaskRunOutcome = TASK_FAILURE.infrastructure;
       try {
         const run = await heartbeating('task', async (beat, signal) => {
-        let source: string;
-        try {
-          source = await deps.loadVersion(input.owner, input.title, input.sha256);
-        } catch (err) {
-          if (err instanceof VersionUnavailableError) {
-            throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
+          let source: string;
+          try {
+            source = await deps.loadVersion(input.owner, input.title, input.sha256);
+          } catch (err) {
+            if (err instanceof VersionUnavailableError) {
+              throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
+            }
+            throw err;
           }
-          throw err;
-        }
-        const startedAt = new Date().toISOString();
-        const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
-        const notice = setTimeout(() => {
-          deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
-        }, RUNNING_NOTICE_MS);
-        log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
-        let outcome: RunOutcome;
-        try {
-          outcome = await deps.sandbox.runKeyed(
-            { owner: input.owner, sha256: input.sha256 },
-            { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
-          );
-        } finally {
-          clearTimeout(notice);
-        }
-        log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
-        if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
-        const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
-        if (failure) throw failure;
-        throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
-      });
+          const startedAt = new Date().toISOString();
+          const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
+          const notice = setTimeout(() => {
+            deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
+          }, RUNNING_NOTICE_MS);
+          log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
+          let outcome: RunOutcome;
+          try {
+            outcome = await deps.sandbox.runKeyed(
+              { owner: input.owner, sha256: input.sha256 },
+              { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
+            );
+          } finally {
+            clearTimeout(notice);
+          }
+          log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
+          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
+          const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
+          if (failure) throw failure;
+          throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
+        });
         ended = 'ok';
         return run;
       } catch (err) {
