@@ -55,8 +55,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       .add('startup', async () => (started ? { ok: true } : { ok: false, detail: 'starting' }))
       .add('temporal', temporalCheck(healthy));
     const queueNames = [config.validationQueue, config.taskQueue];
-    const queues = new TaskQueueProbe(clientConnection, config.temporal.namespace, queueNames);
-    metrics.watchQueues(() => queues.read());
+    const queueProbe = new TaskQueueProbe(clientConnection, config.temporal.namespace, queueNames);
+    metrics.watchQueues(() => queueProbe.read());
     if (config.http.opsPort !== undefined) await serve(createOpsApp({ temporalHealthy: healthy, log, metrics, readiness }), config.http.opsPort, 'operations endpoint');
 
     if (config.roles.includes('api')) {
@@ -70,7 +70,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       }
       const validations = new ValidationService({ config, storage, client, log, starter });
       // The API is only useful while workers serve its queues (in this process or others).
-      readiness.add('pollers', pollersCheck(() => queues.read(), queueNames));
+      readiness.add('pollers', pollersCheck(() => queueProbe.read(), queueNames));
       const app = createApp({
         config,
         keys: creds.keys,
