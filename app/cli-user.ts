@@ -117,7 +117,9 @@ export async function upload(args: string[]): Promise<number> {
     return 0;
   }
   const p = progress(o, path.basename(file));
-  const final = await o.client.waitForValidation(accepted.validation_id, { onStatus: p.onStatus }).finally(p.end);
+  const final = await o.client
+    .waitForValidation(accepted.validation_id, { onStatus: p.onStatus, knownStatus: accepted.status })
+    .finally(p.end);
   if (o.json) printJson(final);
   else out(formatValidation(final, path.basename(file), o.style));
   return validationExit(final);
@@ -145,7 +147,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const p = progress(o, `task ${created.task_id}`);
-  const final = await o.client.waitForTask(created.task_id, { onStatus: p.onStatus }).finally(p.end);
+  const final = await o.client.waitForTask(created.task_id, { onStatus: p.onStatus, knownStatus: created.status }).finally(p.end);
   if (o.json) printJson(final);
   else out(formatTask(final, o.style));
   return taskExit(final);

@@ -63,6 +63,8 @@ export interface WaitOptions {
   onStatus?: (status: string) => void;
   /** Give up (rejecting with the last status) after this long; default: never. */
   timeoutMs?: number;
+  /** A status the caller already has (an upload's PENDING): reported first, and the long poll starts from it. */
+  knownStatus?: string;
 }
 
 export class TaskflowClient {
@@ -177,7 +179,8 @@ async function follow<S extends { status: string }>(
   opts: WaitOptions,
 ): Promise<S> {
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-  let s = await get();
+  // A known status is not final, so the loop below replaces it with a real answer before returning.
+  let s = opts.knownStatus !== undefined ? ({ status: opts.knownStatus } as S) : await get();
   opts.onStatus?.(s.status);
   while (!done(s)) {
     const left = deadline - Date.now();
