@@ -20,7 +20,7 @@ import { startTaskWorkers } from '../app/task-worker';
 import { createValidationWorker } from '../app/validation-worker';
 import { createSandbox } from '../sandbox';
 import { startTemporal } from '../test/helpers/temporal';
-import { fmt, percentile, writeSection } from './report';
+import { fmt, percentile, writeSection, UNLIMITED_QUOTAS } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const A = 'flooder-token-0123456789abcdef';
@@ -50,10 +50,7 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
     TEMPORAL_ADDRESS: temporal.address,
     TASKFLOW_API_KEYS: `flooder:${A},bystander:${B}`,
     TASK_WORKER_SLOTS: '2',
-    QUOTA_UPLOADS_PER_MINUTE: '100000',
-    QUOTA_VALIDATIONS_IN_FLIGHT: '100000',
-    QUOTA_TASKS_PER_MINUTE: '100000',
-    QUOTA_TASKS_IN_FLIGHT: '100000',
+    ...UNLIMITED_QUOTAS,
     QUOTA_FILE_NAMES: '100000',
     LOG_LEVEL: 'error',
   });

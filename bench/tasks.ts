@@ -31,7 +31,7 @@ import { TASK_WORKFLOW, taskWorkflowId, type TaskInput, type TaskState } from '.
 import { taskPriority } from '../domain/priority';
 import { startTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio, type Floor } from './floor';
-import { fmt, percentile, writeSection } from './report';
+import { fmt, percentile, writeSection, UNLIMITED_QUOTAS } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const SHA = sha256(SOURCE);
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
   const temporal = await startTemporal();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-'));
   const config = loadConfig({
+    ...UNLIMITED_QUOTAS,
     DATA_DIR: path.join(root, 'data'),
     TASKS_DIR: path.join(root, 'tasks'),
     TEMPORAL_ADDRESS: temporal.address,

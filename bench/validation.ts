@@ -24,7 +24,7 @@ import { createSandbox } from '../sandbox';
 import type { ValidationStatus } from '../domain/validation';
 import { startTemporal, type StartedTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio } from './floor';
-import { fmt, percentile, writeSection } from './report';
+import { fmt, percentile, writeSection, UNLIMITED_QUOTAS } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -50,6 +50,7 @@ async function runMode(
 ): Promise<ModeResult> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-'));
   const config = loadConfig({
+    ...UNLIMITED_QUOTAS,
     DATA_DIR: root,
     TASKS_DIR: path.join(root, 'tasks'),
     TEMPORAL_ADDRESS: temporal.address,
