@@ -18,7 +18,7 @@ test('sandbox-run prints the outcome and exits 0 when every payload succeeded', 
   const r = taskflow('sandbox-run', path.join(FIXTURES, 'good_async.py'), '--payload', '{"numbers":[2,3]}', '--payload', '{}');
   expect(r.code).toBe(0);
   const o = JSON.parse(r.out);
-  expect(o.ok).toBe(true);
+  expect(o.status).toBe('ok');
   expect(o.payloads[0].result).toMatchObject({ sum: 5 });
   expect(o.payloads).toHaveLength(2);
 });

@@ -166,7 +166,8 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
       readOnlyRootfs: true,
       limits: expect.objectContaining({ memoryMiB: 128 }),
     });
-    expect(report.sandbox_run.oom || report.sandbox_run.exit_code === 137).toBe(true);
+    expect(report.sandbox_run.status).toBe('memory_limit');
+    expect(report.sandbox_run.exit).toMatchObject({ code: 137, oom_killed: true });
   });
 });
 
