@@ -22,7 +22,8 @@ export type Frame = { type: string; id?: string } & Record<string, unknown>;
 
 export type ExitInfo = ContainerExit;
 
-const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name]));
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(os.constants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name); // SIGIO, not SIGPOLL
 
 /** What a container's exit status says about PID 1 (the agent); 128+N is "killed by signal N". */
 export function describeExitCode(code: number | null): string {
@@ -64,6 +65,8 @@ export interface StartOptions {
 export class AgentContainer {
   forgedFrames = 0;
   uses = 0;
+  /** The file version the agent's child last loaded fine: the agent does not report a load it skips. */
+  loadedSha?: string;
   lastUsedAt = Date.now();
   private pending = new Map<string, Pending>();
   private stderrTail = '';

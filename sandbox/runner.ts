@@ -134,7 +134,9 @@ export async function runOnAgent(
   const total = req.payloads.length;
   const seen: PayloadOutcome[] = [];
   let forbidden: ForbiddenEvent[] = [];
-  let load: RunOutcome['load'] = { status: 'skipped', wallMs: 0 };
+  const sha = sha256(req.source);
+  // The agent reports no load when its child still holds this version (keyed reuse).
+  let load: RunOutcome['load'] = agent.loadedSha === sha ? { status: 'ok', wallMs: 0 } : { status: 'skipped', wallMs: 0 };
   req.onProgress?.({ phase: 'loading', completed: 0, total });
   agent.uses++;
   agent.lastUsedAt = Date.now();
@@ -143,7 +145,7 @@ export async function runOnAgent(
       type: 'run',
       source_b64: Buffer.from(req.source, 'utf8').toString('base64'),
       file_name: req.fileName,
-      sha: sha256(req.source),
+      sha,
       payloads: req.payloads,
       payload_timeout_ms: limits.payloadTimeoutMs,
       result_cap: limits.resultCapBytes,
@@ -185,6 +187,7 @@ export async function runOnAgent(
   if (load.error?.type === 'SandboxSetupFailed') throw new SandboxInfraError(`sandbox set-up failed: ${load.error.message}`);
   if (frame && Array.isArray(frame.forbidden)) forbidden = frame.forbidden as ForbiddenEvent[];
   placeRefusals(syscalls, forbidden);
+  agent.loadedSha = load.status === 'ok' ? sha : undefined;
   const forgedFrames = agent.forgedFrames;
   return {
     status: decideStatus({ stop, exit, load, payloads, forbidden, syscalls, forgedFrames }),
