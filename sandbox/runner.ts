@@ -215,7 +215,7 @@ export function nearMemoryLimit(o: RunOutcome): boolean {
 /** Whether a container that just ran may serve another run of the same file version. */
 export function reusable(agent: AgentContainer, o: RunOutcome): boolean {
   const clean = o.status === 'ok' || o.status === 'handler_error' || o.status === 'timeout';
-  return agent.isAlive && clean && !nearMemoryLimit(o) && agent.refusedSyscalls().length === 0;
+  return agent.isAlive && clean && !nearMemoryLimit(o);
 }
 
 export interface CheckOptions {

@@ -25,6 +25,8 @@ const REFUSAL = /^[DIWEF]\d{4} [\d:.]+ +\d+ \w+\.go:\d+\] \[ *(\d+): *(\d+)\] (?
 /** The child's filter answers clone3 with ENOSYS on purpose (threads then use clone): not an attempt. */
 const CLONE3 = SYSCALLS.clone3.nr;
 const MAX_LINE = 64 * 1024;
+/** drain() reads into this; one per process is enough (Node runs one drain at a time). */
+const DRAIN_BUF = Buffer.allocUnsafe(16 * 1024);
 const MAX_EVENTS = 100;
 /** A monitor directory survives only a crash between creating a container and starting it. */
 const STALE_MS = 10 * 60 * 1000;
@@ -90,17 +92,16 @@ export class SyscallMonitor {
 
   /** Reads what is in the pipe right now, without waiting. */
   drain(): void {
-    const chunk = Buffer.alloc(64 * 1024);
     while (!this.closed) {
       let n: number;
       try {
-        n = fs.readSync(this.fd, chunk, 0, chunk.length, null);
+        n = fs.readSync(this.fd, DRAIN_BUF, 0, DRAIN_BUF.length, null);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') this.log.warn('syscall monitor read failed', { error: (err as Error).message });
         return;
       }
       if (n <= 0) return;
-      this.take(chunk.toString('latin1', 0, n));
+      this.take(DRAIN_BUF.toString('latin1', 0, n));
     }
   }
 
