@@ -37,7 +37,10 @@ async function main(): Promise<void> {
   const on = await createSandbox(config.sandbox, log, { ...opts, syscallMonitor: true });
   const off = await createSandbox(config.sandbox, log, { ...opts, syscallMonitor: false });
   const req = (n: number) => ({ source: SOURCE, fileName: 'bench.py', payloads: [{ n }] });
-  const both: [string, Sandbox][] = [['monitored', on], ['unmonitored', off]];
+  const both: [string, Sandbox][] = [
+    ['monitored', on],
+    ['unmonitored', off],
+  ];
   const cold: Record<string, number[]> = { monitored: [], unmonitored: [] };
   const warm: Record<string, number[]> = { monitored: [], unmonitored: [] };
   try {
@@ -56,7 +59,14 @@ async function main(): Promise<void> {
     // What the monitor reads: gVisor's debug log of one container start, then of one more call.
     const engine = await verifyEngine(connectDocker(config.sandbox), config.sandbox, log);
     const agent = await AgentContainer.start(connectDocker(config.sandbox), {
-      image: on.image, runtime: engine.runtime, limits: config.taskLimits, kind: 'cold', instance: instanceId(), warm: false, log, monitorDir: engine.monitorDir,
+      image: on.image,
+      runtime: engine.runtime,
+      limits: config.taskLimits,
+      kind: 'cold',
+      instance: instanceId(),
+      warm: false,
+      log,
+      monitorDir: engine.monitorDir,
     });
     await new Promise((r) => setTimeout(r, 500)); // the sandbox's last start-up lines
     const atStart = agent.monitorBytes;

@@ -21,7 +21,8 @@ import type { SyscallEvent } from './types';
 const FIFO = 'debug.fifo';
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 /** `D1129 09:05:18.702642   17386 task_syscall.go:240] [   2:   4] Syscall 41: denied by seccomp` ([tgid: tid]). */
-const REFUSAL = /^[DIWEF]\d{4} [\d:.]+ +\d+ \w+\.go:\d+\] \[ *(\d+): *(\d+)\] (?:Syscall|vsyscall) (\d+)(?:, caller \S+)?: (denied|killed) by seccomp$/;
+const REFUSAL =
+  /^[DIWEF]\d{4} [\d:.]+ +\d+ \w+\.go:\d+\] \[ *(\d+): *(\d+)\] (?:Syscall|vsyscall) (\d+)(?:, caller \S+)?: (denied|killed) by seccomp$/;
 /** The child's filter answers clone3 with ENOSYS on purpose (threads then use clone): not an attempt. */
 const CLONE3 = SYSCALLS.clone3.nr;
 const MAX_LINE = 64 * 1024;
@@ -97,7 +98,8 @@ export class SyscallMonitor {
       try {
         n = fs.readSync(this.fd, DRAIN_BUF, 0, DRAIN_BUF.length, null);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') this.log.warn('syscall monitor read failed', { error: (err as Error).message });
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN')
+          this.log.warn('syscall monitor read failed', { error: (err as Error).message });
         return;
       }
       if (n <= 0) return;

@@ -8,9 +8,7 @@ export type SyscallName = keyof typeof table.syscalls;
 
 export const SYSCALLS = table.syscalls as Record<SyscallName, { nr: number; what: string }>;
 
-const byNumber = new Map<number, SyscallName>(
-  (Object.keys(SYSCALLS) as SyscallName[]).map((name) => [SYSCALLS[name].nr, name]),
-);
+const byNumber = new Map<number, SyscallName>((Object.keys(SYSCALLS) as SyscallName[]).map((name) => [SYSCALLS[name].nr, name]));
 
 /** The name of syscall `nr` (x86_64), or `syscall_<nr>` for one this table does not list. */
 export function syscallName(nr: number): string {

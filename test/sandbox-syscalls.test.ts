@@ -31,10 +31,13 @@ afterAll(async () => {
 });
 
 const exists = (id: string) =>
-  docker.getContainer(id).inspect().then(
-    () => true,
-    () => false,
-  );
+  docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 
 async function gone(id: string): Promise<boolean> {
   const until = Date.now() + 15000;
@@ -92,7 +95,11 @@ describe('each class of forbidden system call, by a file that evades the Python-
     // The handler's process ended by SIGSYS; the agent lived to say so.
     expect(o.payloads[0]).toMatchObject({ status: 'error', error: { type: 'ForbiddenSyscall' } });
     const findings = runFindings(o, config.sandbox.limits);
-    expect(findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(new RegExp(`^${syscall} with payload 0: `)) })]));
+    expect(findings).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(new RegExp(`^${syscall} with payload 0: `)) }),
+      ]),
+    );
     // Discarded, leaving nothing on the host.
     expect(await gone(o.spec.containerId)).toBe(true);
     expect(hostProcessesOf(o.spec.containerId)).toEqual([]);
@@ -128,7 +135,11 @@ test('the container-wide profile alone (no runner filter) refuses them too, for 
   const spec = containerSpec(sandbox.image, 'runsc', config.sandbox.limits, { [LABEL_INSTANCE]: instanceId() });
   const c = await docker.createContainer({
     ...spec,
-    Cmd: ['/usr/bin/python3.11', '-c', `import subprocess, sys; sys.exit(subprocess.run([sys.executable, "-c", ${JSON.stringify(probe)}]).returncode)`],
+    Cmd: [
+      '/usr/bin/python3.11',
+      '-c',
+      `import subprocess, sys; sys.exit(subprocess.run([sys.executable, "-c", ${JSON.stringify(probe)}]).returncode)`,
+    ],
     OpenStdin: false,
     AttachStdin: false,
     HostConfig: { ...spec.HostConfig, LogConfig: { Type: 'json-file', Config: {} } },
@@ -140,8 +151,17 @@ test('the container-wide profile alone (no runner filter) refuses them too, for 
     const seen = JSON.parse(logs.slice(logs.indexOf('{')).split('\n')[0].replace(/'/g, '"')) as Record<string, number>;
     const EPERM = 1;
     expect(seen).toEqual({
-      socket_inet: EPERM, socket_unix: 0, ptrace: EPERM, process_vm_readv: EPERM, pidfd_open: EPERM, kill_1: EPERM,
-      kill_1_high_bits: EPERM, kill_all: EPERM, tgkill_1: EPERM, setown_1: EPERM, kill_self: 0,
+      socket_inet: EPERM,
+      socket_unix: 0,
+      ptrace: EPERM,
+      process_vm_readv: EPERM,
+      pidfd_open: EPERM,
+      kill_1: EPERM,
+      kill_1_high_bits: EPERM,
+      kill_all: EPERM,
+      tgkill_1: EPERM,
+      setown_1: EPERM,
+      kill_self: 0,
     });
   } finally {
     await c.remove({ force: true });
@@ -161,7 +181,8 @@ describe('keyed (production) containers', () => {
   });
 
   test('after a run that came near the memory limit the container is retired: same file, same payload, same outcome', async () => {
-    const src = 'def handler(payload):\n    block = bytearray(payload["mib"] << 20)\n    block[::4096] = b"x" * len(block[::4096])\n    return {"ok": len(block)}\n';
+    const src =
+      'def handler(payload):\n    block = bytearray(payload["mib"] << 20)\n    block[::4096] = b"x" * len(block[::4096])\n    return {"ok": len(block)}\n';
     const key = { owner: 'alice', sha256: sha256(src) };
     // Past NEAR_MEMORY_LIMIT with the interpreter's own ~25 MiB, well short of an OOM kill.
     const mib = Math.round(config.taskLimits.memoryMiB * 0.4);
@@ -177,7 +198,7 @@ describe('keyed (production) containers', () => {
   });
 });
 
-test('nothing secret in the agent\'s environment or argv (what any process in the sandbox can read of PID 1)', async () => {
+test("nothing secret in the agent's environment or argv (what any process in the sandbox can read of PID 1)", async () => {
   // A pool container is exactly what a handler would share a sandbox with.
   const o = await sandbox.validate({ source: fixture('good_sync.py'), fileName: 'good_sync.py', payloads: [{}] });
   expect(o.status).toBe('ok');
@@ -190,7 +211,12 @@ test('nothing secret in the agent\'s environment or argv (what any process in th
   expect(warm).toBeDefined();
   const c = docker.getContainer(warm!.Id);
   const read = async (file: string): Promise<string> => {
-    const exec = await c.exec({ Cmd: ['/usr/bin/python3.11', '-c', `import sys; sys.stdout.write(open("${file}", "rb").read().decode().replace("\\0", "\\n"))`], User: '65534:65534', AttachStdout: true, AttachStderr: true });
+    const exec = await c.exec({
+      Cmd: ['/usr/bin/python3.11', '-c', `import sys; sys.stdout.write(open("${file}", "rb").read().decode().replace("\\0", "\\n"))`],
+      User: '65534:65534',
+      AttachStdout: true,
+      AttachStderr: true,
+    });
     const stream = await exec.start({});
     const out = new PassThrough();
     const chunks: Buffer[] = [];
@@ -199,7 +225,10 @@ test('nothing secret in the agent\'s environment or argv (what any process in th
     await new Promise<void>((resolve) => stream.on('end', () => resolve()));
     return Buffer.concat(chunks).toString('utf8');
   };
-  const environ = (await read('/proc/1/environ')).split('\n').filter(Boolean).map((kv) => kv.split('=')[0]);
+  const environ = (await read('/proc/1/environ'))
+    .split('\n')
+    .filter(Boolean)
+    .map((kv) => kv.split('=')[0]);
   expect(new Set(environ)).toEqual(new Set(['PATH', 'LANG', 'HOSTNAME', 'HOME']));
   const argv = await read('/proc/1/cmdline');
   expect(argv).toMatch(/python3\.11\s+-I\s+-S\s+-B\s+\/opt\/taskflow\/agent\.py/);
