@@ -15,6 +15,7 @@ import { AttachDemuxer } from './attach-stream';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
 import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
+import { kernelRecordsOomKill } from './oom-record';
 import { SyscallMonitor } from './syscall-monitor';
 import type { ContainerExit, ContainerSpecRecord, HostStopReason, SyscallEvent } from './types';
 
@@ -35,6 +36,8 @@ export function describeExitCode(code: number | null): string {
 /** Largest authenticated line we accept: results are capped inside, this bounds a broken agent. */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
 const READY_TIMEOUT_MS = 20000;
+/** How long a container that made a forbidden system call may go on during a request (see onRefusedSyscall). */
+const REFUSAL_GRACE_MS = 1000;
 
 export class AgentExitedError extends Error {
   constructor(readonly exit: ExitInfo) {
@@ -74,6 +77,7 @@ export class AgentContainer {
   private readonly exited: Promise<ExitInfo>;
   private seq = 0;
   private stoppedByHost?: HostStopReason;
+  private refusalTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly container: Docker.Container,
@@ -105,6 +109,7 @@ export class AgentContainer {
       .catch(async () => this.describeExit(null));
     void this.exited.then((info) => {
       this.exitInfo = info;
+      clearTimeout(this.refusalTimer);
       this.monitor?.drain();
       for (const p of this.pending.values()) p.reject(new AgentExitedError(info));
       this.pending.clear();
@@ -219,9 +224,10 @@ export class AgentContainer {
   }
 
   /**
-   * OOM only when the engine says so (State.OOMKilled): exit 137 alone is any SIGKILL of PID 1.
-   * Docker records OOMKilled from an asynchronous event that can land after `wait` returns, so an
-   * unexplained 137 is asked about a few times before it counts as "PID 1 was killed".
+   * OOM only when the engine or the kernel says so: exit 137 alone is any SIGKILL of PID 1.
+   * Docker records OOMKilled from an asynchronous event that can land after `wait` returns (or,
+   * under runsc, not at all), so an unexplained 137 is asked about a few times, then checked
+   * against the kernel's log of memory-cgroup OOM kills, before it counts as "PID 1 was killed".
    */
   private async describeExit(code: number | null): Promise<ExitInfo> {
     let exitCode = code;
@@ -237,6 +243,7 @@ export class AgentContainer {
       if (oomKilled || exitCode !== 137 || this.stoppedByHost) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    if (!oomKilled && exitCode === 137 && !this.stoppedByHost) oomKilled = kernelRecordsOomKill(this.container.id);
     const description = oomKilled
       ? 'killed by the memory cgroup (OOM)'
       : this.stoppedByHost
@@ -245,7 +252,11 @@ export class AgentContainer {
     return { code: exitCode, oomKilled, ...(this.stoppedByHost ? { stoppedByHost: this.stoppedByHost } : {}), description };
   }
 
-  /** gVisor refused a system call in this container: it is done, whatever it does next. */
+  /**
+   * gVisor refused a system call in this container: it is done, whatever it does next (the process
+   * may have blocked SIGSYS and lived on). Idle, it stops at once; during a request, after a short
+   * grace in which the agent can report the SIGSYS ending (which payload it was).
+   */
   private onRefusedSyscall(e: SyscallEvent): void {
     this.log.warn('sandbox made a forbidden system call; stopping the container', {
       container: this.id.slice(0, 12),
@@ -253,7 +264,8 @@ export class AgentContainer {
       pid: e.pid,
       tid: e.tid,
     });
-    void this.kill('forbidden_syscall');
+    if (this.pending.size === 0) void this.kill('forbidden_syscall');
+    else this.refusalTimer ??= setTimeout(() => void this.kill('forbidden_syscall'), REFUSAL_GRACE_MS).unref();
   }
 
   /** Every system call gVisor refused in this container so far (after reading what is pending). */

@@ -72,7 +72,8 @@ export interface SyscallEvent {
  * How a run ended: exactly one status, decided once by the runner (precedence in this order):
  * - `forbidden`: a system call was refused (`syscalls`), the audit hook saw a forbidden action
  *   (`forbidden`), or lines on the report channel failed authentication (`forgedFrames`);
- * - `memory_limit`: the engine says the memory cgroup killed the container (never inferred from 137);
+ * - `memory_limit`: the engine (or the kernel's log) says the memory cgroup killed the container
+ *   (never inferred from exit 137 alone);
  * - `timeout`: loading or a payload ran past its wall time, or the run past its total;
  * - `crashed`: the sandbox (PID 1 killed, the agent died) or the handler's process ended under the
  *   handler without any cause above — the handler's doing, so never retried as infrastructure;
@@ -91,7 +92,7 @@ export type HostStopReason = 'total_timeout' | 'cancelled' | 'forbidden_syscall'
 /** How the container ended, when it ended during the run. */
 export interface ContainerExit {
   code: number | null;
-  /** `State.OOMKilled`: the only evidence of a memory kill this runtime trusts. */
+  /** The memory cgroup killed it: `State.OOMKilled`, or (when Docker missed it) the kernel's OOM record. */
   oomKilled: boolean;
   /** Set when the host stopped it, and why. */
   stoppedByHost?: HostStopReason;
