@@ -29,6 +29,15 @@ test('sandbox-run --cold exits 1 when the handler raises', () => {
   expect(JSON.parse(r.out).payloads[0].error.type).toBe('ValueError');
 });
 
+test('sandbox-run shows a forbidden system call: the status, the refused call and its finding', () => {
+  const r = taskflow('sandbox-run', path.join(FIXTURES, 'evade_socket.py'));
+  expect(r.code).toBe(1);
+  const o = JSON.parse(r.out);
+  expect(o.status).toBe('forbidden');
+  expect(o.syscalls).toEqual([expect.objectContaining({ syscall: 'socket', nr: 41, payloadIndex: 0 })]);
+  expect(o.findings).toEqual([expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^socket with payload 0: opens a network socket/) })]);
+});
+
 test('sandbox-check prints findings and exits 1 on a rejecting one', () => {
   const r = taskflow('sandbox-check', path.join(FIXTURES, 'subprocess_shell.py'));
   expect(r.code).toBe(1);
