@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { processStartTime } from './leftovers';
 import type { SandboxLogger as Logger } from './logger';
 import { syscallMeaning, syscallName, SYSCALLS } from './syscalls';
 import type { SyscallEvent } from './types';
@@ -67,6 +68,9 @@ export class SyscallMonitor {
     await fs.promises.mkdir(dir, { mode: 0o700 });
     const fds: number[] = [];
     try {
+      // Who reads the pipe: the wrapper uses it only while this process lives (a pipe nobody reads
+      // would block runsc's create for ever).
+      await fs.promises.writeFile(path.join(dir, 'reader'), `${process.pid} ${processStartTime(process.pid) ?? ''}\n`, { mode: 0o600 });
       const fifo = path.join(dir, FIFO);
       await promisify(execFile)('mkfifo', ['-m', '0600', fifo]);
       // O_NONBLOCK: opening a pipe's read end then never waits for a writer.

@@ -8,6 +8,9 @@
 # only) goes into it, so the host reads gVisor's "Syscall N: denied by seccomp" lines as they happen.
 # runsc 0.0~20221219 has no %ID% in --debug-log, hence the per-container path chosen here. Without
 # the pipe (a container TaskFlow did not create) runsc runs unchanged.
+# Opening a pipe with no reader blocks for ever, and a create that never returns wedges the
+# container (even `docker rm -f` waits on it): the pipe is used only while the process that made
+# it, named in DIR/<id>/reader as "<pid> <start time>", is still alive.
 runsc=/usr/bin/runsc
 dir=""
 for a do
@@ -18,6 +21,14 @@ for a do
     *) set -- "$@" "$a" ;;
   esac
 done
+# reader_alive FILE: FILE says "<pid> <start time>" and that very process still runs.
+reader_alive() {
+  read -r pid start <"$1" 2>/dev/null || return 1
+  case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+  set -- ${stat##*) } # the fields after the command name; the start time is the 20th of them
+  [ "${20:-}" = "$start" ]
+}
 create=0
 id=""
 for a do
@@ -29,7 +40,7 @@ if [ "$create" = 1 ] && [ -n "$dir" ]; then
     *[!0-9a-f]*) ;;
     ????????????????????????????????????????????????????????????????)
       fifo="$dir/$id/debug.fifo"
-      if [ -p "$fifo" ]; then
+      if [ -p "$fifo" ] && reader_alive "$dir/$id/reader"; then
         exec "$runsc" --debug --debug-command=boot --debug-log="$fifo" "$@"
       fi
       ;;

@@ -464,16 +464,24 @@ class Checker:
 
     @staticmethod
     def sweep():
-        """As PID 1, kill(-1) reaches every other process in the container, whatever its session."""
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        while True:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
+        """Kills every process but this agent, whatever its session: one pid at a time from /proc,
+        because the sandbox's seccomp profile refuses kill(-1) to every process, PID 1 included.
+        Repeated until none is left (one might fork while the others are being killed)."""
+        me = os.getpid()
+        for _ in range(100):
+            others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+            if not others:
                 return
+            for pid in others:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            while True:  # as PID 1 every orphan is ours to reap
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
 
     def check(self, req):
         rid = req.get("id")
