@@ -1,7 +1,8 @@
 /**
  * The task run activity: loads the pinned file version, runs the handler in a keyed warm sandbox
- * and classifies what happened. (Which task runs next is Temporal's choice: priority, then fairness.) Handler-caused
- * failures are non-retryable; infrastructure failures are thrown as plain errors and retried.
+ * and classifies what happened. (Which task runs next is Temporal's choice: priority, then fairness.)
+ * Handler-caused failures (every run status but ok) are non-retryable; infrastructure failures are
+ * thrown by the sandbox as plain errors and retried.
  */
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -58,6 +59,8 @@ function outcomeOf(err: unknown): TaskRunOutcome {
 
 function metricsOf(o: RunOutcome): TaskRunMetrics {
   return {
+    runStatus: o.status,
+    ...(o.syscalls.length ? { refusedSyscalls: o.syscalls.map((c) => c.syscall) } : {}),
     wallMs: o.wallMs,
     cpuMs: o.cpuMs,
     peakMemoryKiB: o.peakMemoryKiB,
@@ -70,27 +73,39 @@ function metricsOf(o: RunOutcome): TaskRunMetrics {
   };
 }
 
-/** What the handler did wrong, as a non-retryable failure; undefined when the sandbox itself failed. */
-function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, startedAt: string): ApplicationFailure | undefined {
+/**
+ * What the handler did wrong, as a non-retryable failure, switched on the run's one status. Every
+ * status but `ok` is the handler's doing (a crash of its sandbox included: retrying would only
+ * repeat it); infrastructure failures never reach here, they are thrown by the sandbox.
+ */
+function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, startedAt: string): ApplicationFailure {
   const details = { metrics: metricsOf(o), attempt, startedAt };
   const fail = (type: TaskFailureType, message: string, traceback?: string) =>
     ApplicationFailure.create({ type, message, nonRetryable: true, details: [{ ...details, traceback }] });
   const p = o.payloads[0];
-  if (o.forbidden.length) {
-    const f = o.forbidden[0];
-    return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
+  switch (o.status) {
+    case 'forbidden': {
+      const c = o.syscalls[0];
+      if (c) return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden system call: ${c.syscall} (${c.meaning}); the sandbox refused it and was stopped`);
+      const f = o.forbidden[0];
+      if (f) return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
+      return fail(TASK_FAILURE.forbiddenBehaviour, `the handler tried to forge the sandbox's report (${o.forgedFrames} line(s))`);
+    }
+    case 'memory_limit':
+      return fail(TASK_FAILURE.limitExceeded, `the handler exceeded the memory limit of ${limits.memoryMiB} MiB`);
+    case 'timeout':
+      return fail(TASK_FAILURE.handlerTimeout, `the handler did not finish within ${limits.payloadTimeoutMs} ms`);
+    case 'crashed': {
+      const why = o.exit ? `its sandbox ${o.exit.description}` : `${p?.error?.message ?? o.load.error?.message ?? 'its process ended'}`;
+      return fail(TASK_FAILURE.handlerCrashed, `the handler crashed: ${why}`);
+    }
+    case 'handler_error':
+    case 'ok': // not called for ok; typed exhaustively
+      if (o.load.status !== 'ok' && o.load.error) {
+        return fail(TASK_FAILURE.handlerFailed, `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
+      }
+      return fail(TASK_FAILURE.handlerFailed, `${p?.error?.type ?? 'Error'}: ${p?.error?.message ?? ''}`, p?.error?.traceback);
   }
-  if (o.oom) return fail(TASK_FAILURE.limitExceeded, `the handler exceeded the memory limit of ${limits.memoryMiB} MiB`);
-  if (o.load.status === 'timeout' || p?.status === 'timeout' || o.killReason === 'total_timeout') {
-    return fail(TASK_FAILURE.handlerTimeout, `the handler did not finish within ${limits.payloadTimeoutMs} ms`);
-  }
-  if (o.load.status === 'error' && o.load.error) {
-    return fail(TASK_FAILURE.handlerFailed, `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
-  }
-  if (p?.status === 'error' && p.error && p.error.type !== 'SandboxDied') {
-    return fail(TASK_FAILURE.handlerFailed, `${p.error.type}: ${p.error.message}`, p.error.traceback);
-  }
-  return undefined;
 }
 
 export function createTaskActivities(deps: TaskActivityDeps) {
@@ -126,11 +141,9 @@ export function createTaskActivities(deps: TaskActivityDeps) {
           } finally {
             clearTimeout(notice);
           }
-          log.info('task run finished', { ok: outcome.ok, wallMs: outcome.wallMs });
-          if (outcome.ok) return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
-          const failure = handlerFailure(outcome, deps.limits, attempt, startedAt);
-          if (failure) throw failure;
-          throw new Error(`sandbox failure (${outcome.killReason ?? 'unknown'}); will retry`);
+          log.info('task run finished', { status: outcome.status, wallMs: outcome.wallMs });
+          if (outcome.status === 'ok') return { result: outcome.payloads[0].result, metrics: metricsOf(outcome), attempt, startedAt };
+          throw handlerFailure(outcome, deps.limits, attempt, startedAt);
         });
         ended = 'ok';
         return run;

@@ -1,9 +1,11 @@
 /**
- * Turns a sandbox run's outcome into findings a user can read. Codes: `timeout`, `memory_limit`,
- * `crashed`, `handler_raised`, `forbidden_behaviour`, `result_not_json`, `result_too_large`,
- * `forged_report`, the contract codes of the in-sandbox loader (`handler_missing`,
- * `handler_arity`, `import_failed`, ...), and `sandbox_run_failed` when nothing more precise fits
- * (fail closed: a run that did not succeed always yields at least one error finding).
+ * Turns a sandbox run's outcome into findings a user can read, switching on the run's one status
+ * (decided in sandbox/runner.ts). Codes: `forbidden_syscall` (each system call gVisor refused, by
+ * name), `forbidden_behaviour` (what the audit hook saw), `forged_report`, `memory_limit`,
+ * `timeout`, `crashed`, `handler_raised`, `result_not_json`, `result_too_large`, the contract codes
+ * of the in-sandbox loader (`handler_missing`, `handler_arity`, `import_failed`, ...), and
+ * `sandbox_run_failed` when nothing more precise fits (fail closed: a run that did not succeed
+ * always yields at least one error finding).
  */
 import type { SandboxLimits } from '../src/config';
 import type { RunOutcome } from '../sandbox';
@@ -26,14 +28,39 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
     out.push({ code, severity, message: clip(message) });
   };
   const memory = `the sandbox was killed for exceeding its memory limit of ${limits.memoryMiB} MiB`;
+  // The agent sends null (not absent) for "while loading".
+  const where = (i: number | null | undefined) => (i == null ? 'at import' : `with payload ${i}`);
+  const totalTimeout = o.exit?.stoppedByHost === 'total_timeout';
 
-  if (o.oom) add('memory_limit', memory);
-  if (o.killReason === 'total_timeout') add('timeout', `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms`);
-  if (o.killReason === 'agent_died' && !o.oom) add('crashed', `the sandbox ended unexpectedly (exit status ${o.exitCode ?? 'unknown'})`);
-  if (o.forgedFrames > 0) add('forged_report', `${o.forgedFrames} report line(s) failed authentication: the file tried to forge the sandbox's report`);
+  switch (o.status) {
+    case 'forbidden':
+      for (const c of o.syscalls) {
+        const who = c.pid === 1 ? 'the sandbox agent (PID 1)' : `process ${c.pid}`;
+        const at = c.duringLoad ? ' at import' : c.payloadIndex !== undefined ? ` with payload ${c.payloadIndex}` : '';
+        add('forbidden_syscall', `${c.syscall}${at}: ${c.meaning}; refused by the sandbox's seccomp filter (${who})`);
+      }
+      if (o.forgedFrames > 0) add('forged_report', `${o.forgedFrames} report line(s) failed authentication: the file tried to forge the sandbox's report`);
+      break;
+    case 'memory_limit':
+      add('memory_limit', memory);
+      break;
+    case 'timeout':
+      if (totalTimeout) add('timeout', `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms`);
+      break;
+    case 'crashed':
+      if (o.exit) add('crashed', `the sandbox ended under the handler: ${o.exit.description}`);
+      break;
+    case 'handler_error':
+    case 'ok':
+      break;
+  }
   for (const f of o.forbidden) {
-    const where = f.payloadIndex === undefined ? 'at import' : `with payload ${f.payloadIndex}`;
-    add('forbidden_behaviour', `${f.event} ${where}: ${f.detail}`);
+    // The agent's note of a SIGSYS ending adds nothing when gVisor named the call itself.
+    if (f.event === 'forbidden_syscall') {
+      if (o.syscalls.length === 0) add('forbidden_syscall', `${where(f.payloadIndex)}: ${f.detail}`);
+      continue;
+    }
+    add('forbidden_behaviour', `${f.event} ${where(f.payloadIndex)}: ${f.detail}`);
   }
 
   const loadErr = o.load.error as (RunOutcome['load']['error'] & { code?: string }) | undefined;
@@ -47,7 +74,7 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
     const e = p.error;
     if (p.status === 'timeout' || e?.type === 'Timeout') {
       // Under a total-timeout kill the unfinished payloads are the same cause, already named.
-      if (o.killReason !== 'total_timeout') add('timeout', `payload ${p.index} did not finish within ${limits.payloadTimeoutMs} ms`);
+      if (!totalTimeout) add('timeout', `payload ${p.index} did not finish within ${limits.payloadTimeoutMs} ms`);
       continue;
     }
     if (p.status !== 'error') continue;
@@ -58,9 +85,8 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
       case 'LoadFailed':
         break; // already reported by the load finding
       case 'SandboxDied':
-        // The container-level finding (memory, timeout, crash) already names why it died.
-        if (!o.oom && !o.killReason) add('crashed', `payload ${p.index}: ${e.message}`);
-        break;
+      case 'ForbiddenSyscall':
+        break; // the run-level finding (forbidden, memory, timeout, crash) already names why it ended
       case 'ChildExited':
         add('crashed', `payload ${p.index}: ${e.message}`);
         break;
@@ -78,7 +104,7 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
     }
   }
   if (o.outputTruncated) add('output_truncated', `output beyond ${limits.outputCapBytes} bytes was dropped`, 'warning');
-  if (!o.ok && !out.some((f) => f.severity === 'error')) add('sandbox_run_failed', 'the sandbox run did not succeed');
+  if (o.status !== 'ok' && !out.some((f) => f.severity === 'error')) add('sandbox_run_failed', `the sandbox run did not succeed (${o.status})`);
   return out;
 }
 
@@ -87,7 +113,7 @@ const tail = (s: string): string => (s.length > TAIL_BYTES ? s.slice(-TAIL_BYTES
 /** What is kept of a run: everything but the handler's results, with output tails capped. */
 export function runReport(o: RunOutcome): SandboxRunReport {
   return {
-    ok: o.ok,
+    status: o.status,
     payloads: o.payloads.map((p) => ({
       index: p.index,
       status: p.status,
@@ -95,10 +121,14 @@ export function runReport(o: RunOutcome): SandboxRunReport {
       ...(p.error ? { error: { type: p.error.type, message: clip(p.error.message, 2000) } } : {}),
     })),
     forbidden: o.forbidden.slice(0, MAX_FINDINGS).map((f) => ({ ...f, detail: clip(f.detail) })),
-    oom: o.oom,
-    killed: o.killed,
-    ...(o.killReason ? { kill_reason: o.killReason } : {}),
-    exit_code: o.exitCode,
+    syscalls: o.syscalls.slice(0, MAX_FINDINGS).map((c) => ({
+      syscall: c.syscall,
+      nr: c.nr,
+      pid: c.pid,
+      ...(c.payloadIndex !== undefined ? { payloadIndex: c.payloadIndex } : {}),
+      ...(c.duringLoad ? { duringLoad: true } : {}),
+    })),
+    ...(o.exit ? { exit: { code: o.exit.code, oom_killed: o.exit.oomKilled, ...(o.exit.stoppedByHost ? { stopped_by_host: o.exit.stoppedByHost } : {}), description: o.exit.description } } : {}),
     forged_frames: o.forgedFrames,
     stdout_tail: tail(o.stdoutTail),
     stderr_tail: tail(o.stderrTail),

@@ -139,8 +139,8 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         payloads_ok: outcome.payloads.filter((p) => p.status === 'ok').length,
       };
       const report = runReport(outcome);
-      log.info('sandbox run finished', { validationId: input.validationId, ok: outcome.ok, attempt: ctx.info.attempt, wallMs: outcome.wallMs });
-      if (!outcome.ok) reject('the sandbox run rejected the file', { findings, metrics, report });
+      log.info('sandbox run finished', { validationId: input.validationId, status: outcome.status, attempt: ctx.info.attempt, wallMs: outcome.wallMs });
+      if (outcome.status !== 'ok') reject('the sandbox run rejected the file', { findings, metrics, report });
       return { findings, metrics, report };
     },
 

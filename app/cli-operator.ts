@@ -2,8 +2,10 @@
  * The operator's commands, run on a machine with the Docker engine:
  *   sandbox-image                                    build (if inputs changed) and print the sandbox image tag
  *   sandbox-run FILE.py [--payload JSON]... [--cold] run a task file in a sandbox, print the outcome JSON
+ *                                                    (its `status`, the refused `syscalls`, and the
+ *                                                    `findings` a validation would report)
  *   sandbox-check FILE.py                            static findings as JSON
- * Exit status 0 only when every payload succeeded / no finding rejects the file.
+ * Exit status 0 only when the run's status is ok / no finding rejects the file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,7 @@ import { createLogger } from '../src/logger';
 import { connectDocker, verifyEngine } from '../sandbox/engine';
 import { ensureImage } from '../sandbox/image';
 import { createSandbox } from '../sandbox';
+import { runFindings } from '../activities/validation-findings';
 import { json, parse } from './cli-args';
 
 function print(value: unknown): void {
@@ -53,8 +56,8 @@ export async function sandboxRunOrCheck(command: 'sandbox-run' | 'sandbox-check'
       onProgress: (p: unknown) => log.info('sandbox progress', { progress: p }),
     };
     const outcome = opts.cold ? await sandbox.runCold(req) : await sandbox.validate(req);
-    print(outcome);
-    return outcome.ok ? 0 : 1;
+    print({ ...outcome, findings: runFindings(outcome, { ...config.sandbox.limits, ...outcome.spec.limits }) });
+    return outcome.status === 'ok' ? 0 : 1;
   } finally {
     await sandbox.close();
   }

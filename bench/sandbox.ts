@@ -23,7 +23,7 @@ function arg(name: string, def: number): number {
 }
 
 function assertOk(o: RunOutcome): void {
-  if (!o.ok) throw new Error(`benchmark run failed: ${JSON.stringify(o.payloads)}`);
+  if (o.status !== 'ok') throw new Error(`benchmark run failed (${o.status}): ${JSON.stringify(o.payloads)}`);
 }
 
 async function timed(fn: () => Promise<RunOutcome>): Promise<number> {

@@ -28,6 +28,8 @@ export const TASK_FAILURE = {
   limitExceeded: 'LimitExceeded',
   /** A forbidden action (process spawn, network socket, signal...) was attempted. */
   forbiddenBehaviour: 'ForbiddenBehaviour',
+  /** The handler's process or its whole sandbox ended under it (not a memory kill, not a timeout). */
+  handlerCrashed: 'HandlerCrashed',
   /** The pinned validated version is gone or no longer matches its sha256. */
   versionUnavailable: 'VersionUnavailable',
   infrastructure: 'InfrastructureError',
@@ -41,6 +43,7 @@ export const NON_RETRYABLE_TASK_FAILURES: readonly TaskFailureType[] = [
   TASK_FAILURE.handlerTimeout,
   TASK_FAILURE.limitExceeded,
   TASK_FAILURE.forbiddenBehaviour,
+  TASK_FAILURE.handlerCrashed,
   TASK_FAILURE.versionUnavailable,
 ];
 

@@ -79,13 +79,14 @@ export interface ValidationInput {
 
 /** The exact sandbox run, kept in the validation record and the quarantine report. */
 export interface SandboxRunReport {
-  ok: boolean;
+  /** The sandbox's one run status: ok | handler_error | timeout | memory_limit | forbidden | crashed. */
+  status: string;
   payloads: { index: number; status: string; wall_ms: number; error?: { type: string; message: string } }[];
   forbidden: { event: string; detail: string; payloadIndex?: number }[];
-  oom: boolean;
-  killed: boolean;
-  kill_reason?: string;
-  exit_code: number | null;
+  /** System calls gVisor refused, as the host read them from gVisor's own log. */
+  syscalls: { syscall: string; nr: number; pid: number; payloadIndex?: number; duringLoad?: boolean }[];
+  /** How the container ended, when it ended during the run (oom_killed: the engine's word, never guessed from 137). */
+  exit?: { code: number | null; oom_killed: boolean; stopped_by_host?: string; description: string };
   forged_frames: number;
   stdout_tail: string;
   stderr_tail: string;

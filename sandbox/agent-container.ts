@@ -1,9 +1,12 @@
 /**
  * One sandbox container with its agent, attached over stdin/stdout. Only stdout lines carrying a
  * valid HMAC (keyed by a secret sent before any user code exists) count as reports; anything
- * else is counted as a forgery attempt and ignored.
+ * else is counted as a forgery attempt and ignored. Under runsc a syscall monitor reads gVisor's
+ * record of refused system calls for this container; the first refusal ends the container at once
+ * (fail closed: the process may have blocked SIGSYS and lived on).
  */
 import crypto from 'node:crypto';
+import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { SandboxLimits } from './limits';
@@ -12,22 +15,33 @@ import { AttachDemuxer } from './attach-stream';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
 import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
-import type { ContainerSpecRecord } from './types';
+import { kernelRecordsOomKill } from './oom-record';
+import { SyscallMonitor } from './syscall-monitor';
+import type { ContainerExit, ContainerSpecRecord, HostStopReason, SyscallEvent } from './types';
 
 export type Frame = { type: string; id?: string } & Record<string, unknown>;
 
-export interface ExitInfo {
-  exitCode: number | null;
-  oom: boolean;
+export type ExitInfo = ContainerExit;
+
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(os.constants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name); // SIGIO, not SIGPOLL
+
+/** What a container's exit status says about PID 1 (the agent); 128+N is "killed by signal N". */
+export function describeExitCode(code: number | null): string {
+  if (code === null) return 'ended with an unknown status';
+  if (code > 128 && code < 128 + 65) return `PID 1 was killed by ${SIGNAL_NAMES.get(code - 128) ?? `signal ${code - 128}`}`;
+  return `exited with status ${code}`;
 }
 
 /** Largest authenticated line we accept: results are capped inside, this bounds a broken agent. */
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
 const READY_TIMEOUT_MS = 20000;
+/** How long a container that made a forbidden system call may go on during a request (see onRefusedSyscall). */
+const REFUSAL_GRACE_MS = 1000;
 
 export class AgentExitedError extends Error {
   constructor(readonly exit: ExitInfo) {
-    super(`sandbox agent exited (status ${exit.exitCode}${exit.oom ? ', OOM-killed' : ''})`);
+    super(`sandbox agent exited (status ${exit.code}${exit.oomKilled ? ', OOM-killed' : ''})`);
     this.name = 'AgentExitedError';
   }
 }
@@ -47,18 +61,23 @@ export interface StartOptions {
   instance: string;
   warm: boolean;
   log: Logger;
+  /** runsc's monitor directory (engine.ts); absent: no syscall monitor (runc). */
+  monitorDir?: string;
 }
 
 export class AgentContainer {
   forgedFrames = 0;
   uses = 0;
+  /** The file version the agent's child last loaded fine: the agent does not report a load it skips. */
+  loadedSha?: string;
   lastUsedAt = Date.now();
   private pending = new Map<string, Pending>();
   private stderrTail = '';
   private exitInfo?: ExitInfo;
   private readonly exited: Promise<ExitInfo>;
   private seq = 0;
-  private killedByHost = false;
+  private stoppedByHost?: HostStopReason;
+  private refusalTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly container: Docker.Container,
@@ -66,7 +85,9 @@ export class AgentContainer {
     private readonly key: Buffer,
     readonly spec: ContainerSpecRecord,
     private readonly log: Logger,
+    private readonly monitor?: SyscallMonitor,
   ) {
+    monitor?.onEvent((e) => this.onRefusedSyscall(e));
     const demux = new AttachDemuxer(
       {
         line: (line) => this.onLine(line),
@@ -75,7 +96,7 @@ export class AgentContainer {
         },
         oversized: () => {
           this.log.warn('sandbox agent sent an oversized line; killing the container', { container: this.id.slice(0, 12) });
-          void this.kill();
+          void this.kill('oversized_report');
         },
       },
       MAX_LINE_BYTES,
@@ -88,6 +109,8 @@ export class AgentContainer {
       .catch(async () => this.describeExit(null));
     void this.exited.then((info) => {
       this.exitInfo = info;
+      clearTimeout(this.refusalTimer);
+      this.monitor?.drain();
       for (const p of this.pending.values()) p.reject(new AgentExitedError(info));
       this.pending.clear();
     });
@@ -103,14 +126,17 @@ export class AgentContainer {
 
   /** Running and not being killed by us (a kill takes a moment to show as an exit). */
   get isAlive(): boolean {
-    return this.exitInfo === undefined && !this.killedByHost;
+    return this.exitInfo === undefined && !this.stoppedByHost;
   }
 
   static async start(docker: Docker, o: StartOptions): Promise<AgentContainer> {
     const opts = containerSpec(o.image, o.runtime, o.limits, { [LABEL_INSTANCE]: o.instance, [LABEL_KIND]: o.kind });
     let container: Docker.Container | undefined;
+    let monitor: SyscallMonitor | undefined;
     try {
       container = await docker.createContainer(opts);
+      // Before start: the runtime wrapper hands the pipe to runsc when it creates the sandbox.
+      if (o.monitorDir) monitor = await SyscallMonitor.open(o.monitorDir, container.id, o.log);
       const stream = (await container.attach({
         stream: true,
         stdin: true,
@@ -119,11 +145,14 @@ export class AgentContainer {
         hijack: true,
       })) as unknown as Duplex;
       await container.start();
+      monitor?.started();
       const key = crypto.randomBytes(32);
-      const agent = new AgentContainer(container, stream, key, specRecord(container.id, opts, o.limits, o.warm), o.log);
+      const spec = specRecord(container.id, opts, o.limits, o.warm, monitor !== undefined);
+      const agent = new AgentContainer(container, stream, key, spec, o.log, monitor);
       await agent.handshake(o.kind === 'checker' ? 'checker' : 'run');
       return agent;
     } catch (err) {
+      monitor?.close();
       if (container) await container.remove({ force: true }).catch(() => undefined);
       if (err instanceof SandboxInfraError) throw err;
       throw new SandboxInfraError(`starting a sandbox container failed: ${(err as Error).message}`, err);
@@ -194,22 +223,60 @@ export class AgentContainer {
     return result;
   }
 
+  /**
+   * OOM only when the engine or the kernel says so: exit 137 alone is any SIGKILL of PID 1.
+   * Docker records OOMKilled from an asynchronous event that can land after `wait` returns (or,
+   * under runsc, not at all), so an unexplained 137 is asked about a few times, then checked
+   * against the kernel's log of memory-cgroup OOM kills, before it counts as "PID 1 was killed".
+   */
   private async describeExit(code: number | null): Promise<ExitInfo> {
     let exitCode = code;
-    // Docker records OOMKilled from an asynchronous event that can land after `wait` returns.
+    let oomKilled = false;
     for (let i = 0; i < 5; i++) {
       try {
         const state = (await this.container.inspect()).State;
         exitCode = state.ExitCode ?? code;
-        if (state.OOMKilled) return { exitCode, oom: true };
+        oomKilled = state.OOMKilled === true;
       } catch {
         break;
       }
-      if (exitCode !== 137 || this.killedByHost) break;
+      if (oomKilled || exitCode !== 137 || this.stoppedByHost) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    // A SIGKILL we did not send: inside the sandbox nothing may kill PID 1, so it was the OOM killer.
-    return { exitCode, oom: exitCode === 137 && !this.killedByHost };
+    if (!oomKilled && exitCode === 137 && !this.stoppedByHost) oomKilled = kernelRecordsOomKill(this.container.id);
+    const description = oomKilled
+      ? 'killed by the memory cgroup (OOM)'
+      : this.stoppedByHost
+        ? `stopped by the host (${this.stoppedByHost.replace(/_/g, ' ')})`
+        : describeExitCode(exitCode);
+    return { code: exitCode, oomKilled, ...(this.stoppedByHost ? { stoppedByHost: this.stoppedByHost } : {}), description };
+  }
+
+  /**
+   * gVisor refused a system call in this container: it is done, whatever it does next (the process
+   * may have blocked SIGSYS and lived on). Idle, it stops at once; during a request, after a short
+   * grace in which the agent can report the SIGSYS ending (which payload it was).
+   */
+  private onRefusedSyscall(e: SyscallEvent): void {
+    this.log.warn('sandbox made a forbidden system call; stopping the container', {
+      container: this.id.slice(0, 12),
+      syscall: e.syscall,
+      pid: e.pid,
+      tid: e.tid,
+    });
+    if (this.pending.size === 0) void this.kill('forbidden_syscall');
+    else this.refusalTimer ??= setTimeout(() => void this.kill('forbidden_syscall'), REFUSAL_GRACE_MS).unref();
+  }
+
+  /** Every system call gVisor refused in this container so far (after reading what is pending). */
+  refusedSyscalls(): SyscallEvent[] {
+    this.monitor?.drain();
+    return this.monitor ? [...this.monitor.events] : [];
+  }
+
+  /** Bytes of gVisor debug log read for this container (what monitoring costs in traffic). */
+  get monitorBytes(): number {
+    return this.monitor?.bytes ?? 0;
   }
 
   /** Waits for the container to end (after a kill or a crash) and says how it ended. */
@@ -217,16 +284,17 @@ export class AgentContainer {
     return this.exited;
   }
 
-  async kill(): Promise<void> {
+  async kill(reason: HostStopReason): Promise<void> {
     if (this.exitInfo) return;
-    this.killedByHost = true;
+    this.stoppedByHost ??= reason;
     await this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
   }
 
   /** Kills (if running) and removes the container; safe to call twice. */
   async destroy(): Promise<void> {
-    this.killedByHost = true;
+    this.stoppedByHost ??= 'teardown';
     this.stream.destroy();
     await this.container.remove({ force: true }).catch(() => undefined);
+    this.monitor?.close();
   }
 }

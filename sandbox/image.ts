@@ -21,12 +21,17 @@ export const PYTHON_BIN = '/usr/bin/python3.11';
 const STDLIB = '/usr/lib/python3.11';
 /** Debian's python3-pyflakes (pure Python, stdlib only); the checker appends its parent to sys.path. */
 const PYFLAKES = '/usr/lib/python3/dist-packages/pyflakes';
-/** What goes to /opt/taskflow in the image: the agent, child runner and checker, and the finding-code registry they read. */
+/**
+ * What goes to /opt/taskflow in the image: the agent, child runner and checker, the child's seccomp
+ * filter, and the registries they read (finding codes, forbidden syscalls).
+ */
 const AGENT_SRC_DIR = path.join(__dirname, 'image');
 const AGENT_FILES: Record<string, string> = {
   'agent.py': path.join(AGENT_SRC_DIR, 'agent.py'),
   'child.py': path.join(AGENT_SRC_DIR, 'child.py'),
   'checker.py': path.join(AGENT_SRC_DIR, 'checker.py'),
+  'syscall_filter.py': path.join(AGENT_SRC_DIR, 'syscall_filter.py'),
+  'syscall-table.json': path.join(__dirname, 'syscall-table.json'),
   'finding-codes.json': path.join(__dirname, '..', 'domain', 'finding-codes.json'),
 };
 /** Parts of the stdlib user code has no business with inside a sandbox. */

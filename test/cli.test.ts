@@ -18,7 +18,7 @@ test('sandbox-run prints the outcome and exits 0 when every payload succeeded', 
   const r = taskflow('sandbox-run', path.join(FIXTURES, 'good_async.py'), '--payload', '{"numbers":[2,3]}', '--payload', '{}');
   expect(r.code).toBe(0);
   const o = JSON.parse(r.out);
-  expect(o.ok).toBe(true);
+  expect(o.status).toBe('ok');
   expect(o.payloads[0].result).toMatchObject({ sum: 5 });
   expect(o.payloads).toHaveLength(2);
 });
@@ -27,6 +27,15 @@ test('sandbox-run --cold exits 1 when the handler raises', () => {
   const r = taskflow('sandbox-run', path.join(FIXTURES, 'handler_raises.py'), '--cold');
   expect(r.code).toBe(1);
   expect(JSON.parse(r.out).payloads[0].error.type).toBe('ValueError');
+});
+
+test('sandbox-run shows a forbidden system call: the status, the refused call and its finding', () => {
+  const r = taskflow('sandbox-run', path.join(FIXTURES, 'evade_socket.py'));
+  expect(r.code).toBe(1);
+  const o = JSON.parse(r.out);
+  expect(o.status).toBe('forbidden');
+  expect(o.syscalls).toEqual([expect.objectContaining({ syscall: 'socket', nr: 41, payloadIndex: 0 })]);
+  expect(o.findings).toEqual([expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^socket with payload 0: opens a network socket/) })]);
 });
 
 test('sandbox-check prints findings and exits 1 on a rejecting one', () => {

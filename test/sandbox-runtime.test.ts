@@ -59,7 +59,7 @@ test('progress is reported per payload', async () => {
     payloads: [{}, {}, {}],
     onProgress: (p) => seen.push(`${p.phase}:${p.completed}/${p.total}`),
   });
-  expect(o.ok).toBe(true);
+  expect(o.status).toBe('ok');
   expect(seen[0]).toBe('loading:0/3');
   expect(seen).toEqual(expect.arrayContaining(['payload:1/3', 'payload:2/3']));
 });
@@ -86,8 +86,8 @@ test('the total wall-clock limit kills a run whose payloads each stay under thei
     payloads: [{}, {}, {}, {}],
     limits: { payloadTimeoutMs: 2000, totalTimeoutMs: 3000 },
   });
-  expect(o.killed).toBe(true);
-  expect(o.killReason).toBe('total_timeout');
+  expect(o.status).toBe('timeout');
+  expect(o.exit?.stoppedByHost).toBe('total_timeout');
   expect(o.payloads.some((p) => p.status === 'timeout')).toBe(true);
 });
 
@@ -99,7 +99,7 @@ describe('keyed pool', () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       const o = await sandbox.runKeyed(key, { source: src, fileName: 'good_sync.py', payloads: [{ numbers: [i] }] });
-      expect(o.ok).toBe(true);
+      expect(o.status).toBe('ok');
       expect(o.payloads[0].result).toMatchObject({ sum: i });
       ids.push(o.spec.containerId);
     }
@@ -172,7 +172,7 @@ describe('keyed pool', () => {
     // Each call starts with an idle current loop, even after asyncio.run() (which unsets it) in the one before.
     for (const [n, how] of [[1, 'loop'], [2, 'run'], [3, 'loop'], [4, 'run']] as const) {
       const o = await sandbox.runKeyed(k, { source: syncSrc, fileName: 'sync_async.py', payloads: [{ n, how }] });
-      expect([o.ok, o.payloads[0].result]).toEqual([true, 2 * n]);
+      expect([o.status, o.payloads[0].result]).toEqual(['ok', 2 * n]);
     }
   });
 
@@ -264,7 +264,7 @@ test('health: the engine answers with runsc; a failed container start shows unti
   await expect(sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}], limits: { memoryMiB: 1 } })).rejects.toThrow();
   const failed = await sandbox.health();
   expect(failed).toMatchObject({ engine: true, lastStartFailed: true, problem: expect.stringMatching(/^container start failed: /) });
-  expect((await sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}] })).ok).toBe(true);
+  expect((await sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}] })).status).toBe('ok');
   expect(await sandbox.health()).toEqual({ engine: true, runtime: 'runsc', lastStartFailed: false });
   expect(sandbox.stats()).toEqual({
     validation: { ready: expect.any(Number), starting: expect.any(Number) },
@@ -289,17 +289,27 @@ test('containers left by a dead process are removed at start-up; a live one\'s a
 });
 
 describe('engine verification', () => {
-  const fake = (runtimes: string[]) => ({ info: async () => ({ Runtimes: Object.fromEntries(runtimes.map((r) => [r, {}])) }) }) as unknown as Docker;
+  const TASKFLOW_ARGS = ['--taskflow-runsc=/usr/bin/runsc', '--taskflow-monitor-dir=/run/x', '--network=none', '--oci-seccomp'];
+  const fake = (runtimes: string[], runscArgs: string[] = TASKFLOW_ARGS) =>
+    ({ info: async () => ({ Runtimes: Object.fromEntries(runtimes.map((r) => [r, r === 'runsc' ? { path: '/w', runtimeArgs: runscArgs } : {}])) }) }) as unknown as Docker;
 
   test('without runsc it refuses and says how to fix it', async () => {
     await expect(verifyEngine(fake(['runc']), config.sandbox, silentLogger)).rejects.toThrow(/no 'runsc'.*daemon\.json/s);
   });
 
+  test('runsc counts only with --oci-seccomp and through the monitor wrapper', async () => {
+    await expect(verifyEngine(fake(['runsc'], ['--network=none']), config.sandbox, silentLogger)).rejects.toThrow(/--oci-seccomp.*setup\.sh/s);
+    await expect(verifyEngine(fake(['runsc'], ['--network=none', '--oci-seccomp']), config.sandbox, silentLogger)).rejects.toThrow(/monitor wrapper/);
+    // Not even the insecure switch makes a half-registered runsc acceptable.
+    await expect(verifyEngine(fake(['runsc', 'runc'], ['--oci-seccomp']), { ...config.sandbox, allowInsecureRunc: true }, silentLogger)).rejects.toThrow(EngineUnavailableError);
+    expect(await verifyEngine(fake(['runsc']), config.sandbox, silentLogger)).toEqual({ runtime: 'runsc', monitorDir: '/run/x' });
+  });
+
   test('runc only with the explicit insecure setting, logged loudly', async () => {
     const warnings: string[] = [];
     const log = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
-    const runtime = await verifyEngine(fake(['runc']), { ...config.sandbox, allowInsecureRunc: true }, log);
-    expect(runtime).toBe('runc');
+    const engine = await verifyEngine(fake(['runc']), { ...config.sandbox, allowInsecureRunc: true }, log);
+    expect(engine).toEqual({ runtime: 'runc' });
     expect(warnings.join(' ')).toMatch(/INSECURE/);
   });
 

@@ -30,10 +30,13 @@ let validationRun: Promise<void>;
 let bundle: WorkflowBundleWithSourceMap;
 let taskWorkers: RunningTaskWorkers | undefined;
 
-const FLEXIBLE = `import time
+const FLEXIBLE = `import os
+import time
 
 
 def handler(payload):
+    if payload.get("exit"):
+        os._exit(3)
     if payload.get("boom"):
         raise ValueError("boom on request")
     if payload.get("sleep"):
@@ -64,6 +67,18 @@ def handler(payload):
     except Exception as exc:
         loot["network"] = repr(exc)
     return loot
+`;
+
+// Behaves during validation; on request, opens a network socket past the static check and the
+// audit hook (as test/fixtures/tasks/evade_socket.py): only the syscall layer sees it.
+const SYSCALL_CELL = `import os
+
+
+def handler(payload):
+    if payload.get("attack"):
+        modules = getattr(os, "sy" + "s").modules
+        getattr(modules["_soc" + "ket"], "soc" + "ket")()
+    return {"fine": True}
 `;
 
 const versioned = (v: number) => `def handler(payload):\n    return {"version": ${v}}\n`;
@@ -183,6 +198,20 @@ test('a file that behaved during validation is contained when it attacks in prod
   } finally {
     server.close();
   }
+});
+
+test('a forbidden system call the audit hook never saw fails the task at once, naming the call', async () => {
+  await validated(ALICE, 'syscall_cell', SYSCALL_CELL);
+  const t = await run(ALICE, { title: 'syscall_cell', payload: { attack: true } });
+  expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'ForbiddenBehaviour', message: expect.stringMatching(/forbidden system call: socket \(opens a network socket\)/) } });
+  expect(t.metrics).toMatchObject({ runStatus: 'forbidden', refusedSyscalls: ['socket'] });
+  // Its container is gone; the next task of the same file gets a fresh one and succeeds.
+  expect(await run(ALICE, { title: 'syscall_cell', payload: {} })).toMatchObject({ status: 'COMPLETED', result: { fine: true } });
+});
+
+test('a handler that crashes its process fails the task once, not retried as infrastructure', async () => {
+  const t = await run(ALICE, { title: 'flexible', payload: { exit: true } });
+  expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'HandlerCrashed', message: expect.stringContaining('status 3') } });
 });
 
 test('a task runs the version validated when it was created, even after the file is replaced', async () => {

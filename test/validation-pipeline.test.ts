@@ -124,6 +124,8 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
     ['memory', 'memory_bomb.py', 'memory_limit'],
     ['crash', 'os_exit.py', 'crashed'],
     ['raising handler', 'handler_raises.py', 'handler_raised'],
+    // Past the checker and the audit hook: only gVisor's seccomp layer sees it (test/sandbox-syscalls.test.ts).
+    ['forbidden system call', 'evade_spawn_interpreter.py', 'forbidden_syscall'],
   ];
   const ids = new Map<string, string>();
 
@@ -156,6 +158,14 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
     expect(create.status).toBe(404);
   });
 
+  test('a forbidden system call is named in the findings and in the kept report', async () => {
+    const id = ids.get('evade_spawn_interpreter.py')!;
+    const s = await waitForStatus(api.app, ALICE, id);
+    expect(s.findings).toContainEqual(expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^clone with payload 0: creates a process/) }));
+    const report = JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${id}.json`), 'utf8'));
+    expect(report.sandbox_run).toMatchObject({ status: 'forbidden', syscalls: [expect.objectContaining({ syscall: 'clone', nr: 56, payloadIndex: 0 })] });
+  });
+
   test('a run-time rejection keeps the exact container spec and limits in its report', async () => {
     const id = ids.get('memory_bomb.py')!;
     await waitForStatus(api.app, ALICE, id);
@@ -166,7 +176,8 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
       readOnlyRootfs: true,
       limits: expect.objectContaining({ memoryMiB: 128 }),
     });
-    expect(report.sandbox_run.oom || report.sandbox_run.exit_code === 137).toBe(true);
+    expect(report.sandbox_run.status).toBe('memory_limit');
+    expect(report.sandbox_run.exit).toMatchObject({ code: 137, oom_killed: true });
   });
 });
 

@@ -25,6 +25,7 @@ CHECKER = "/opt/taskflow/checker.py"
 PYTHON = sys.executable
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+CHILD_SETUP_FAILED = 78  # child.py's exit status when it could not install its seccomp filter
 
 _out_lock = threading.Lock()
 _key = b""
@@ -305,6 +306,21 @@ class Session:
             self.child.kill()
         self.spawn()
 
+    def ended(self, events, payload_index, doing):
+        """Why the child's process ended (after eof), as an error. SIGSYS is the child's own seccomp
+        filter (or the container's) ending it for a forbidden system call: a forbidden event too.
+        Which call it was, gVisor tells the host (sandbox/syscall-monitor.ts)."""
+        code = self.child.proc.poll()
+        if code == -signal.SIGSYS:
+            if len(events) < 100:
+                events.append({"event": "forbidden_syscall", "payloadIndex": payload_index, "pid": self.child.proc.pid,
+                               "detail": "the sandbox's seccomp filter ended the handler's process (SIGSYS) %s" % doing})
+            return error("ForbiddenSyscall", "the handler made a system call the sandbox forbids (its process was "
+                         "ended with SIGSYS %s)" % doing)
+        if code == CHILD_SETUP_FAILED:
+            return error("SandboxSetupFailed", "the handler's process could not install its seccomp filter")
+        return error("ChildExited", "the handler's process ended %s (%s)" % (doing, self.child.exit_description()))
+
     def wait_frame(self, deadline, events, payload_index, nonce):
         """Next answer to the request tagged `nonce`, collecting forbidden-event frames on the way.
         The handler shares the child's process, so it can always answer for its own call (as it
@@ -346,8 +362,9 @@ class Session:
         elif frame.get("op") == "load_error":
             outcome = {"status": "error", "wallMs": wall, "error": sanitize_error(frame.get("error"))}
         else:
-            desc = self.child.exit_description() if frame.get("op") == "eof" else "unexpected frame from child"
-            outcome = {"status": "error", "wallMs": wall, "error": error("ChildExited", "while loading: " + desc)}
+            err = (self.ended(events, None, "while loading") if frame.get("op") == "eof"
+                   else error("ChildExited", "while loading: unexpected frame from child"))
+            outcome = {"status": "error", "wallMs": wall, "error": err}
         self.respawn()
         return outcome
 
@@ -370,7 +387,7 @@ class Session:
         elif op == "oversize":
             out["error"] = error("ResultTooLarge", "result exceeds %d bytes" % result_cap)
         elif op == "eof":
-            out["error"] = error("ChildExited", "handler ended the process: " + self.child.exit_description())
+            out["error"] = self.ended(events, index, "during the call")
         else:
             out["error"] = error("ProtocolError", "unexpected frame from child")
         if op not in ("result", "eof"):
@@ -447,16 +464,24 @@ class Checker:
 
     @staticmethod
     def sweep():
-        """As PID 1, kill(-1) reaches every other process in the container, whatever its session."""
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        while True:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
+        """Kills every process but this agent, whatever its session: one pid at a time from /proc,
+        because the sandbox's seccomp profile refuses kill(-1) to every process, PID 1 included.
+        Repeated until none is left (one might fork while the others are being killed)."""
+        me = os.getpid()
+        for _ in range(100):
+            others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+            if not others:
                 return
+            for pid in others:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            while True:  # as PID 1 every orphan is ours to reap
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
 
     def check(self, req):
         rid = req.get("id")

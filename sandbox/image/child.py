@@ -1,6 +1,9 @@
 """TaskFlow sandbox child: loads one user task file and calls its handler, one payload at a time.
 
-Started by the agent with `child.py <result-fd> <control-fd>`. Before any user code runs, an
+Started by the agent with `child.py <result-fd> <control-fd>`. Before anything else it installs
+its own seccomp filter (syscall_filter.py): the kernel (gVisor's) then ends this process with
+SIGSYS on any attempt to start a process, open a network socket, trace or signal another process,
+however the attempt is made. Before any user code runs, an
 audit hook is installed that blocks (and reports to the agent) process spawning, signals,
 ctypes, network sockets, writes outside /tmp and reads of other processes' /proc entries. The
 container is the real boundary; the hook makes attempts visible and fails them early.
@@ -18,6 +21,8 @@ import threading
 import traceback
 import types
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+SETUP_FAILED = 78  # exit status the agent reads as "the sandbox could not be set up" (no user code ran)
 RESULT_FD = int(sys.argv[1])
 CONTROL_FD = int(sys.argv[2])
 _write_lock = threading.Lock()
@@ -370,7 +375,22 @@ class ChildLoop:
         reply(nonce, value, cap)
 
 
+def install_syscall_filter():
+    """Fail closed: without the filter no user code runs."""
+    sys.path.insert(0, HERE)
+    try:
+        import syscall_filter
+
+        syscall_filter.install(os.path.join(HERE, "syscall-table.json"))
+    except Exception as exc:  # noqa: BLE001 - any failure here means "do not go on"
+        os.write(2, ("taskflow child: cannot install the seccomp filter: %r\n" % (exc,)).encode())
+        os._exit(SETUP_FAILED)
+    finally:
+        del sys.path[0]
+
+
 def main():
+    install_syscall_filter()
     child = ChildLoop()
     install_streams()
     usage_fields()  # start counting from here: our own start-up is not the handler's cost

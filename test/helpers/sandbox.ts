@@ -19,6 +19,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     SANDBOX_POOL_SIZE: '1',
     TASK_PAYLOAD_TIMEOUT_MS: '2500',
     LOG_LEVEL: 'warn',
+    // The engine the suite's setup.sh used (DOCKER_SOCKET is setup.sh's and the app's setting too).
+    ...(process.env.DOCKER_SOCKET ? { DOCKER_SOCKET: process.env.DOCKER_SOCKET } : {}),
     ...env,
   });
 }
