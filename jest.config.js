@@ -5,5 +5,5 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testTimeout: 120000,
-  transform: { "^.+\\.ts$": "ts-jest" },
+  transform: { '^.+\\.ts$': 'ts-jest' },
 };

@@ -86,7 +86,11 @@ function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, s
   switch (o.status) {
     case 'forbidden': {
       const c = o.syscalls[0];
-      if (c) return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden system call: ${c.syscall} (${c.meaning}); the sandbox refused it and was stopped`);
+      if (c)
+        return fail(
+          TASK_FAILURE.forbiddenBehaviour,
+          `the handler attempted a forbidden system call: ${c.syscall} (${c.meaning}); the sandbox refused it and was stopped`,
+        );
       const f = o.forbidden[0];
       if (f) return fail(TASK_FAILURE.forbiddenBehaviour, `the handler attempted a forbidden action: ${f.event} (${f.detail})`);
       return fail(TASK_FAILURE.forbiddenBehaviour, `the handler tried to forge the sandbox's report (${o.forgedFrames} line(s))`);
@@ -102,7 +106,11 @@ function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, s
     case 'handler_error':
     case 'ok': // not called for ok; typed exhaustively
       if (o.load.status !== 'ok' && o.load.error) {
-        return fail(TASK_FAILURE.handlerFailed, `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`, o.load.error.traceback);
+        return fail(
+          TASK_FAILURE.handlerFailed,
+          `loading the task file failed: ${o.load.error.type}: ${o.load.error.message}`,
+          o.load.error.traceback,
+        );
       }
       return fail(TASK_FAILURE.handlerFailed, `${p?.error?.type ?? 'Error'}: ${p?.error?.message ?? ''}`, p?.error?.traceback);
   }
@@ -122,14 +130,21 @@ export function createTaskActivities(deps: TaskActivityDeps) {
             source = await deps.loadVersion(input.owner, input.title, input.sha256);
           } catch (err) {
             if (err instanceof VersionUnavailableError) {
-              throw ApplicationFailure.create({ type: TASK_FAILURE.versionUnavailable, message: err.message, nonRetryable: true, details: [{ attempt }] });
+              throw ApplicationFailure.create({
+                type: TASK_FAILURE.versionUnavailable,
+                message: err.message,
+                nonRetryable: true,
+                details: [{ attempt }],
+              });
             }
             throw err;
           }
           const startedAt = new Date().toISOString();
           const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
           const notice = setTimeout(() => {
-            deps.notifyStarted(workflowId, attempt, startedAt).catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
+            deps
+              .notifyStarted(workflowId, attempt, startedAt)
+              .catch((err: Error) => log.warn('could not mark the task running', { error: err.message }));
           }, RUNNING_NOTICE_MS);
           log.info('task run starting', { owner: input.owner, title: input.title, priority: input.priority });
           let outcome: RunOutcome;

@@ -39,7 +39,8 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
         const at = c.duringLoad ? ' at import' : c.payloadIndex !== undefined ? ` with payload ${c.payloadIndex}` : '';
         add('forbidden_syscall', `${c.syscall}${at}: ${c.meaning}; refused by the sandbox's seccomp filter (${who})`);
       }
-      if (o.forgedFrames > 0) add('forged_report', `${o.forgedFrames} report line(s) failed authentication: the file tried to forge the sandbox's report`);
+      if (o.forgedFrames > 0)
+        add('forged_report', `${o.forgedFrames} report line(s) failed authentication: the file tried to forge the sandbox's report`);
       break;
     case 'memory_limit':
       add('memory_limit', memory);
@@ -67,7 +68,11 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
   if (o.load.status === 'timeout') add('timeout', 'loading the module did not finish in time');
   else if (o.load.status === 'error') {
     if (loadErr?.type === 'MemoryLimitExceeded') add('memory_limit', memory);
-    else add(isFindingCode(loadErr?.code) ? loadErr.code : 'import_failed', `loading the file failed: ${loadErr?.type ?? 'Error'}: ${loadErr?.message ?? ''}`);
+    else
+      add(
+        isFindingCode(loadErr?.code) ? loadErr.code : 'import_failed',
+        `loading the file failed: ${loadErr?.type ?? 'Error'}: ${loadErr?.message ?? ''}`,
+      );
   }
 
   for (const p of o.payloads) {
@@ -104,7 +109,8 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
     }
   }
   if (o.outputTruncated) add('output_truncated', `output beyond ${limits.outputCapBytes} bytes was dropped`, 'warning');
-  if (o.status !== 'ok' && !out.some((f) => f.severity === 'error')) add('sandbox_run_failed', `the sandbox run did not succeed (${o.status})`);
+  if (o.status !== 'ok' && !out.some((f) => f.severity === 'error'))
+    add('sandbox_run_failed', `the sandbox run did not succeed (${o.status})`);
   return out;
 }
 
@@ -128,7 +134,16 @@ export function runReport(o: RunOutcome): SandboxRunReport {
       ...(c.payloadIndex !== undefined ? { payloadIndex: c.payloadIndex } : {}),
       ...(c.duringLoad ? { duringLoad: true } : {}),
     })),
-    ...(o.exit ? { exit: { code: o.exit.code, oom_killed: o.exit.oomKilled, ...(o.exit.stoppedByHost ? { stopped_by_host: o.exit.stoppedByHost } : {}), description: o.exit.description } } : {}),
+    ...(o.exit
+      ? {
+          exit: {
+            code: o.exit.code,
+            oom_killed: o.exit.oomKilled,
+            ...(o.exit.stoppedByHost ? { stopped_by_host: o.exit.stoppedByHost } : {}),
+            description: o.exit.description,
+          },
+        }
+      : {}),
     forged_frames: o.forgedFrames,
     stdout_tail: tail(o.stdoutTail),
     stderr_tail: tail(o.stderrTail),

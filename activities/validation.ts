@@ -89,7 +89,8 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
       const findings: ValidationFinding[] = [];
       if (bytes.length !== input.size) findings.push(finding('upload_tampered', 'the staged size differs from the uploaded size'));
       if (bytes.length === 0) findings.push(finding('empty_file', 'the file is empty'));
-      if (bytes.length > config.maxUploadBytes) findings.push(finding('too_large', `the file is larger than ${config.maxUploadBytes} bytes`));
+      if (bytes.length > config.maxUploadBytes)
+        findings.push(finding('too_large', `the file is larger than ${config.maxUploadBytes} bytes`));
       try {
         new TextDecoder('utf-8', { fatal: true }).decode(bytes);
       } catch {
@@ -116,7 +117,8 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         ...(typeof f.snippet === 'string' ? { snippet: f.snippet.slice(0, 1000) } : {}),
       }));
       if (!outcome.ok) {
-        if (!findings.some((f) => f.severity === 'error')) findings.push(finding('static_check_failed', 'the static check rejected the file'));
+        if (!findings.some((f) => f.severity === 'error'))
+          findings.push(finding('static_check_failed', 'the static check rejected the file'));
         reject('the static check rejected the file', { findings, metrics: { static_check_ms: outcome.wallMs } });
       }
       return { findings, ...(outcome.testPayloads ? { testPayloads: outcome.testPayloads } : {}), wallMs: outcome.wallMs };
@@ -139,7 +141,12 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         payloads_ok: outcome.payloads.filter((p) => p.status === 'ok').length,
       };
       const report = runReport(outcome);
-      log.info('sandbox run finished', { validationId: input.validationId, status: outcome.status, attempt: ctx.info.attempt, wallMs: outcome.wallMs });
+      log.info('sandbox run finished', {
+        validationId: input.validationId,
+        status: outcome.status,
+        attempt: ctx.info.attempt,
+        wallMs: outcome.wallMs,
+      });
       if (outcome.status !== 'ok') reject('the sandbox run rejected the file', { findings, metrics, report });
       return { findings, metrics, report };
     },
@@ -152,7 +159,9 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         return final;
       } catch (err) {
         if (err instanceof StagedFileError) {
-          reject(err.message, { findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)] });
+          reject(err.message, {
+            findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)],
+          });
         }
         throw err;
       }

@@ -36,7 +36,13 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
   const serve = async (app: Express, port: number, what: string) => {
     const server: Server = createHttpServer(app, config.http, log.child({ component: 'http' }));
     await listen(server, { ...config.http, port });
-    stops.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
     const addr = server.address();
     log.info(`${what} listening`, { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : port}` });
   };
@@ -57,7 +63,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     const queueNames = [config.validationQueue, config.taskQueue];
     const queueProbe = new TaskQueueProbe(clientConnection, config.temporal.namespace, queueNames);
     metrics.watchQueues(() => queueProbe.read());
-    if (config.http.opsPort !== undefined) await serve(createOpsApp({ temporalHealthy: healthy, log, metrics, readiness }), config.http.opsPort, 'operations endpoint');
+    if (config.http.opsPort !== undefined)
+      await serve(createOpsApp({ temporalHealthy: healthy, log, metrics, readiness }), config.http.opsPort, 'operations endpoint');
 
     if (config.roles.includes('api')) {
       const creds = await resolveCredentials(config);
@@ -70,7 +77,10 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       }
       const validations = new ValidationService({ config, storage, client, log, starter });
       // The API is only useful while workers serve its queues (in this process or others).
-      readiness.add('pollers', pollersCheck(() => queueProbe.read(), queueNames));
+      readiness.add(
+        'pollers',
+        pollersCheck(() => queueProbe.read(), queueNames),
+      );
       const app = createApp({
         config,
         keys: creds.keys,
@@ -113,9 +123,15 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     });
     stops.push(() => sandbox.close());
     metrics.watchPools(() => sandbox.stats());
-    readiness.add('sandbox', sandboxCheck(() => sandbox.health()));
+    readiness.add(
+      'sandbox',
+      sandboxCheck(() => sandbox.health()),
+    );
     const workers: Record<string, () => boolean> = {};
-    readiness.add('workers', workersCheck(() => Object.fromEntries(Object.entries(workers).map(([name, up]) => [name, up()]))));
+    readiness.add(
+      'workers',
+      workersCheck(() => Object.fromEntries(Object.entries(workers).map(([name, up]) => [name, up()]))),
+    );
     const connection = await connectWorker(config, log);
     stops.push(() => connection.close());
     // Workflows set them: make sure they exist before polling (again if the API's try found Temporal down).

@@ -18,10 +18,12 @@ export function createClient(config: Config): { client: Client; connection: Conn
 
 /** Whether Temporal answers its health check within `ms`. */
 export function temporalHealthy(connection: Connection, ms = 2000): Promise<boolean> {
-  return connection.withDeadline(Date.now() + ms, () => connection.healthService.check({})).then(
-    () => true,
-    () => false,
-  );
+  return connection
+    .withDeadline(Date.now() + ms, () => connection.healthService.check({}))
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 /**
@@ -61,7 +63,12 @@ export async function ensureSearchAttributes(client: Client, config: Config, log
 export async function ensureRetentionSchedule(client: Client, config: Config, log: Logger): Promise<void> {
   const scheduleId = retentionScheduleId(config.validationQueue);
   const spec = { intervals: [{ every: `${config.retention.sweepIntervalMinutes}m` as const }] };
-  const action = { type: 'startWorkflow' as const, workflowType: RETENTION_WORKFLOW, taskQueue: config.validationQueue, workflowId: scheduleId };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: RETENTION_WORKFLOW,
+    taskQueue: config.validationQueue,
+    workflowId: scheduleId,
+  };
   try {
     await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' } });
     log.info('retention schedule created', { scheduleId, everyMinutes: config.retention.sweepIntervalMinutes });

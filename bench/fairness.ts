@@ -69,7 +69,14 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
     loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
   });
   const validations = new ValidationService({ config, storage, client, log });
-  const app = createApp({ config, keys: config.apiKeys, validations, tasks: new TemporalTaskService(client, config, log), log, temporalHealthy: async () => true });
+  const app = createApp({
+    config,
+    keys: config.apiKeys,
+    validations,
+    tasks: new TemporalTaskService(client, config, log),
+    log,
+    temporalHealthy: async () => true,
+  });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -119,7 +126,9 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
     return performance.now() - t;
   };
   const unfinished = async (items: Promise<void>[]) => {
-    const settled = await Promise.all(items.map((p) => Promise.race([p.then(() => 1), new Promise<number>((r) => setImmediate(() => r(0)))])));
+    const settled = await Promise.all(
+      items.map((p) => Promise.race([p.then(() => 1), new Promise<number>((r) => setImmediate(() => r(0)))])),
+    );
     return settled.filter((x) => x === 0).length;
   };
 
@@ -132,7 +141,14 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
       await finalOf(token, ((await res.json()) as { status_url: string }).status_url, 50);
       await taskOnce(token);
     }
-    const out: Latencies = { validationIdle: [], validationFlood: [], taskIdle: [], taskFlood: [], validationBacklogLeft: 0, taskBacklogLeft: 0 };
+    const out: Latencies = {
+      validationIdle: [],
+      validationFlood: [],
+      taskIdle: [],
+      taskFlood: [],
+      validationBacklogLeft: 0,
+      taskBacklogLeft: 0,
+    };
     for (let i = 0; i < runs; i++) {
       await new Promise((r) => setTimeout(r, 2000)); // the warm pool refills
       out.validationIdle.push(await validateOnce(B));
@@ -141,14 +157,16 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
 
     // A's flood of uploads, all accepted before B starts measuring; A's clients poll slowly.
     const urls: string[] = [];
-    for (let i = 0; i < flood; i += 10) urls.push(...(await Promise.all(Array.from({ length: Math.min(10, flood - i) }, () => uploadOnly(A)))));
+    for (let i = 0; i < flood; i += 10)
+      urls.push(...(await Promise.all(Array.from({ length: Math.min(10, flood - i) }, () => uploadOnly(A)))));
     const floodDone = urls.map((u) => finalOf(A, u, 500));
     for (let i = 0; i < runs; i++) out.validationFlood.push(await validateOnce(B));
     out.validationBacklogLeft = await unfinished(floodDone);
     await Promise.all(floodDone);
 
     const ids: string[] = [];
-    for (let i = 0; i < taskFlood; i += 20) ids.push(...(await Promise.all(Array.from({ length: Math.min(20, taskFlood - i) }, (_, j) => createTask(A, i + j)))));
+    for (let i = 0; i < taskFlood; i += 20)
+      ids.push(...(await Promise.all(Array.from({ length: Math.min(20, taskFlood - i) }, (_, j) => createTask(A, i + j)))));
     const tasksDone = ids.map((id) => taskDone(A, id, 500));
     for (let i = 0; i < runs; i++) out.taskFlood.push(await taskOnce(B));
     out.taskBacklogLeft = await unfinished(tasksDone);
@@ -182,15 +200,29 @@ async function main(): Promise<void> {
     '',
     `A queues ${flood} uploads (then ${taskFlood} tasks) at once; meanwhile B makes ${runs} uploads (then ${runs} tasks) one after another.`,
     'One validation worker (concurrency 2), one task worker (2 slots); the same machine and code, the Temporal dev server with',
-    'fairness on (TaskFlow\'s setting) and off. "left" is how much of A\'s flood was still unfinished when B\'s last one finished.',
+    "fairness on (TaskFlow's setting) and off. \"left\" is how much of A's flood was still unfinished when B's last one finished.",
     '',
     "| B's | fairness | idle p50 ms | under flood p50 ms | under flood max ms | ratio (p50) | A's flood left |",
     '|---|---|---|---|---|---|---|',
-    ...row('upload → VALIDATED', (l) => l.validationIdle, (l) => l.validationFlood, (l) => l.validationBacklogLeft),
-    ...row('task create → COMPLETED', (l) => l.taskIdle, (l) => l.taskFlood, (l) => l.taskBacklogLeft),
+    ...row(
+      'upload → VALIDATED',
+      (l) => l.validationIdle,
+      (l) => l.validationFlood,
+      (l) => l.validationBacklogLeft,
+    ),
+    ...row(
+      'task create → COMPLETED',
+      (l) => l.taskIdle,
+      (l) => l.taskFlood,
+      (l) => l.taskBacklogLeft,
+    ),
   ].join('\n');
   process.stdout.write(body + '\n');
-  writeSection('fairness', `npx ts-node --transpile-only bench/fairness.ts --flood ${flood} --task-flood ${taskFlood} --runs ${runs}`, body);
+  writeSection(
+    'fairness',
+    `npx ts-node --transpile-only bench/fairness.ts --flood ${flood} --task-flood ${taskFlood} --runs ${runs}`,
+    body,
+  );
 }
 
 main().catch((err) => {

@@ -31,7 +31,12 @@ const FLOOR_QUEUE = 'bench-floor';
 export async function measureFloor(temporal: StartedTemporal, runs: number): Promise<Floor> {
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./floor-workflows'), logger: quietBundlerLogger });
   const activities: FloorActivities = { floorNoop: async () => undefined };
-  const worker = await Worker.create({ connection: temporal.env.nativeConnection, taskQueue: FLOOR_QUEUE, workflowBundle: bundle, activities });
+  const worker = await Worker.create({
+    connection: temporal.env.nativeConnection,
+    taskQueue: FLOOR_QUEUE,
+    workflowBundle: bundle,
+    activities,
+  });
   const running = worker.run();
   try {
     const p50 = async (workflow: string) => {

@@ -15,7 +15,7 @@ export const fmt = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed
 /** Replaces (or appends) the section between `<!-- name -->` markers in BENCHMARKS.md. */
 export function writeSection(name: string, command: string, body: string): void {
   const file = path.join(__dirname, '..', 'BENCHMARKS.md');
-  const head = '# Benchmarks\n\nNumbers measured on this project\'s machines (2 cores). Each section says the command that made it.\n';
+  const head = "# Benchmarks\n\nNumbers measured on this project's machines (2 cores). Each section says the command that made it.\n";
   const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : head;
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;

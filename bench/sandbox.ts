@@ -47,7 +47,11 @@ function hostPython(source: string): { call(payload: unknown): Promise<unknown>;
   const waiting: ((v: unknown) => void)[] = [];
   createInterface({ input: proc.stdout }).on('line', (l) => waiting.shift()?.(JSON.parse(l)));
   return {
-    call: (payload) => new Promise((r) => { waiting.push(r); proc.stdin.write(JSON.stringify(payload) + '\n'); }),
+    call: (payload) =>
+      new Promise((r) => {
+        waiting.push(r);
+        proc.stdin.write(JSON.stringify(payload) + '\n');
+      }),
     stop: () => proc.kill(),
   };
 }
@@ -64,7 +68,8 @@ async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', SANDBOX_CHECKER_CONTAINERS: '1' });
   const log = createLogger('warn');
   const req = (n: number) => ({ source: SOURCE, fileName: 'bench.py', payloads: [{ n }] });
-  const row = (name: string, v: number[]) => `| ${name} | ${v.length} | ${fmt(percentile(v, 50))} | ${fmt(percentile(v, 99))} | ${fmt(Math.min(...v))} |`;
+  const row = (name: string, v: number[]) =>
+    `| ${name} | ${v.length} | ${fmt(percentile(v, 50))} | ${fmt(percentile(v, 99))} | ${fmt(Math.min(...v))} |`;
   const rows: string[] = [];
   let perCall: number[];
   let perSyncCall: number[];
@@ -102,12 +107,22 @@ async function main(): Promise<void> {
     const syncKey = { owner: 'bench', sha256: sha256(SYNC_SOURCE) };
     perSyncCall = [];
     for (let i = 0; i < calls; i++) {
-      perSyncCall.push(await timed(() => sandbox.runKeyed(syncKey, { source: SYNC_SOURCE, fileName: 'bench_sync.py', payloads: [{ n: i }] })));
+      perSyncCall.push(
+        await timed(() => sandbox.runKeyed(syncKey, { source: SYNC_SOURCE, fileName: 'bench_sync.py', payloads: [{ n: i }] })),
+      );
     }
 
     // Where the time goes: the agent's own round trip over Docker's attach stream (a ping: no child, no handler)...
     const docker = new Docker({ socketPath: config.sandbox.dockerSocket });
-    const agent = await AgentContainer.start(docker, { image: sandbox.image, runtime: sandbox.runtime, limits: config.taskLimits, kind: 'keyed', instance: instanceId(), warm: true, log });
+    const agent = await AgentContainer.start(docker, {
+      image: sandbox.image,
+      runtime: sandbox.runtime,
+      limits: config.taskLimits,
+      kind: 'keyed',
+      instance: instanceId(),
+      warm: true,
+      log,
+    });
     try {
       ping = [];
       for (let i = 0; i < calls; i++) ping.push(await timedCall(() => agent.request({ type: 'ping' }, 'pong')));
@@ -162,10 +177,11 @@ async function main(): Promise<void> {
       `(${(asyncP50 / hostP50).toFixed(1)}× and ${(syncP50 / hostP50).toFixed(1)}× the host-Python floor of ${fmt(hostP50)} ms).`,
     `Where the time goes (p50): the agent's bare round trip over Docker's attach stream is ${fmt(pingP50)} ms; the rest of a keyed call ` +
       `(${fmt(asyncP50 - pingP50)} ms async, ${fmt(syncP50 - pingP50)} ms sync) is the agent handing the payload to its child interpreter and back ` +
-      '(pipes, under runsc\'s ptrace platform, where every syscall is trapped) and the handler itself.',
+      "(pipes, under runsc's ptrace platform, where every syscall is trapped) and the handler itself.",
   ].join('\n');
   process.stdout.write(body + '\n');
-  if (!process.argv.includes('--no-write')) writeSection('sandbox', `npx ts-node --transpile-only bench/sandbox.ts --runs ${runs} --calls ${calls}`, body);
+  if (!process.argv.includes('--no-write'))
+    writeSection('sandbox', `npx ts-node --transpile-only bench/sandbox.ts --runs ${runs} --calls ${calls}`, body);
 }
 
 main().catch((err) => {

@@ -62,7 +62,13 @@ function plainPython(): { call(payload: unknown): Promise<unknown>; stop(): void
   return {
     call: (payload) => {
       // One call at a time on the pipe, like a single in-process interpreter.
-      chain = chain.then(() => new Promise((r) => { waiting.push(r); proc.stdin.write(JSON.stringify(payload) + '\n'); }));
+      chain = chain.then(
+        () =>
+          new Promise((r) => {
+            waiting.push(r);
+            proc.stdin.write(JSON.stringify(payload) + '\n');
+          }),
+      );
       return chain;
     },
     stop: () => proc.kill(),
@@ -105,15 +111,29 @@ async function main(): Promise<void> {
   const log = createLogger('warn');
   const storage = await openStorage(config);
   // The validated version the tasks are pinned to, where a promotion would have put it, and its record.
-  const layout = new Layout({ dataDir: config.dataDir, stagingDir: config.stagingDir, quarantineDir: config.quarantineDir, tasksDir: config.tasksDir });
+  const layout = new Layout({
+    dataDir: config.dataDir,
+    stagingDir: config.stagingDir,
+    quarantineDir: config.quarantineDir,
+    tasksDir: config.tasksDir,
+  });
   fs.mkdirSync(layout.versionsDir(OWNER), { recursive: true });
   fs.writeFileSync(layout.version(OWNER, SHA), SOURCE);
 
   const rows: string[] = [];
-  const row = (name: string, r: PathResult) => rows.push(`| ${name} | ${fmt(percentile(r.lat, 50))} | ${fmt(percentile(r.lat, 99))} | ${r.perSec.toFixed(1)} |`);
+  const row = (name: string, r: PathResult) =>
+    rows.push(`| ${name} | ${fmt(percentile(r.lat, 50))} | ${fmt(percentile(r.lat, 99))} | ${r.perSec.toFixed(1)} |`);
   const eagerClient = new Client({ connection: temporal.env.nativeConnection, namespace: temporal.namespace });
   const bundle = await bundleTaskWorkflows();
-  const input = (n: number): TaskInput => ({ taskId: crypto.randomUUID(), owner: OWNER, title: 'bench', sha256: SHA, payload: { n }, priority: 'high', createdAt: new Date().toISOString() });
+  const input = (n: number): TaskInput => ({
+    taskId: crypto.randomUUID(),
+    owner: OWNER,
+    title: 'bench',
+    sha256: SHA,
+    payload: { n },
+    priority: 'high',
+    createdAt: new Date().toISOString(),
+  });
   const viaClient = (taskQueue: string) => async (n: number) => {
     const i = input(n);
     const h = await eagerClient.workflow.start(TASK_WORKFLOW, {
@@ -140,7 +160,14 @@ async function main(): Promise<void> {
       connection: temporal.env.nativeConnection,
       taskQueue: baselineQueue,
       workflowBundle: bundle,
-      activities: { runTaskInSandbox: async (i: TaskInput) => ({ result: await py.call(i.payload), metrics: {}, attempt: 1, startedAt: new Date().toISOString() }) },
+      activities: {
+        runTaskInSandbox: async (i: TaskInput) => ({
+          result: await py.call(i.payload),
+          metrics: {},
+          attempt: 1,
+          startedAt: new Date().toISOString(),
+        }),
+      },
       maxConcurrentActivityTaskExecutions: config.taskWorkerSlots,
     });
     const baselineRun = baselineWorker.run();
@@ -174,7 +201,11 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const headers = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
     const viaApi = async (n: number) => {
-      const res = await fetch(`${base}/tasks/`, { method: 'POST', headers, body: JSON.stringify({ title: 'bench', payload: { n }, priority: 'high' }) });
+      const res = await fetch(`${base}/tasks/`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ title: 'bench', payload: { n }, priority: 'high' }),
+      });
       if (res.status !== 201) throw new Error(`create: HTTP ${res.status} ${await res.text()}`);
       const created = (await res.json()) as { task_id: string; status: string };
       let known = created.status;
@@ -227,7 +258,11 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!process.argv.includes('--no-write')) {
-    writeSection('tasks', `npx ts-node --transpile-only bench/tasks.ts --latency ${latencyRuns} --burst ${burst} --floor-runs ${floorRuns}`, body);
+    writeSection(
+      'tasks',
+      `npx ts-node --transpile-only bench/tasks.ts --latency ${latencyRuns} --burst ${burst} --floor-runs ${floorRuns}`,
+      body,
+    );
   }
 }
 

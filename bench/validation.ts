@@ -63,7 +63,14 @@ async function runMode(
   const log = createLogger('warn');
   const storage = await openStorage(config);
   const sandbox = await createSandbox(config.sandbox, log, { validationPool: true });
-  const worker = await createValidationWorker({ config, sandbox, storage, connection: temporal.env.nativeConnection, log, workflowBundle: bundle });
+  const worker = await createValidationWorker({
+    config,
+    sandbox,
+    storage,
+    connection: temporal.env.nativeConnection,
+    log,
+    workflowBundle: bundle,
+  });
   const running = worker.run();
   // As app/main.ts: the API shares the process with the worker, so validations start eagerly.
   const starter = new WorkflowStarter(temporal.env.client);
@@ -176,7 +183,11 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!process.argv.includes('--no-write')) {
-    writeSection('validation', `npx ts-node --transpile-only bench/validation.ts --runs ${runs} --clients ${clients} --seconds ${seconds} --floor-runs ${floorRuns}${cold ? ' --cold' : ''}`, body);
+    writeSection(
+      'validation',
+      `npx ts-node --transpile-only bench/validation.ts --runs ${runs} --clients ${clients} --seconds ${seconds} --floor-runs ${floorRuns}${cold ? ' --cold' : ''}`,
+      body,
+    );
   }
 }
 

@@ -14,6 +14,9 @@ import type { TaskPriority } from './task';
 export const TASK_PRIORITY_KEY: Readonly<Record<TaskPriority, number>> = { high: 1, low: 5 };
 
 /** Owners are at most 32 ASCII characters (domain/names.ts): within the server's 64-byte fairness-key limit. */
-export const taskPriority = (priority: TaskPriority, owner: string): Priority => ({ priorityKey: TASK_PRIORITY_KEY[priority], fairnessKey: owner });
+export const taskPriority = (priority: TaskPriority, owner: string): Priority => ({
+  priorityKey: TASK_PRIORITY_KEY[priority],
+  fairnessKey: owner,
+});
 
 export const validationPriority = (owner: string): Priority => ({ fairnessKey: owner });

@@ -38,7 +38,9 @@ export class AttachDemuxer {
           this.header = Buffer.concat([this.header, chunk.subarray(off)]);
           return;
         }
-        const header = this.header.length ? Buffer.concat([this.header, chunk.subarray(off, off + need)]) : chunk.subarray(off, off + HEADER_BYTES);
+        const header = this.header.length
+          ? Buffer.concat([this.header, chunk.subarray(off, off + need)])
+          : chunk.subarray(off, off + HEADER_BYTES);
         off += need;
         this.header = EMPTY;
         this.frameType = header[0];

@@ -18,12 +18,14 @@ export interface EngineRuntime {
 }
 
 const MONITOR_DIR_ARG = '--taskflow-monitor-dir=';
-const SETUP_HINT = 'Run `bash scripts/setup.sh` as root (it registers runsc through scripts/runsc-monitor.sh) and reload dockerd (kill -HUP its pid).';
+const SETUP_HINT =
+  'Run `bash scripts/setup.sh` as root (it registers runsc through scripts/runsc-monitor.sh) and reload dockerd (kill -HUP its pid).';
 
 /** What is wrong with the engine's runsc registration, or undefined when it is TaskFlow's. */
 function runscProblem(entry: unknown): string | undefined {
   const args = ((entry as { runtimeArgs?: unknown } | undefined)?.runtimeArgs ?? []) as unknown[];
-  if (!Array.isArray(args) || !args.includes('--oci-seccomp')) return 'is registered without --oci-seccomp, so gVisor would ignore the seccomp profile';
+  if (!Array.isArray(args) || !args.includes('--oci-seccomp'))
+    return 'is registered without --oci-seccomp, so gVisor would ignore the seccomp profile';
   if (!args.some((a) => typeof a === 'string' && a.startsWith(MONITOR_DIR_ARG) && a.length > MONITOR_DIR_ARG.length)) {
     return `is not registered through the monitor wrapper (no ${MONITOR_DIR_ARG}... argument), so refused system calls would go unseen`;
   }
@@ -64,6 +66,7 @@ export async function verifyEngine(docker: Docker, cfg: SandboxConfig, log: Logg
   throw new EngineUnavailableError(
     `Docker engine at ${cfg.dockerSocket} has no 'runsc' (gVisor) runtime; it offers: ${runtimes.join(', ') || 'none'}. ` +
       'Install runsc (apt-get install runsc) and register it in /etc/docker/daemon.json through the monitor wrapper ' +
-      'with --oci-seccomp: ' + SETUP_HINT,
+      'with --oci-seccomp: ' +
+      SETUP_HINT,
   );
 }

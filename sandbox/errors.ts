@@ -3,7 +3,10 @@
  * retrying; what user code does (raise, time out, blow the memory limit) is an outcome, not an error.
  */
 export class SandboxInfraError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
+  constructor(
+    message: string,
+    readonly cause?: unknown,
+  ) {
     super(message);
     this.name = 'SandboxInfraError';
   }

@@ -36,8 +36,18 @@ const AGENT_FILES: Record<string, string> = {
 };
 /** Parts of the stdlib user code has no business with inside a sandbox. */
 const STDLIB_EXCLUDE = new Set([
-  'test', 'idlelib', 'tkinter', 'turtledemo', 'ensurepip', 'lib2to3', 'site-packages',
-  'dist-packages', 'config-3.11-x86_64-linux-gnu', 'pydoc_data', 'venv', 'distutils',
+  'test',
+  'idlelib',
+  'tkinter',
+  'turtledemo',
+  'ensurepip',
+  'lib2to3',
+  'site-packages',
+  'dist-packages',
+  'config-3.11-x86_64-linux-gnu',
+  'pydoc_data',
+  'venv',
+  'distutils',
 ]);
 
 const sha256File = (file: string): string => sha256Hex(fs.readFileSync(file));
@@ -60,7 +70,9 @@ const stdlibFiles = (): string[] => pythonFiles(STDLIB, STDLIB_EXCLUDE);
 
 function pyflakesFiles(): string[] {
   if (!fs.existsSync(path.join(PYFLAKES, 'checker.py'))) {
-    throw new SandboxInfraError(`${PYFLAKES} is missing: install Debian's pyflakes (apt-get install python3-pyflakes), or run scripts/setup.sh`);
+    throw new SandboxInfraError(
+      `${PYFLAKES} is missing: install Debian's pyflakes (apt-get install python3-pyflakes), or run scripts/setup.sh`,
+    );
   }
   return pythonFiles(PYFLAKES, new Set(['test']));
 }
@@ -68,7 +80,9 @@ function pyflakesFiles(): string[] {
 /** The content hash that names the image: recipe, agent sources, interpreter and stdlib listing. */
 export function imageInputsHash(): string {
   if (!fs.existsSync(PYTHON_BIN)) {
-    throw new SandboxInfraError(`${PYTHON_BIN} is missing: install Debian's python3.11 (apt-get install python3.11), or run scripts/setup.sh`);
+    throw new SandboxInfraError(
+      `${PYTHON_BIN} is missing: install Debian's python3.11 (apt-get install python3.11), or run scripts/setup.sh`,
+    );
   }
   const h = crypto.createHash('sha256');
   h.update(`recipe ${RECIPE_VERSION}\n`);
@@ -127,10 +141,18 @@ function assembleRootfs(root: string): void {
   }
   // Bytecode compiled here, checked by hash not mtime: the root is read-only and copies get new
   // mtimes, so without this every interpreter start recompiles the stdlib it imports (~0.5 s).
-  for (const [dir, as] of [['usr/lib/python3.11', STDLIB], [PYFLAKES.slice(1), PYFLAKES], ['opt/taskflow', '/opt/taskflow']]) {
-    execFileSync(PYTHON_BIN, ['-m', 'compileall', '-q', '-f', '-j', '0', '--invalidation-mode', 'unchecked-hash', '-d', as, path.join(root, dir)], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+  for (const [dir, as] of [
+    ['usr/lib/python3.11', STDLIB],
+    [PYFLAKES.slice(1), PYFLAKES],
+    ['opt/taskflow', '/opt/taskflow'],
+  ]) {
+    execFileSync(
+      PYTHON_BIN,
+      ['-m', 'compileall', '-q', '-f', '-j', '0', '--invalidation-mode', 'unchecked-hash', '-d', as, path.join(root, dir)],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
   }
   fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
   fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/tmp:/nonexistent\n');

@@ -128,12 +128,17 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   // A validation worker checks every upload: have them ready. Others (the CLI) start one on first use.
   if (opts.validationPool) checkers.fill();
   const keyedPool = opts.keyedLimits
-    ? new KeyedPool(start, opts.keyedLimits, {
-        maxContainers: cfg.keyedPoolMax,
-        maxUses: cfg.keyedMaxUses,
-        idleTtlMs: cfg.keyedIdleTtlMs,
-        spares: Math.min(cfg.poolSize, cfg.keyedPoolMax),
-      }, log)
+    ? new KeyedPool(
+        start,
+        opts.keyedLimits,
+        {
+          maxContainers: cfg.keyedPoolMax,
+          maxUses: cfg.keyedMaxUses,
+          idleTtlMs: cfg.keyedIdleTtlMs,
+          spares: Math.min(cfg.poolSize, cfg.keyedPoolMax),
+        },
+        log,
+      )
     : undefined;
 
   // Removing a runsc container takes ~150 ms: do it off the caller's path, but never lose track.
@@ -153,47 +158,49 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   return {
     image,
     runtime,
-    check: (req) => observed('check', async () => {
-      const agent = await checkers.acquire();
-      const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
-      try {
-        return await checkOnAgent(agent, source, req.fileName, {
-          maxBytes: req.maxBytes ?? DEFAULT_CHECK_MAX_BYTES,
-          timeoutMs: cfg.limits.payloadTimeoutMs,
-          policy: req.policy,
-          signal: req.signal,
-        });
-      } finally {
-        // A timed-out, cancelled or crashed check took its container down with it: the pool replaces it.
-        checkers.release(agent, agent.forgedFrames === 0);
-      }
-    }),
-    validate: (req) => observed('validation', async () => {
-      const limits = { ...cfg.limits, ...req.limits };
-      const agent = sameContainerLimits(limits, cfg.limits)
-        ? await validationPool.acquire()
-        : await start('validation', limits, false);
-      return once(agent, req, limits);
-    }),
-    runKeyed: (key, req) => observed('keyed', async () => {
-      if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
-      if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
-      const limits = { ...keyedPool.limits, ...req.limits };
-      if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false), req, limits);
-      const poolKey = `${key.owner}/${key.sha256}`;
-      const agent = await keyedPool.acquire(poolKey);
-      let outcome: RunOutcome | undefined;
-      try {
-        outcome = await runOnAgent(agent, req, limits);
-        return outcome;
-      } finally {
-        keyedPool.release(poolKey, agent, outcome !== undefined && reusable(agent, outcome));
-      }
-    }),
-    runCold: (req) => observed('cold', async () => {
-      const limits = { ...cfg.limits, ...req.limits };
-      return once(await start('cold', limits, false), req, limits);
-    }),
+    check: (req) =>
+      observed('check', async () => {
+        const agent = await checkers.acquire();
+        const source = typeof req.source === 'string' ? Buffer.from(req.source, 'utf8') : req.source;
+        try {
+          return await checkOnAgent(agent, source, req.fileName, {
+            maxBytes: req.maxBytes ?? DEFAULT_CHECK_MAX_BYTES,
+            timeoutMs: cfg.limits.payloadTimeoutMs,
+            policy: req.policy,
+            signal: req.signal,
+          });
+        } finally {
+          // A timed-out, cancelled or crashed check took its container down with it: the pool replaces it.
+          checkers.release(agent, agent.forgedFrames === 0);
+        }
+      }),
+    validate: (req) =>
+      observed('validation', async () => {
+        const limits = { ...cfg.limits, ...req.limits };
+        const agent = sameContainerLimits(limits, cfg.limits) ? await validationPool.acquire() : await start('validation', limits, false);
+        return once(agent, req, limits);
+      }),
+    runKeyed: (key, req) =>
+      observed('keyed', async () => {
+        if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
+        if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
+        const limits = { ...keyedPool.limits, ...req.limits };
+        if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false), req, limits);
+        const poolKey = `${key.owner}/${key.sha256}`;
+        const agent = await keyedPool.acquire(poolKey);
+        let outcome: RunOutcome | undefined;
+        try {
+          outcome = await runOnAgent(agent, req, limits);
+          return outcome;
+        } finally {
+          keyedPool.release(poolKey, agent, outcome !== undefined && reusable(agent, outcome));
+        }
+      }),
+    runCold: (req) =>
+      observed('cold', async () => {
+        const limits = { ...cfg.limits, ...req.limits };
+        return once(await start('cold', limits, false), req, limits);
+      }),
     stats: () => ({
       validation: { ready: validationPool.readyCount, starting: validationPool.startingCount },
       checker: checkers.stats(),
@@ -207,11 +214,26 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
       try {
         const info = (await Promise.race([docker.info(), timeout])) as { Runtimes?: Record<string, unknown> };
         if (!Object.keys(info.Runtimes ?? {}).includes(runtime)) {
-          return { engine: false, runtime, lastStartFailed: lastStartError !== undefined, problem: `the engine no longer offers the ${runtime} runtime` };
+          return {
+            engine: false,
+            runtime,
+            lastStartFailed: lastStartError !== undefined,
+            problem: `the engine no longer offers the ${runtime} runtime`,
+          };
         }
-        return { engine: true, runtime, lastStartFailed: lastStartError !== undefined, ...(lastStartError ? { problem: `container start failed: ${lastStartError}` } : {}) };
+        return {
+          engine: true,
+          runtime,
+          lastStartFailed: lastStartError !== undefined,
+          ...(lastStartError ? { problem: `container start failed: ${lastStartError}` } : {}),
+        };
       } catch (err) {
-        return { engine: false, runtime, lastStartFailed: lastStartError !== undefined, problem: `Docker engine: ${(err as Error).message}` };
+        return {
+          engine: false,
+          runtime,
+          lastStartFailed: lastStartError !== undefined,
+          problem: `Docker engine: ${(err as Error).message}`,
+        };
       } finally {
         clearTimeout(timer);
       }

@@ -33,7 +33,14 @@ function isLive(instance: string): boolean {
 async function removeWhere(docker: Docker, log: Logger, pick: (instance: string) => boolean): Promise<number> {
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL}=true`] } });
   const doomed = list.filter((c) => pick(c.Labels[LABEL_INSTANCE] ?? ''));
-  await Promise.all(doomed.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    doomed.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   if (doomed.length) log.info('removed sandbox containers', { count: doomed.length });
   return doomed.length;
 }

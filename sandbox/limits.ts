@@ -40,9 +40,7 @@ export type LimitName = keyof typeof LIMIT_DEFINITIONS;
 export type SandboxLimits = Record<LimitName, number>;
 export const LIMIT_NAMES = Object.keys(LIMIT_DEFINITIONS) as LimitName[];
 
-export const DEFAULT_LIMITS: SandboxLimits = Object.fromEntries(
-  LIMIT_NAMES.map((k) => [k, LIMIT_DEFINITIONS[k].default]),
-) as SandboxLimits;
+export const DEFAULT_LIMITS: SandboxLimits = Object.fromEntries(LIMIT_NAMES.map((k) => [k, LIMIT_DEFINITIONS[k].default])) as SandboxLimits;
 
 /** Limits fixed when a container is created; a run asking for other values needs its own container. */
 export const CONTAINER_LIMITS: readonly LimitName[] = ['memoryMiB', 'cpus', 'pidsMax', 'nofile', 'fsizeMiB', 'tmpfsMiB'];

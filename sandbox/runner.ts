@@ -45,10 +45,7 @@ async function guarded(
     }
   });
   try {
-    const r: { frame?: Frame; stop?: Stop } = await Promise.race([
-      work.then((frame) => ({ frame })),
-      stopped.then((stop) => ({ stop })),
-    ]);
+    const r: { frame?: Frame; stop?: Stop } = await Promise.race([work.then((frame) => ({ frame })), stopped.then((stop) => ({ stop }))]);
     if (r.stop) await agent.kill(r.stop.kind === 'timeout' ? 'total_timeout' : 'cancelled');
     return r;
   } catch (err) {
@@ -115,21 +112,25 @@ function placeRefusals(syscalls: SyscallEvent[], forbidden: ForbiddenEvent[]): v
 }
 
 /** Why a payload (or the load) has no report of its own: the container ended first. */
-function unreported(limits: SandboxLimits, stop: Stop | undefined, exit: ContainerExit | undefined, syscalls: SyscallEvent[]): HandlerError {
+function unreported(
+  limits: SandboxLimits,
+  stop: Stop | undefined,
+  exit: ContainerExit | undefined,
+  syscalls: SyscallEvent[],
+): HandlerError {
   if (syscalls.length > 0) {
     const s = syscalls[0];
-    return { type: 'ForbiddenSyscall', message: `the sandbox was stopped: the handler made a forbidden system call, ${s.syscall} (${s.meaning})` };
+    return {
+      type: 'ForbiddenSyscall',
+      message: `the sandbox was stopped: the handler made a forbidden system call, ${s.syscall} (${s.meaning})`,
+    };
   }
   if (exit?.oomKilled) return { type: 'MemoryLimitExceeded', message: `the sandbox was killed for exceeding ${limits.memoryMiB} MiB` };
   if (stop?.kind === 'timeout') return { type: 'Timeout', message: `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms` };
   return { type: 'SandboxDied', message: `the sandbox ended before this finished: ${exit?.description ?? 'no report'}` };
 }
 
-export async function runOnAgent(
-  agent: AgentContainer,
-  req: RunRequest,
-  limits: SandboxLimits,
-): Promise<RunOutcome> {
+export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits: SandboxLimits): Promise<RunOutcome> {
   const started = Date.now();
   const total = req.payloads.length;
   const seen: PayloadOutcome[] = [];
@@ -182,7 +183,10 @@ export async function runOnAgent(
   if (frame) load = frame.load as RunOutcome['load'];
   else if (load.status === 'skipped') {
     const why = unreported(limits, stop, exit, syscalls);
-    load = why.type === 'Timeout' ? { status: 'timeout', wallMs: limits.totalTimeoutMs, error: why } : { status: 'error', wallMs: 0, error: why };
+    load =
+      why.type === 'Timeout'
+        ? { status: 'timeout', wallMs: limits.totalTimeoutMs, error: why }
+        : { status: 'error', wallMs: 0, error: why };
   }
   if (load.error?.type === 'SandboxSetupFailed') throw new SandboxInfraError(`sandbox set-up failed: ${load.error.message}`);
   if (frame && Array.isArray(frame.forbidden)) forbidden = frame.forbidden as ForbiddenEvent[];
@@ -225,12 +229,7 @@ export interface CheckOptions {
   signal?: AbortSignal;
 }
 
-export async function checkOnAgent(
-  agent: AgentContainer,
-  source: Buffer,
-  fileName: string,
-  o: CheckOptions,
-): Promise<CheckOutcome> {
+export async function checkOnAgent(agent: AgentContainer, source: Buffer, fileName: string, o: CheckOptions): Promise<CheckOutcome> {
   const started = Date.now();
   agent.uses++;
   const work = agent.request(
@@ -255,7 +254,10 @@ export async function checkOnAgent(
   const refused = agent.refusedSyscalls();
   if (refused.length > 0) {
     // Parsing makes no such calls: whatever made it, this check's verdict cannot be trusted.
-    return fail('forbidden_syscall', `a forbidden system call was made during the static check: ${refused[0].syscall} (${refused[0].meaning})`);
+    return fail(
+      'forbidden_syscall',
+      `a forbidden system call was made during the static check: ${refused[0].syscall} (${refused[0].meaning})`,
+    );
   }
   if (!frame) {
     const exit = stop?.kind === 'exited' ? stop.exit : await agent.waitExit();

@@ -21,7 +21,10 @@ const apiKeys = z
   .default('')
   .transform((raw, ctx) => {
     const keys: { owner: string; token: string }[] = [];
-    for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of raw
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const i = part.indexOf(':');
       const owner = part.slice(0, i);
       const token = part.slice(i + 1);
@@ -45,7 +48,14 @@ const roles = z
   .string()
   .default('api,validation-worker,task-worker')
   .transform((raw, ctx) => {
-    const list = [...new Set(raw.split(',').map((r) => r.trim()).filter(Boolean))];
+    const list = [
+      ...new Set(
+        raw
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean),
+      ),
+    ];
     const bad = list.filter((r) => !(ROLES as readonly string[]).includes(r));
     if (bad.length || list.length === 0) {
       ctx.addIssue({ code: 'custom', message: `a comma-separated list of ${ROLES.join(', ')} (got ${raw || 'nothing'})` });
@@ -95,7 +105,10 @@ const EnvSchema = z.object({
 
 /** The sandbox limits' variables (SANDBOX_MEMORY_MIB, ...), made from their one definition in sandbox/limits.ts. */
 const limitVar = (d: LimitDefinition) => {
-  const n = z.coerce.number().min(d.min).max(d.max ?? Number.MAX_SAFE_INTEGER);
+  const n = z.coerce
+    .number()
+    .min(d.min)
+    .max(d.max ?? Number.MAX_SAFE_INTEGER);
   return (d.integer ? n.int() : n).default(d.default);
 };
 const LimitsEnvSchema = z.object(

@@ -10,7 +10,14 @@ export { resolveCredentials, type ApiKey, type Credentials } from './api/auth';
 export { openApiDocument } from './api/openapi';
 export { openStorage, VersionUnavailableError, type Storage } from './storage';
 export { ValidationService, type UploadAccepted, type ValidatedFile } from './validation/service';
-export { tasksNotEnabled, type TaskService, type TaskCreateRequest, type CreatedTask, type TaskListQuery, type TaskListPage } from './tasks/task-service';
+export {
+  tasksNotEnabled,
+  type TaskService,
+  type TaskCreateRequest,
+  type CreatedTask,
+  type TaskListQuery,
+  type TaskListPage,
+} from './tasks/task-service';
 export { TemporalTaskService } from './tasks/temporal-task-service';
 export type { ValidationStatus, ValidationFinding, ValidationState } from '../domain/validation';
 export type { TaskState, TaskStatus, TaskPriority, TaskInput } from '../domain/task';

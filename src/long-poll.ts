@@ -67,10 +67,16 @@ export class WorkflowWaits {
     }
   }
 
-  private async ask<T, S extends string>(workflowId: string, update: UpdateDefinition<T, [WaitForChange<S>]>, arg: WaitForChange<S>): Promise<T | undefined> {
+  private async ask<T, S extends string>(
+    workflowId: string,
+    update: UpdateDefinition<T, [WaitForChange<S>]>,
+    arg: WaitForChange<S>,
+  ): Promise<T | undefined> {
     const handle = this.client.workflow.getHandle(workflowId);
     try {
-      return await this.client.connection.withDeadline(Date.now() + arg.timeoutMs + RPC_SLACK_MS, () => handle.executeUpdate(update, { args: [arg] }));
+      return await this.client.connection.withDeadline(Date.now() + arg.timeoutMs + RPC_SLACK_MS, () =>
+        handle.executeUpdate(update, { args: [arg] }),
+      );
     } catch (err) {
       // Closed (WorkflowNotFoundError), no worker took the update in time, Temporal unreachable: the caller reads.
       this.log.debug('long poll: the workflow did not answer', { workflowId, error: (err as Error).message });

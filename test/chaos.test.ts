@@ -14,8 +14,16 @@ test('SIGKILL and restart of each process: 0 lost, 0 wrong, 0 duplicated, no con
   expect(report.problems).toEqual([]);
   expect(report.kills.map((k) => k.target).sort()).toEqual(['api', 'task-worker', 'temporal', 'validation-worker']);
   for (const k of report.kills) expect({ target: k.target, busy: k.inFlight > 0 }).toEqual({ target: k.target, busy: true });
-  expect({ lost: report.uploads.lost, wrong: report.uploads.wrong, unfinished: report.uploads.unfinishedRecords }).toEqual({ lost: 0, wrong: 0, unfinished: 0 });
-  expect({ lost: report.tasks.lost, wrong: report.tasks.wrong, duplicated: report.tasks.duplicated }).toEqual({ lost: 0, wrong: 0, duplicated: 0 });
+  expect({ lost: report.uploads.lost, wrong: report.uploads.wrong, unfinished: report.uploads.unfinishedRecords }).toEqual({
+    lost: 0,
+    wrong: 0,
+    unfinished: 0,
+  });
+  expect({ lost: report.tasks.lost, wrong: report.tasks.wrong, duplicated: report.tasks.duplicated }).toEqual({
+    lost: 0,
+    wrong: 0,
+    duplicated: 0,
+  });
   expect(report.leftoverContainers).toBe(0);
   // The run really had work in flight at every kill, and the outage was seen by the client.
   const u = report.uploads;

@@ -121,7 +121,10 @@ describe('fixtures: every task file under test/fixtures/tasks has an expected ve
   };
 
   it('covers every fixture file', () => {
-    const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.py')).sort();
+    const files = fs
+      .readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.py'))
+      .sort();
     expect(files).toEqual(Object.keys(expected).sort());
   });
 
@@ -207,7 +210,13 @@ describe('forbidden imports and calls', () => {
   it('names the module, the reason and the line', () => {
     const r = checkFixture('subprocess_shell.py');
     expect(find(r, 'forbidden_import')).toMatchObject([
-      { severity: 'error', line: 3, col: 1, message: "import of 'subprocess' is forbidden: spawns processes", snippet: 'import subprocess\n^' },
+      {
+        severity: 'error',
+        line: 3,
+        col: 1,
+        message: "import of 'subprocess' is forbidden: spawns processes",
+        snippet: 'import subprocess\n^',
+      },
     ]);
     expect(find(r, 'forbidden_call')).toMatchObject([{ line: 14, message: expect.stringContaining("'os.system'") }]);
     expect(find(checkFixture('fork_bomb.py'), 'forbidden_call')).toMatchObject([
@@ -312,7 +321,9 @@ describe('forbidden imports and calls', () => {
 
 describe('lint findings (pyflakes)', () => {
   it('an undefined name in the handler body is an error, read like a compiler message', () => {
-    const r = check('def handler(payload):\n    name = payload.get("name")\n    return {"greeting": f"hi {name}", "echo": pyload}\n', { fileName: 'greet.py' });
+    const r = check('def handler(payload):\n    name = payload.get("name")\n    return {"greeting": f"hi {name}", "echo": pyload}\n', {
+      fileName: 'greet.py',
+    });
     expect(r.findings).toEqual([
       {
         code: 'undefined_name',
@@ -333,7 +344,9 @@ describe('lint findings (pyflakes)', () => {
   ])('an undefined name %s is a warning (it fails only if that code runs)', (_label, body) => {
     const source = body.includes('def handler') ? body : withHandler(body);
     const r = check(source);
-    expect(r.findings).toEqual([expect.objectContaining({ code: 'undefined_name', severity: 'warning', message: "'missing' is not defined" })]);
+    expect(r.findings).toEqual([
+      expect.objectContaining({ code: 'undefined_name', severity: 'warning', message: "'missing' is not defined" }),
+    ]);
   });
 
   it.each([
@@ -343,12 +356,21 @@ describe('lint findings (pyflakes)', () => {
     ['def f(x):\n    return x is "a"\n', 'lint', 'use ==/!= to compare constant literals'],
     ['X = f"plain"\n', 'lint', 'f-string is missing placeholders'],
     ['def f():\n    return missing_name_in_f\n', 'undefined_name', "'missing_name_in_f' is not defined"],
-    ['x = 0\ndef f():\n    print(x)\n    x = 1\n', 'undefined_name', "local variable 'x' defined in enclosing scope on line 3 referenced before assignment"],
+    [
+      'x = 0\ndef f():\n    print(x)\n    x = 1\n',
+      'undefined_name',
+      "local variable 'x' defined in enclosing scope on line 3 referenced before assignment",
+    ],
   ])('%j -> %s warning', (body, code, message) => {
     const r = check(withHandler(body));
     const got = find(r, code);
     expect(got.length).toBeGreaterThan(0);
-    expect(got[0]).toMatchObject({ severity: 'warning', line: expect.any(Number), col: expect.any(Number), snippet: expect.stringContaining('^') });
+    expect(got[0]).toMatchObject({
+      severity: 'warning',
+      line: expect.any(Number),
+      col: expect.any(Number),
+      snippet: expect.stringContaining('^'),
+    });
     expect(got[0].message).toContain(message);
     expect(bySeverity(r, 'error')).toEqual([]);
   });
@@ -361,7 +383,9 @@ describe('lint findings (pyflakes)', () => {
     const res = spawnSync(PYTHON, ['-I', '-S', copy], {
       input: JSON.stringify({ source_b64: Buffer.from(withHandler('import os')).toString('base64'), file_name: 't.py', max_bytes: 1000 }),
     });
-    expect(JSON.parse(res.stdout.toString()).findings).toEqual([expect.objectContaining({ code: 'lint_unavailable', severity: 'warning' })]);
+    expect(JSON.parse(res.stdout.toString()).findings).toEqual([
+      expect.objectContaining({ code: 'lint_unavailable', severity: 'warning' }),
+    ]);
   });
 });
 
@@ -382,7 +406,10 @@ describe('what Python only finds when compiling', () => {
 describe('snippets', () => {
   it('keeps tabs in the caret line and counts characters, not bytes', () => {
     const r = check('def handler(payload):\n\treturn {"é": "ü", "x": pyload}\n');
-    expect(find(r, 'undefined_name')[0]).toMatchObject({ col: 25, snippet: '\treturn {"é": "ü", "x": pyload}\n\t                       ^' });
+    expect(find(r, 'undefined_name')[0]).toMatchObject({
+      col: 25,
+      snippet: '\treturn {"é": "ü", "x": pyload}\n\t                       ^',
+    });
   });
 
   it('cuts a long line to a window around the column', () => {
@@ -458,7 +485,13 @@ describe('module-level code', () => {
   it('accepts what runs at import time; only a loop gets a warning', () => {
     const r = checkFixture('top_level_side_effects.py');
     expect(r.findings).toEqual([
-      expect.objectContaining({ code: 'import_time_work', severity: 'warning', line: 11, col: 1, message: expect.stringContaining('a for loop') }),
+      expect.objectContaining({
+        code: 'import_time_work',
+        severity: 'warning',
+        line: 11,
+        col: 1,
+        message: expect.stringContaining('a for loop'),
+      }),
     ]);
     expect(r.findings[0].message).toContain('load timeout');
   });
@@ -502,7 +535,10 @@ describe('module-level code', () => {
   });
 
   it('a loop inside a function or under the main guard does not run at load', () => {
-    expect(check(withHandler('def f():\n    for i in range(3):\n        pass\nif __name__ == "__main__":\n    while True:\n        pass\n')).findings).toEqual([]);
+    expect(
+      check(withHandler('def f():\n    for i in range(3):\n        pass\nif __name__ == "__main__":\n    while True:\n        pass\n'))
+        .findings,
+    ).toEqual([]);
   });
 
   it('does not exempt the main guard when the module itself would be __main__', () => {

@@ -35,7 +35,12 @@ test('sandbox-run shows a forbidden system call: the status, the refused call an
   const o = JSON.parse(r.out);
   expect(o.status).toBe('forbidden');
   expect(o.syscalls).toEqual([expect.objectContaining({ syscall: 'socket', nr: 41, payloadIndex: 0 })]);
-  expect(o.findings).toEqual([expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^socket with payload 0: opens a network socket/) })]);
+  expect(o.findings).toEqual([
+    expect.objectContaining({
+      code: 'forbidden_syscall',
+      message: expect.stringMatching(/^socket with payload 0: opens a network socket/),
+    }),
+  ]);
 });
 
 test('sandbox-check prints findings and exits 1 on a rejecting one', () => {
@@ -52,7 +57,10 @@ test('bad arguments get a usage message and exit 2', () => {
 
 test('each operator command parses its own arguments (util.parseArgs): unknown options and missing files exit 2', () => {
   expect(taskflow('sandbox-check')).toMatchObject({ code: 2, err: expect.stringContaining('missing FILE.py') });
-  expect(taskflow('sandbox-run', path.join(FIXTURES, 'good_sync.py'), '--colt')).toMatchObject({ code: 2, err: expect.stringContaining("Unknown option '--colt'") });
+  expect(taskflow('sandbox-run', path.join(FIXTURES, 'good_sync.py'), '--colt')).toMatchObject({
+    code: 2,
+    err: expect.stringContaining("Unknown option '--colt'"),
+  });
   expect(taskflow('sandbox-image', 'extra')).toMatchObject({ code: 2, err: expect.stringContaining('unexpected argument: extra') });
   expect(taskflow('no-such-command')).toMatchObject({ code: 2, err: expect.stringContaining('unknown command "no-such-command"') });
 });

@@ -27,16 +27,28 @@ let validationWorker: Worker;
 let validationRun: Promise<void>;
 let taskWorkers: RunningTaskWorkers;
 
-const napper = (i: number) => `import asyncio\n\n\nasync def handler(payload):\n    await asyncio.sleep(0.3)\n    return {"n": ${i}, "echo": payload}\n`;
+const napper = (i: number) =>
+  `import asyncio\n\n\nasync def handler(payload):\n    await asyncio.sleep(0.3)\n    return {"n": ${i}, "echo": payload}\n`;
 
 beforeAll(async () => {
   temporal = await startTemporal();
   config = testConfig(
-    suiteEnv(temporal.address, { VALIDATION_WORKER_CONCURRENCY: '1', TASK_WORKER_SLOTS: '1', SANDBOX_POOL_SIZE: '1', TASK_PAYLOAD_TIMEOUT_MS: '4000' }),
+    suiteEnv(temporal.address, {
+      VALIDATION_WORKER_CONCURRENCY: '1',
+      TASK_WORKER_SLOTS: '1',
+      SANDBOX_POOL_SIZE: '1',
+      TASK_PAYLOAD_TIMEOUT_MS: '4000',
+    }),
   );
   sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationWorker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   validationRun = validationWorker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -70,7 +82,12 @@ test("bob's validation is served in turn with alice's flood, not after it", asyn
   expect([bob, ...flood].every((s) => s.status === 'VALIDATED')).toBe(true);
   // First come first served would finish bob last (after all FLOOD of hers); taking turns finishes
   // him among the first few, with most of her backlog still to go.
-  expect(after(bob.finished_at!, flood.map((s) => s.finished_at!))).toBeGreaterThanOrEqual(FLOOD / 2);
+  expect(
+    after(
+      bob.finished_at!,
+      flood.map((s) => s.finished_at!),
+    ),
+  ).toBeGreaterThanOrEqual(FLOOD / 2);
 }, 240000);
 
 test("bob's task starts in turn with alice's flood of tasks, not after it", async () => {
@@ -95,5 +112,10 @@ test("bob's task starts in turn with alice's flood of tasks, not after it", asyn
   for (const id of flood) theirs.push(await wait(ALICE, id));
   expect(bob).toMatchObject({ status: 'COMPLETED', result: { n: 99, echo: { me: 'bob' } } });
   expect(theirs.every((t) => t.status === 'COMPLETED')).toBe(true);
-  expect(after(bob.started_at!, theirs.map((t) => t.started_at!))).toBeGreaterThanOrEqual(FLOOD);
+  expect(
+    after(
+      bob.started_at!,
+      theirs.map((t) => t.started_at!),
+    ),
+  ).toBeGreaterThanOrEqual(FLOOD);
 }, 240000);

@@ -40,10 +40,21 @@ def handler(payload):
 
 beforeAll(async () => {
   temporal = await startTemporal();
-  config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '6000', SANDBOX_PAYLOAD_TIMEOUT_MS: '6000' }));
-  [sandbox, bundle] = await Promise.all([startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }), bundleTaskWorkflows()]);
+  config = testConfig(
+    suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '6000', SANDBOX_PAYLOAD_TIMEOUT_MS: '6000' }),
+  );
+  [sandbox, bundle] = await Promise.all([
+    startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),
+    bundleTaskWorkflows(),
+  ]);
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationWorker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   validationRun = validationWorker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -106,7 +117,10 @@ describe('validation status long poll', () => {
     final = waiters[0].body;
     expect(final).toMatchObject({ promoted: true, finished_at: expect.any(String) });
     // The final answer is consistent with the rest of the API at once: the file can be used.
-    const created = await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'slow_to_validate', payload: {} });
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'slow_to_validate', payload: {} });
     expect(created.status).toBe(201);
   });
 
@@ -120,7 +134,13 @@ describe('validation status long poll', () => {
   });
 
   test('bad wait or known_status values are 400 invalid_query; other owners still get 404', async () => {
-    for (const q of [{ wait: -1 }, { wait: 61 }, { wait: 'soon' }, { wait: 5, known_status: 'NOPE' }, { wait: 5, known_status: 'QUEUED' }]) {
+    for (const q of [
+      { wait: -1 },
+      { wait: 61 },
+      { wait: 'soon' },
+      { wait: 5, known_status: 'NOPE' },
+      { wait: 5, known_status: 'QUEUED' },
+    ]) {
       const res = await validationStatus(id, q);
       expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_query']);
     }
@@ -130,7 +150,10 @@ describe('validation status long poll', () => {
 
 describe('task long poll', () => {
   test('QUEUED → RUNNING → COMPLETED, each answered by the workflow; the final answer carries the result', async () => {
-    const created = await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'slow_to_validate', payload: { sleep: 2 } });
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'slow_to_validate', payload: { sleep: 2 } });
     expect(created.status).toBe(201);
     const id = created.body.task_id as string;
     const seen: string[] = [];

@@ -112,7 +112,13 @@ describe('tasks', () => {
     config = testConfig(suiteEnv(temporal.address, { QUOTA_TASKS_IN_FLIGHT: '3', QUOTA_TASKS_PER_MINUTE: '5' }));
     sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
     a = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-    worker = await createValidationWorker({ config, sandbox, storage: a.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+    worker = await createValidationWorker({
+      config,
+      sandbox,
+      storage: a.storage,
+      connection: temporal.env.nativeConnection,
+      log: silentLogger,
+    });
     running = worker.run();
     // Task workers only to carry out cancellations: the tasks here are scheduled an hour ahead.
     taskWorkers = await startTaskWorkers({
@@ -136,12 +142,16 @@ describe('tasks', () => {
 
   // Scheduled an hour ahead: unfinished until cancelled (no task worker needed).
   const create = (app: TestApi['app']) =>
-    request(app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'later', payload: {}, scheduled_at: new Date(Date.now() + 3600_000).toISOString() });
+    request(app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'later', payload: {}, scheduled_at: new Date(Date.now() + 3600_000).toISOString() });
   /** Waits until visibility shows `n` of alice's tasks, then says how many it shows (a refused one would make n + 1). */
   const tasksSeen = async (n: number) => {
     await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice'`, { min: n });
     await new Promise((r) => setTimeout(r, 500));
-    return (await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice'`, { min: 0, timeoutMs: 0 })).length;
+    return (await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice'`, { min: 0, timeoutMs: 0 }))
+      .length;
   };
 
   test('unfinished tasks and tasks per minute: 429, no workflow started; a restarted API still counts them', async () => {
@@ -151,18 +161,24 @@ describe('tasks', () => {
     expectRefused(res, 'tasks_in_flight', 3);
 
     // Visibility (not memory) is what counts: a fresh task service agrees, once it shows the three.
-    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus = 'Running'`, { min: 3 });
+    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus = 'Running'`, {
+      min: 3,
+    });
     const restarted = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
     expectRefused(await create(restarted.app), 'tasks_in_flight', 3);
     expect(await tasksSeen(3)).toBe(3);
 
     // Cancelling one frees a place (once visibility shows it closed).
     await request(a.app).delete(`/tasks/${ids[0]}`).set('Authorization', `Bearer ${ALICE}`).expect(202);
-    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus != 'Running'`, { min: 1 });
+    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus != 'Running'`, {
+      min: 1,
+    });
     await create(a.app).expect(201);
     // 4 created in this minute, 5 allowed: cancel two more and the 6th creation hits the rate limit.
     for (const id of ids.slice(1)) await request(a.app).delete(`/tasks/${id}`).set('Authorization', `Bearer ${ALICE}`).expect(202);
-    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus != 'Running'`, { min: 3 });
+    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus != 'Running'`, {
+      min: 3,
+    });
     await create(a.app).expect(201);
     const limited = await create(a.app);
     expectRefused(limited, 'tasks_per_minute', 5);

@@ -39,7 +39,13 @@ beforeAll(async () => {
   config = testConfig(suiteEnv(temporal.address, { QUOTA_KEPT_VERSIONS: '2', RETENTION_SWEEP_INTERVAL_MINUTES: '600' }));
   sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  worker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  worker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   running = worker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -157,7 +163,11 @@ test('staged files: without an unfinished upload they go after the grace period;
 
 test('the Temporal schedule runs the sweep on a validation worker', async () => {
   await ensureRetentionSchedule(temporal.env.client, config, silentLogger);
-  await ensureRetentionSchedule(temporal.env.client, { ...config, retention: { ...config.retention, sweepIntervalMinutes: 720 } }, silentLogger);
+  await ensureRetentionSchedule(
+    temporal.env.client,
+    { ...config, retention: { ...config.retention, sweepIntervalMinutes: 720 } },
+    silentLogger,
+  );
   const handle = temporal.env.client.schedule.getHandle(retentionScheduleId(config.validationQueue));
   const described = await handle.describe();
   expect(described.spec.intervals?.[0]?.every).toBe(720 * 60_000); // updated in place, not duplicated

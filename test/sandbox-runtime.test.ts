@@ -23,10 +23,13 @@ afterAll(async () => {
 });
 
 const exists = (id: string) =>
-  docker.getContainer(id).inspect().then(
-    () => true,
-    () => false,
-  );
+  docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 
 async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
   const until = Date.now() + ms;
@@ -112,7 +115,10 @@ describe('keyed pool', () => {
     const mine = await sandbox.runKeyed(key, { source: src, fileName: 'good_sync.py', payloads: [{}] });
     const other = await sandbox.runKeyed({ ...key, owner: 'mallory' }, { source: src, fileName: 'good_sync.py', payloads: [{}] });
     const src2 = fixture('good_async.py');
-    const v2 = await sandbox.runKeyed({ owner: 'alice', sha256: sha256(src2) }, { source: src2, fileName: 'good_async.py', payloads: [{}] });
+    const v2 = await sandbox.runKeyed(
+      { owner: 'alice', sha256: sha256(src2) },
+      { source: src2, fileName: 'good_async.py', payloads: [{}] },
+    );
     expect(other.spec.containerId).not.toBe(mine.spec.containerId);
     expect(v2.spec.containerId).not.toBe(mine.spec.containerId);
   });
@@ -126,7 +132,7 @@ describe('keyed pool', () => {
     expect(b.spec.containerId).not.toBe(a.spec.containerId);
   });
 
-  test('one event loop for the container\'s life: async handlers share it and what they start keeps running', async () => {
+  test("one event loop for the container's life: async handlers share it and what they start keeps running", async () => {
     const asyncSrc = [
       'import asyncio',
       'ticks = [0]',
@@ -153,7 +159,9 @@ describe('keyed pool', () => {
     expect(first.payloads[0].result).toMatchObject({ loops: 1 });
     // The same loop, and the task it started ran while no call was in progress.
     expect(second.payloads[0].result).toMatchObject({ loops: 1 });
-    expect((second.payloads[0].result as { ticks: number }).ticks).toBeGreaterThan((first.payloads[0].result as { ticks: number }).ticks + 5);
+    expect((second.payloads[0].result as { ticks: number }).ticks).toBeGreaterThan(
+      (first.payloads[0].result as { ticks: number }).ticks + 5,
+    );
   });
 
   test('plain def handlers still run outside any running loop: asyncio.run and run_until_complete work, call after call', async () => {
@@ -170,14 +178,21 @@ describe('keyed pool', () => {
     ].join('\n');
     const k = { owner: 'alice', sha256: sha256(syncSrc) };
     // Each call starts with an idle current loop, even after asyncio.run() (which unsets it) in the one before.
-    for (const [n, how] of [[1, 'loop'], [2, 'run'], [3, 'loop'], [4, 'run']] as const) {
+    for (const [n, how] of [
+      [1, 'loop'],
+      [2, 'run'],
+      [3, 'loop'],
+      [4, 'run'],
+    ] as const) {
       const o = await sandbox.runKeyed(k, { source: syncSrc, fileName: 'sync_async.py', payloads: [{ n, how }] });
       expect([o.status, o.payloads[0].result]).toEqual(['ok', 2 * n]);
     }
   });
 
   test('refuses a source that does not match the key', async () => {
-    await expect(sandbox.runKeyed({ owner: 'alice', sha256: 'f'.repeat(64) }, { source: src, fileName: 'x.py', payloads: [{}] })).rejects.toThrow(/does not match/);
+    await expect(
+      sandbox.runKeyed({ owner: 'alice', sha256: 'f'.repeat(64) }, { source: src, fileName: 'x.py', payloads: [{}] }),
+    ).rejects.toThrow(/does not match/);
   });
 });
 
@@ -185,7 +200,9 @@ describe('static check inside the sandbox image', () => {
   test('reports findings with lines and never runs the file', async () => {
     const o = await sandbox.check({ source: fixture('subprocess_shell.py'), fileName: 'subprocess_shell.py' });
     expect(o.ok).toBe(false);
-    expect(o.findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'forbidden_import', severity: 'error', line: expect.any(Number) })]));
+    expect(o.findings).toEqual(
+      expect.arrayContaining([expect.objectContaining({ code: 'forbidden_import', severity: 'error', line: expect.any(Number) })]),
+    );
   });
 
   test('passes a good file and returns literal TEST_PAYLOADS', async () => {
@@ -201,7 +218,9 @@ describe('static check inside the sandbox image', () => {
 
   test('one long-lived checker container serves many checks and runs none of them', async () => {
     const checkers = async () =>
-      (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map((c) => c.Id);
+      (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map(
+        (c) => c.Id,
+      );
     // Were it ever run, this file would leave a mark in the container's /tmp and a process behind.
     const planted = [
       'import subprocess',
@@ -221,7 +240,11 @@ describe('static check inside the sandbox image', () => {
     expect(await checkers()).toEqual(before);
     // Inside it: no mark, and no process but the agent and the next (idle, pre-started) checker.
     const exec = await docker.getContainer(before[0]).exec({
-      Cmd: ['/usr/bin/python3.11', '-c', 'import os; print(sorted(os.listdir("/tmp"))); print(sorted(open("/proc/%s/cmdline" % p).read().replace("\\0", " ").strip() for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))'],
+      Cmd: [
+        '/usr/bin/python3.11',
+        '-c',
+        'import os; print(sorted(os.listdir("/tmp"))); print(sorted(open("/proc/%s/cmdline" % p).read().replace("\\0", " ").strip() for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))',
+      ],
       AttachStdout: true,
       AttachStderr: true,
       User: '65534:65534',
@@ -239,12 +262,17 @@ describe('static check inside the sandbox image', () => {
   });
 
   test('a cancelled check takes its checker container down; the next check gets a new one', async () => {
-    const list = async () => (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map((c) => c.Id);
+    const list = async () =>
+      (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map(
+        (c) => c.Id,
+      );
     await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
     const [first] = await list();
     const aborted = new AbortController();
     aborted.abort();
-    await expect(sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py', signal: aborted.signal })).rejects.toBeInstanceOf(SandboxCancelledError);
+    await expect(
+      sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py', signal: aborted.signal }),
+    ).rejects.toBeInstanceOf(SandboxCancelledError);
     const o = await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
     expect(o.ok).toBe(true);
     expect(await eventually(async () => (await list()).length === 1 && !(await list()).includes(first))).toBe(true);
@@ -258,10 +286,13 @@ describe('static check inside the sandbox image', () => {
 
 test('health: the engine answers with runsc; a failed container start shows until one succeeds', async () => {
   // No pool refill in flight: only this test's starts count below.
-  const idle = () => Promise.resolve(sandbox.stats()).then((s) => s.validation.starting + s.checker.starting + (s.keyed?.starting ?? 1) === 0);
+  const idle = () =>
+    Promise.resolve(sandbox.stats()).then((s) => s.validation.starting + s.checker.starting + (s.keyed?.starting ?? 1) === 0);
   expect(await eventually(idle, 30000)).toBe(true);
   // Docker itself refuses a 1 MiB memory limit (its minimum is 6 MiB): a real failed start.
-  await expect(sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}], limits: { memoryMiB: 1 } })).rejects.toThrow();
+  await expect(
+    sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}], limits: { memoryMiB: 1 } }),
+  ).rejects.toThrow();
   const failed = await sandbox.health();
   expect(failed).toMatchObject({ engine: true, lastStartFailed: true, problem: expect.stringMatching(/^container start failed: /) });
   expect((await sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}] })).status).toBe('ok');
@@ -273,9 +304,13 @@ test('health: the engine answers with runsc; a failed container start shows unti
   });
 });
 
-test('containers left by a dead process are removed at start-up; a live one\'s are kept', async () => {
+test("containers left by a dead process are removed at start-up; a live one's are kept", async () => {
   const make = (instance: string) =>
-    docker.createContainer({ Image: sandbox.image, Cmd: ['/usr/bin/python3.11', '-c', 'pass'], Labels: { [LABEL]: 'true', [LABEL_INSTANCE]: instance } });
+    docker.createContainer({
+      Image: sandbox.image,
+      Cmd: ['/usr/bin/python3.11', '-c', 'pass'],
+      Labels: { [LABEL]: 'true', [LABEL_INSTANCE]: instance },
+    });
   const dead = await make(`${os.hostname()}/999999/1`);
   const foreign = await make('another-host/1/1');
   try {
@@ -291,17 +326,27 @@ test('containers left by a dead process are removed at start-up; a live one\'s a
 describe('engine verification', () => {
   const TASKFLOW_ARGS = ['--taskflow-runsc=/usr/bin/runsc', '--taskflow-monitor-dir=/run/x', '--network=none', '--oci-seccomp'];
   const fake = (runtimes: string[], runscArgs: string[] = TASKFLOW_ARGS) =>
-    ({ info: async () => ({ Runtimes: Object.fromEntries(runtimes.map((r) => [r, r === 'runsc' ? { path: '/w', runtimeArgs: runscArgs } : {}])) }) }) as unknown as Docker;
+    ({
+      info: async () => ({
+        Runtimes: Object.fromEntries(runtimes.map((r) => [r, r === 'runsc' ? { path: '/w', runtimeArgs: runscArgs } : {}])),
+      }),
+    }) as unknown as Docker;
 
   test('without runsc it refuses and says how to fix it', async () => {
     await expect(verifyEngine(fake(['runc']), config.sandbox, silentLogger)).rejects.toThrow(/no 'runsc'.*daemon\.json/s);
   });
 
   test('runsc counts only with --oci-seccomp and through the monitor wrapper', async () => {
-    await expect(verifyEngine(fake(['runsc'], ['--network=none']), config.sandbox, silentLogger)).rejects.toThrow(/--oci-seccomp.*setup\.sh/s);
-    await expect(verifyEngine(fake(['runsc'], ['--network=none', '--oci-seccomp']), config.sandbox, silentLogger)).rejects.toThrow(/monitor wrapper/);
+    await expect(verifyEngine(fake(['runsc'], ['--network=none']), config.sandbox, silentLogger)).rejects.toThrow(
+      /--oci-seccomp.*setup\.sh/s,
+    );
+    await expect(verifyEngine(fake(['runsc'], ['--network=none', '--oci-seccomp']), config.sandbox, silentLogger)).rejects.toThrow(
+      /monitor wrapper/,
+    );
     // Not even the insecure switch makes a half-registered runsc acceptable.
-    await expect(verifyEngine(fake(['runsc', 'runc'], ['--oci-seccomp']), { ...config.sandbox, allowInsecureRunc: true }, silentLogger)).rejects.toThrow(EngineUnavailableError);
+    await expect(
+      verifyEngine(fake(['runsc', 'runc'], ['--oci-seccomp']), { ...config.sandbox, allowInsecureRunc: true }, silentLogger),
+    ).rejects.toThrow(EngineUnavailableError);
     expect(await verifyEngine(fake(['runsc']), config.sandbox, silentLogger)).toEqual({ runtime: 'runsc', monitorDir: '/run/x' });
   });
 
@@ -315,6 +360,8 @@ describe('engine verification', () => {
 
   test('an unreachable engine is a clear infrastructure error', async () => {
     const broken = new Docker({ socketPath: '/nonexistent/docker.sock' });
-    await expect(verifyEngine(broken, { ...config.sandbox, dockerSocket: '/nonexistent/docker.sock' }, silentLogger)).rejects.toBeInstanceOf(EngineUnavailableError);
+    await expect(
+      verifyEngine(broken, { ...config.sandbox, dockerSocket: '/nonexistent/docker.sock' }, silentLogger),
+    ).rejects.toBeInstanceOf(EngineUnavailableError);
   });
 });

@@ -136,7 +136,9 @@ test('a pinned version that is gone fails clearly', async () => {
   const handle = await temporal.env.client.workflow.start(runTask, {
     taskQueue: config.taskQueue,
     workflowId: taskWorkflowId(crypto.randomUUID()),
-    args: [{ taskId: 'x', owner: 'alice', title, sha256: 'a'.repeat(64), payload: {}, priority: 'low', createdAt: new Date().toISOString() }],
+    args: [
+      { taskId: 'x', owner: 'alice', title, sha256: 'a'.repeat(64), payload: {}, priority: 'low', createdAt: new Date().toISOString() },
+    ],
   });
   expect(await handle.result()).toMatchObject({ status: 'FAILED', error: { type: 'VersionUnavailable' } });
 });

@@ -104,7 +104,13 @@ beforeAll(async () => {
     bundleTaskWorkflows(),
   ]);
   api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: temporal.env.nativeConnection, log: silentLogger });
+  validationWorker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: temporal.env.nativeConnection,
+    log: silentLogger,
+  });
   validationRun = validationWorker.run();
   await startTaskWorkersInProcess();
 }, 240000);
@@ -132,7 +138,12 @@ async function getTask(token: string, id: string) {
   return request(api.app).get(`/tasks/${id}`).set('Authorization', `Bearer ${token}`);
 }
 
-async function waitForTask(token: string, id: string, done = (t: TaskState) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status), timeoutMs = 60000): Promise<TaskState> {
+async function waitForTask(
+  token: string,
+  id: string,
+  done = (t: TaskState) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status),
+  timeoutMs = 60000,
+): Promise<TaskState> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const res = await getTask(token, id);
@@ -173,12 +184,22 @@ test('async handlers too, and priority defaults to low', async () => {
 
 test('a raising handler fails the task at once with its error', async () => {
   const t = await run(ALICE, { title: 'flexible', payload: { boom: true } });
-  expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'HandlerFailed', message: expect.stringContaining('boom on request') } });
+  expect(t).toMatchObject({
+    status: 'FAILED',
+    attempts: 1,
+    error: { type: 'HandlerFailed', message: expect.stringContaining('boom on request') },
+  });
 });
 
 test('the timeout and the memory limit fail the task naming the cause', async () => {
-  expect(await run(ALICE, { title: 'flexible', payload: { sleep: 60 } })).toMatchObject({ status: 'FAILED', error: { type: 'HandlerTimeout' } });
-  expect(await run(ALICE, { title: 'flexible', payload: { alloc_mb: 1024 } })).toMatchObject({ status: 'FAILED', error: { type: 'LimitExceeded' } });
+  expect(await run(ALICE, { title: 'flexible', payload: { sleep: 60 } })).toMatchObject({
+    status: 'FAILED',
+    error: { type: 'HandlerTimeout' },
+  });
+  expect(await run(ALICE, { title: 'flexible', payload: { alloc_mb: 1024 } })).toMatchObject({
+    status: 'FAILED',
+    error: { type: 'LimitExceeded' },
+  });
 });
 
 test('a file that behaved during validation is contained when it attacks in production', async () => {
@@ -203,7 +224,11 @@ test('a file that behaved during validation is contained when it attacks in prod
 test('a forbidden system call the audit hook never saw fails the task at once, naming the call', async () => {
   await validated(ALICE, 'syscall_cell', SYSCALL_CELL);
   const t = await run(ALICE, { title: 'syscall_cell', payload: { attack: true } });
-  expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'ForbiddenBehaviour', message: expect.stringMatching(/forbidden system call: socket \(opens a network socket\)/) } });
+  expect(t).toMatchObject({
+    status: 'FAILED',
+    attempts: 1,
+    error: { type: 'ForbiddenBehaviour', message: expect.stringMatching(/forbidden system call: socket \(opens a network socket\)/) },
+  });
   expect(t.metrics).toMatchObject({ runStatus: 'forbidden', refusedSyscalls: ['socket'] });
   // Its container is gone; the next task of the same file gets a fresh one and succeeds.
   expect(await run(ALICE, { title: 'syscall_cell', payload: {} })).toMatchObject({ status: 'COMPLETED', result: { fine: true } });
@@ -211,7 +236,11 @@ test('a forbidden system call the audit hook never saw fails the task at once, n
 
 test('a handler that crashes its process fails the task once, not retried as infrastructure', async () => {
   const t = await run(ALICE, { title: 'flexible', payload: { exit: true } });
-  expect(t).toMatchObject({ status: 'FAILED', attempts: 1, error: { type: 'HandlerCrashed', message: expect.stringContaining('status 3') } });
+  expect(t).toMatchObject({
+    status: 'FAILED',
+    attempts: 1,
+    error: { type: 'HandlerCrashed', message: expect.stringContaining('status 3') },
+  });
 });
 
 test('a task runs the version validated when it was created, even after the file is replaced', async () => {
@@ -265,7 +294,10 @@ test('an owner lists their tasks, filtered by status and title, paged', async ()
   const until = Date.now() + 20000;
   let body: { tasks: TaskState[]; next_offset?: number } = { tasks: [] };
   while (Date.now() < until) {
-    const res = await request(api.app).get('/tasks/').query({ status: 'COMPLETED', title: 'listed', limit: 2 }).set('Authorization', `Bearer ${ALICE}`);
+    const res = await request(api.app)
+      .get('/tasks/')
+      .query({ status: 'COMPLETED', title: 'listed', limit: 2 })
+      .set('Authorization', `Bearer ${ALICE}`);
     expect(res.body).toMatchObject({ tasks: expect.any(Array) });
     body = res.body;
     if (body.tasks.length === 2) break;

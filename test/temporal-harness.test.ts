@@ -54,10 +54,7 @@ test('runs a workflow on a worker and finds it by search attribute', async () =>
   });
   expect(result).toBe('hello taskflow');
 
-  const seen = await waitForVisible(
-    client,
-    `FileName = "${fileName}" AND ValidationStatus = "VALIDATED" AND Owner = "alice"`,
-  );
+  const seen = await waitForVisible(client, `FileName = "${fileName}" AND ValidationStatus = "VALIDATED" AND Owner = "alice"`);
   expect(seen.map((w) => w.workflowId)).toEqual([workflowId]);
   expect(seen[0].typedSearchAttributes.get(VALIDATION_STATUS)).toBe('VALIDATED');
 });
@@ -66,9 +63,7 @@ test('registers all four TaskFlow search attributes', async () => {
   const res = await temporal!.env.connection.operatorService.listSearchAttributes({
     namespace: temporal!.namespace,
   });
-  expect(Object.keys(res.customAttributes).sort()).toEqual(
-    expect.arrayContaining(['FileName', 'Owner', 'TaskStatus', 'ValidationStatus']),
-  );
+  expect(Object.keys(res.customAttributes).sort()).toEqual(expect.arrayContaining(['FileName', 'Owner', 'TaskStatus', 'ValidationStatus']));
 });
 
 function quietLogger() {

@@ -41,21 +41,70 @@ describe('bad uploads get the right 4xx and write nothing', () => {
     ['name too long', () => upload(api.app, ALICE, 'a'.repeat(65), good), 400, 'invalid_file_name'],
     ['Python keyword', () => upload(api.app, ALICE, 'import', good), 400, 'invalid_file_name'],
     ['empty name', () => upload(api.app, ALICE, '', good), 400, 'invalid_file_name'],
-    ['no file_name', () => request(api.app).post('/tasks/upload_file').set('Authorization', `Bearer ${ALICE}`).attach('file', Buffer.from(good), 'a.py'), 400, 'invalid_file_name'],
+    [
+      'no file_name',
+      () => request(api.app).post('/tasks/upload_file').set('Authorization', `Bearer ${ALICE}`).attach('file', Buffer.from(good), 'a.py'),
+      400,
+      'invalid_file_name',
+    ],
     ['empty file', () => upload(api.app, ALICE, 'empty', ''), 400, 'empty_file'],
     ['oversize file', () => upload(api.app, ALICE, 'big', `# ${'x'.repeat(5000)}\n${good}`), 413, 'file_too_large'],
     ['binary file', () => upload(api.app, ALICE, 'bin', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3])), 415, 'binary_file'],
     ['not UTF-8', () => upload(api.app, ALICE, 'latin', Buffer.from('x = "caf\xe9"\n', 'latin1')), 422, 'not_utf8'],
-    ['image content type', () => request(api.app).post('/tasks/upload_file?file_name=img').set('Authorization', `Bearer ${ALICE}`).attach('file', Buffer.from(good), { filename: 'a.png', contentType: 'image/png' }), 415, 'unsupported_file_type'],
-    ['missing file field', () => request(api.app).post('/tasks/upload_file?file_name=nofile').set('Authorization', `Bearer ${ALICE}`).field('test_payloads', '[{}]'), 400, 'missing_file'],
-    ['file in another field', () => request(api.app).post('/tasks/upload_file?file_name=other').set('Authorization', `Bearer ${ALICE}`).attach('upload', Buffer.from(good), 'a.py'), 400, 'unexpected_field'],
+    [
+      'image content type',
+      () =>
+        request(api.app)
+          .post('/tasks/upload_file?file_name=img')
+          .set('Authorization', `Bearer ${ALICE}`)
+          .attach('file', Buffer.from(good), { filename: 'a.png', contentType: 'image/png' }),
+      415,
+      'unsupported_file_type',
+    ],
+    [
+      'missing file field',
+      () =>
+        request(api.app).post('/tasks/upload_file?file_name=nofile').set('Authorization', `Bearer ${ALICE}`).field('test_payloads', '[{}]'),
+      400,
+      'missing_file',
+    ],
+    [
+      'file in another field',
+      () =>
+        request(api.app)
+          .post('/tasks/upload_file?file_name=other')
+          .set('Authorization', `Bearer ${ALICE}`)
+          .attach('upload', Buffer.from(good), 'a.py'),
+      400,
+      'unexpected_field',
+    ],
     ['two files', () => upload(api.app, ALICE, 'two', good).attach('file', Buffer.from(good), 'b.py'), 400, 'bad_multipart'],
-    ['not multipart', () => request(api.app).post('/tasks/upload_file?file_name=raw').set('Authorization', `Bearer ${ALICE}`).set('Content-Type', 'text/x-python').send(good), 415, 'unsupported_media_type'],
+    [
+      'not multipart',
+      () =>
+        request(api.app)
+          .post('/tasks/upload_file?file_name=raw')
+          .set('Authorization', `Bearer ${ALICE}`)
+          .set('Content-Type', 'text/x-python')
+          .send(good),
+      415,
+      'unsupported_media_type',
+    ],
     ['test_payloads not JSON', () => upload(api.app, ALICE, 'tp', good).field('test_payloads', '{nope'), 400, 'invalid_test_payloads'],
     ['test_payloads not a list of objects', () => upload(api.app, ALICE, 'tp2', good, [1, 2]), 400, 'invalid_test_payloads'],
-    ['no token', () => request(api.app).post('/tasks/upload_file?file_name=anon').attach('file', Buffer.from(good), 'a.py'), 401, 'unauthorized'],
+    [
+      'no token',
+      () => request(api.app).post('/tasks/upload_file?file_name=anon').attach('file', Buffer.from(good), 'a.py'),
+      401,
+      'unauthorized',
+    ],
     ['wrong token', () => upload(api.app, 'not-a-valid-token-at-all', 'anon', good), 401, 'invalid_token'],
-    ['basic auth', () => request(api.app).post('/tasks/upload_file?file_name=anon').auth('alice', ALICE).attach('file', Buffer.from(good), 'a.py'), 401, 'unauthorized'],
+    [
+      'basic auth',
+      () => request(api.app).post('/tasks/upload_file?file_name=anon').auth('alice', ALICE).attach('file', Buffer.from(good), 'a.py'),
+      401,
+      'unauthorized',
+    ],
   ];
 
   test.each(cases)('%s', async (_name, send, status, code) => {
@@ -111,7 +160,10 @@ test('while a validation is pending: status says so, task creation is 412, delet
   expect(create.status).toBe(412);
   expect(create.body.error).toMatchObject({ code: 'validation_pending', validation_id: id });
 
-  const del = await request(api.app).delete('/tasks/delete_file').query({ file_name: 'pending_one' }).set('Authorization', `Bearer ${ALICE}`);
+  const del = await request(api.app)
+    .delete('/tasks/delete_file')
+    .query({ file_name: 'pending_one' })
+    .set('Authorization', `Bearer ${ALICE}`);
   expect(del.status).toBe(409);
   expect(tasks.created).toEqual([]);
 });
@@ -122,7 +174,13 @@ test('unknown files and ids are 404; another owner sees nothing of alice', async
   const as = (token: string) => ({ Authorization: `Bearer ${token}` });
 
   expect((await request(api.app).get(`/tasks/validation_status/${id}`).set(as(BOB))).status).toBe(404);
-  expect((await request(api.app).get(`/tasks/validation_status/${'0'.repeat(32)}`).set(as(ALICE))).status).toBe(404);
+  expect(
+    (
+      await request(api.app)
+        .get(`/tasks/validation_status/${'0'.repeat(32)}`)
+        .set(as(ALICE))
+    ).status,
+  ).toBe(404);
   expect((await request(api.app).get('/tasks/validation_status/..%2F..%2Fetc%2Fpasswd').set(as(ALICE))).status).toBe(404);
   // Bob's view of the same name: never uploaded by him.
   const create = await request(api.app).post('/tasks/').set(as(BOB)).send({ title: 'alice_only' });
@@ -199,7 +257,17 @@ test('healthz and openapi.json need no token; unknown routes are JSON 404s', asy
   const doc = (await request(api.app).get('/openapi.json')).body;
   expect(doc).toEqual(openApiDocument());
   expect(Object.keys(doc.paths).sort()).toEqual(
-    ['/healthz', '/metrics', '/openapi.json', '/readyz', '/tasks/', '/tasks/delete_file', '/tasks/upload_file', '/tasks/validation_status/{validation_id}', '/tasks/{task_id}'].sort(),
+    [
+      '/healthz',
+      '/metrics',
+      '/openapi.json',
+      '/readyz',
+      '/tasks/',
+      '/tasks/delete_file',
+      '/tasks/upload_file',
+      '/tasks/validation_status/{validation_id}',
+      '/tasks/{task_id}',
+    ].sort(),
   );
   expect(doc.paths['/tasks/upload_file'].post.responses).toHaveProperty('413');
   const res = await request(api.app).get('/nope').set('Authorization', `Bearer ${ALICE}`);

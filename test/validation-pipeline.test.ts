@@ -15,7 +15,18 @@ import { statusQuery } from '../domain/validation';
 import { validationWorkflowId, type ValidationStatus } from '../domain/validation';
 import { fixture, startSandbox } from './helpers/sandbox';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
-import { ALICE, BOB, buildApi, RecordingTaskService, statusOf, suiteConfig, tree, upload, waitForStatus, type TestApi } from './helpers/validation';
+import {
+  ALICE,
+  BOB,
+  buildApi,
+  RecordingTaskService,
+  statusOf,
+  suiteConfig,
+  tree,
+  upload,
+  waitForStatus,
+  type TestApi,
+} from './helpers/validation';
 
 let temporal: StartedTemporal;
 let config: Config;
@@ -95,12 +106,18 @@ test('a good file is VALIDATED, promoted with its record and version, and a task
   expect(await handle.query(statusQuery)).toEqual(s);
   expect(await statusOf(api.app, ALICE, s.validation_id)).toEqual(s);
   expect(await statusTrail(s.validation_id)).toEqual(['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED']);
-  const visible = await waitForVisible(temporal.env.client, `ValidationStatus = "VALIDATED" AND Owner = "alice" AND FileName = "good_async"`);
+  const visible = await waitForVisible(
+    temporal.env.client,
+    `ValidationStatus = "VALIDATED" AND Owner = "alice" AND FileName = "good_async"`,
+  );
   expect(visible.map((w) => w.workflowId)).toEqual([validationWorkflowId(s.validation_id)]);
 
   // Task creation is accepted and pinned to the validated sha256.
   const at = Math.floor(Date.now() / 1000) + 30 * 86400; // unix seconds, within MAX_SCHEDULE_AHEAD_DAYS
-  const res = await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'good_async', payload: { numbers: [1, 2] }, priority: 'high', scheduled_at: at });
+  const res = await request(api.app)
+    .post('/tasks/')
+    .set(as(ALICE))
+    .send({ title: 'good_async', payload: { numbers: [1, 2] }, priority: 'high', scheduled_at: at });
   expect(res.status).toBe(201);
   expect(res.body).toMatchObject({ task_id: expect.any(String), title: 'good_async', priority: 'high' });
   expect(tasks.created.at(-1)).toEqual({
@@ -161,9 +178,14 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
   test('a forbidden system call is named in the findings and in the kept report', async () => {
     const id = ids.get('evade_spawn_interpreter.py')!;
     const s = await waitForStatus(api.app, ALICE, id);
-    expect(s.findings).toContainEqual(expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^clone with payload 0: creates a process/) }));
+    expect(s.findings).toContainEqual(
+      expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^clone with payload 0: creates a process/) }),
+    );
     const report = JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${id}.json`), 'utf8'));
-    expect(report.sandbox_run).toMatchObject({ status: 'forbidden', syscalls: [expect.objectContaining({ syscall: 'clone', nr: 56, payloadIndex: 0 })] });
+    expect(report.sandbox_run).toMatchObject({
+      status: 'forbidden',
+      syscalls: [expect.objectContaining({ syscall: 'clone', nr: 56, payloadIndex: 0 })],
+    });
   });
 
   test('a run-time rejection keeps the exact container spec and limits in its report', async () => {
@@ -191,7 +213,9 @@ test('test payloads come from the upload field and the file; a payload that brea
   expect((await validate(ALICE, 'divide', divide, [{ d: 5 }])).status).toBe('VALIDATED');
   const bad = await validate(ALICE, 'divide', divide, [{ d: 5 }, { d: 0 }]);
   expect(bad.status).toBe('REJECTED');
-  expect(bad.findings).toContainEqual(expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('ZeroDivisionError') }));
+  expect(bad.findings).toContainEqual(
+    expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('ZeroDivisionError') }),
+  );
   // The rejected upload did not touch the promoted version, but it is now the name's last upload: 404.
   expect(fs.readFileSync(promotedPath('alice', 'divide'), 'utf8')).toBe(divide);
   expect((await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'divide' })).status).toBe(404);

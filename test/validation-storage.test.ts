@@ -34,8 +34,15 @@ async function uploaded(owner: string, name: string, source: string): Promise<{ 
   await storage.records.create(rec);
   await storage.records.setPointer(owner, name, { validation_id: id, uploaded_at: rec.created_at });
   const final: ValidationStatus = {
-    validation_id: id, file_name: name, owner, sha256: rec.sha256, status: 'VALIDATED',
-    findings: [], metrics: { size_bytes: rec.size }, created_at: rec.created_at, finished_at: new Date().toISOString(),
+    validation_id: id,
+    file_name: name,
+    owner,
+    sha256: rec.sha256,
+    status: 'VALIDATED',
+    findings: [],
+    metrics: { size_bytes: rec.size },
+    created_at: rec.created_at,
+    finished_at: new Date().toISOString(),
   };
   return { rec, final };
 }
@@ -103,12 +110,18 @@ test('an owner directory that is a symlink is refused', async () => {
 test('quarantine keeps the file and its report, never touches TASKS_DIR, and is idempotent', async () => {
   const source = 'import subprocess\n';
   const { rec, final } = await uploaded('alice', 'bad', source);
-  const rejected: ValidationStatus = { ...final, status: 'REJECTED', findings: [{ code: 'forbidden_import', severity: 'error', message: 'no' }] };
+  const rejected: ValidationStatus = {
+    ...final,
+    status: 'REJECTED',
+    findings: [{ code: 'forbidden_import', severity: 'error', message: 'no' }],
+  };
   await storage.files.quarantine(rec.validation_id, rejected);
   await storage.records.update(rec.validation_id, ({ final: _f, ...r }) => r); // crash before the record
   expect(await storage.files.quarantine(rec.validation_id, rejected)).toEqual(rejected);
   expect(fs.readFileSync(path.join(config.quarantineDir, `${rec.validation_id}.py`), 'utf8')).toBe(source);
-  expect(JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${rec.validation_id}.json`), 'utf8'))).toMatchObject({ status: 'REJECTED' });
+  expect(JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${rec.validation_id}.json`), 'utf8'))).toMatchObject({
+    status: 'REJECTED',
+  });
   expect(fs.readdirSync(config.tasksDir)).toEqual([]);
 });
 

@@ -45,7 +45,20 @@ async function freePort(): Promise<number> {
 
 async function startServer(): Promise<void> {
   // TaskFlow's settings for a file DB (WAL, synchronous=NORMAL): this test is what shows they survive a SIGKILL.
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error', ...devServerArgs({ dbFile: true })];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--headless',
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'error',
+    ...devServerArgs({ dbFile: true }),
+  ];
   for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
   args.push(...devServerArgs({ dbFile: true }));
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
@@ -61,7 +74,14 @@ async function startServer(): Promise<void> {
   // The port answers a little before the frontend serves: wait for a real health answer.
   const probe = await Connection.connect({ address: `127.0.0.1:${port}` }).catch(() => undefined);
   for (let i = 0; i < 50; i++) {
-    if (probe && (await probe.healthService.check({}).then(() => true, () => false))) break;
+    if (
+      probe &&
+      (await probe.healthService.check({}).then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
     await new Promise((r) => setTimeout(r, 200));
   }
   await probe?.close();
@@ -87,7 +107,14 @@ beforeAll(async () => {
   const client = new Client({ connection, namespace: 'default' });
   api = await buildApi(config, client, new TemporalTaskService(client, config, silentLogger));
   nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
-  worker = await createValidationWorker({ config, sandbox, storage: api.storage, connection: nativeConnection, log: silentLogger, workflowBundle: await bundle });
+  worker = await createValidationWorker({
+    config,
+    sandbox,
+    storage: api.storage,
+    connection: nativeConnection,
+    log: silentLogger,
+    workflowBundle: await bundle,
+  });
   running = worker.run();
   taskWorkers = await startTaskWorkers({
     config,
@@ -136,16 +163,30 @@ test('tasks created before a dev server crash still run after it comes back', as
   const id = (await upload(api.app, ALICE, 'doubler', source).expect(202)).body.validation_id as string;
   expect(await waitForStatus(api.app, ALICE, id, undefined, 60000)).toMatchObject({ status: 'VALIDATED' });
   const create = (body: Record<string, unknown>) =>
-    request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'doubler', ...body }).expect(201);
+    request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'doubler', ...body })
+      .expect(201);
   const scheduled = (await create({ payload: { n: 2 }, scheduled_at: new Date(Date.now() + 4000).toISOString() })).body.task_id;
 
   await killServer();
   // Down: creating a task is refused clearly, nothing half-made.
-  expect((await request(api.app).post('/tasks/').set('Authorization', `Bearer ${ALICE}`).send({ title: 'doubler', payload: { n: 1 } })).status).toBe(503);
+  expect(
+    (
+      await request(api.app)
+        .post('/tasks/')
+        .set('Authorization', `Bearer ${ALICE}`)
+        .send({ title: 'doubler', payload: { n: 1 } })
+    ).status,
+  ).toBe(503);
   await startServer();
 
   const queued = (await create({ payload: { n: 3 } })).body.task_id;
-  for (const [taskId, twice] of [[scheduled, 4], [queued, 6]] as const) {
+  for (const [taskId, twice] of [
+    [scheduled, 4],
+    [queued, 6],
+  ] as const) {
     const deadline = Date.now() + 60000;
     for (;;) {
       const res = await request(api.app).get(`/tasks/${taskId}`).set('Authorization', `Bearer ${ALICE}`);

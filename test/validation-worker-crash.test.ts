@@ -29,7 +29,11 @@ interface WorkerProcess {
 }
 
 /** Starts `app/main.ts` (or `script`) as a validation worker and resolves once it polls its task queue. */
-async function startWorkerProcess(script = 'app/main.ts', extraEnv: Record<string, string> = {}, ready = '"msg":"validation worker polling"'): Promise<WorkerProcess> {
+async function startWorkerProcess(
+  script = 'app/main.ts',
+  extraEnv: Record<string, string> = {},
+  ready = '"msg":"validation worker polling"',
+): Promise<WorkerProcess> {
   const child = spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', script], {
     cwd: ROOT,
     env: { ...process.env, ...env, TASKFLOW_ROLES: 'validation-worker', LOG_LEVEL: 'info', ...extraEnv },
@@ -102,14 +106,18 @@ test('a worker killed mid sandbox run: the validations finish correctly once ano
     expect(g).toMatchObject({ status: 'VALIDATED', promoted: true, metrics: { payloads_ok: 1 } });
     expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'slow_good.py'), 'utf8')).toBe(good);
     expect(b.status).toBe('REJECTED');
-    expect(b.findings).toContainEqual(expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('late failure') }));
+    expect(b.findings).toContainEqual(
+      expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('late failure') }),
+    );
     expect(fs.existsSync(path.join(config.quarantineDir, `${badId}.py`))).toBe(true);
     expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'slow_bad.py'))).toBe(false);
 
     // The sandbox run really was retried: its second attempt ran on the new worker.
     for (const id of [goodId, badId]) {
       const history = await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).fetchHistory();
-      const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
+      const attempts = (history.events ?? []).flatMap((e) =>
+        e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : [],
+      );
       expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
     }
 

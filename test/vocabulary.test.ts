@@ -24,11 +24,14 @@ function pythonCodes(source: string): string[] {
   return patterns.flatMap((re) => [...source.matchAll(re)].map((m) => m[1]));
 }
 
-test.each(['sandbox/image/checker.py', 'sandbox/image/child.py', 'sandbox/image/agent.py'])('every finding code %s emits is registered', (file) => {
-  const codes = pythonCodes(read(file));
-  if (file.endsWith('checker.py')) expect(codes.length).toBeGreaterThan(10);
-  expect(codes.filter((c) => !isFindingCode(c))).toEqual([]);
-});
+test.each(['sandbox/image/checker.py', 'sandbox/image/child.py', 'sandbox/image/agent.py'])(
+  'every finding code %s emits is registered',
+  (file) => {
+    const codes = pythonCodes(read(file));
+    if (file.endsWith('checker.py')) expect(codes.length).toBeGreaterThan(10);
+    expect(codes.filter((c) => !isFindingCode(c))).toEqual([]);
+  },
+);
 
 test('the checker and the child runner agree on the handler contract codes', () => {
   const checker = new Set(pythonCodes(read('sandbox/image/checker.py')));

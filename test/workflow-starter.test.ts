@@ -22,7 +22,9 @@ beforeAll(async () => {
   ]);
   temporal = t;
   // Both queues are served in this process, but only LOCAL is declared for eager starts.
-  workers = await Promise.all([LOCAL, ELSEWHERE].map((taskQueue) => Worker.create({ connection: temporal.env.nativeConnection, taskQueue, workflowBundle: bundle })));
+  workers = await Promise.all(
+    [LOCAL, ELSEWHERE].map((taskQueue) => Worker.create({ connection: temporal.env.nativeConnection, taskQueue, workflowBundle: bundle })),
+  );
   running = workers.map((w) => w.run());
 });
 
@@ -35,7 +37,8 @@ afterAll(async () => {
 test('eager on the declared queues, normal elsewhere and once disabled; the workflows run either way', async () => {
   const starter = new WorkflowStarter(temporal.env.client);
   starter.enableEager(new Client({ connection: temporal.env.nativeConnection }), [LOCAL]);
-  const start = (taskQueue: string) => starter.start('harnessGreet', { taskQueue, workflowId: `starter-${randomUUID()}`, args: ['x'] }, Date.now() + 10000);
+  const start = (taskQueue: string) =>
+    starter.start('harnessGreet', { taskQueue, workflowId: `starter-${randomUUID()}`, args: ['x'] }, Date.now() + 10000);
 
   const eager = await start(LOCAL);
   expect(eager.eagerlyStarted).toBe(true);

@@ -58,7 +58,12 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
   };
   setHandler(taskStateQuery, () => state);
   // The result stays out of the answer (the API reads a final state from the workflow's result).
-  answerWaitForChange(taskWaitUpdate, () => withoutResult(state), () => state.status, isFinalTaskStatus);
+  answerWaitForChange(
+    taskWaitUpdate,
+    () => withoutResult(state),
+    () => state.status,
+    isFinalTaskStatus,
+  );
   // The final state, once every waiting `waitForChange` caller has had it.
   const finish = async () => {
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
@@ -92,7 +97,11 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
     if (isCancellation(err)) {
       // Record the cancellation even though the scope is cancelled.
       await CancellationScope.nonCancellable(async () => {
-        publish({ status: 'CANCELLED', error: { type: TASK_FAILURE.cancelled, message: 'the task was cancelled' }, finished_at: new Date().toISOString() });
+        publish({
+          status: 'CANCELLED',
+          error: { type: TASK_FAILURE.cancelled, message: 'the task was cancelled' },
+          finished_at: new Date().toISOString(),
+        });
       });
       return finish();
     }
@@ -108,7 +117,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
       },
       ...(details.metrics ? { metrics: details.metrics } : {}),
       attempts: details.attempt ?? state.attempts,
-      ...(state.started_at ?? details.startedAt ? { started_at: state.started_at ?? details.startedAt } : {}),
+      ...((state.started_at ?? details.startedAt) ? { started_at: state.started_at ?? details.startedAt } : {}),
       finished_at: new Date().toISOString(),
     });
   }

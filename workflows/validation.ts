@@ -73,7 +73,12 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
   // Finishing must happen: no attempt limit (an operator fixes the disk, the retry completes).
   const { promote, quarantine } = proxyLocalActivities<ValidationActivities>({
     startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [REJECTED_ERROR_TYPE] },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
+    },
   });
 
   const state: ValidationStatus = {
@@ -88,7 +93,12 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     finished_at: null,
   };
   setHandler(statusQuery, () => state);
-  answerWaitForChange(validationWaitUpdate, () => state, () => state.status, isFinal);
+  answerWaitForChange(
+    validationWaitUpdate,
+    () => state,
+    () => state.status,
+    isFinal,
+  );
   const set = (status: ValidationState) => {
     state.status = status;
     upsertSearchAttributes([{ key: VALIDATION_STATUS, value: status }]);

@@ -25,7 +25,10 @@ function fromMulter(err: multer.MulterError): AppError {
     case 'LIMIT_FIELD_VALUE':
       return new PayloadTooLargeError(`the form field ${err.field ?? ''} is too large`.replace('  ', ' '), 'field_too_large');
     case 'LIMIT_UNEXPECTED_FILE':
-      return new BadRequestError(`unexpected file field ${JSON.stringify(err.field ?? '')}: send the file in the multipart field "file"`, 'unexpected_field');
+      return new BadRequestError(
+        `unexpected file field ${JSON.stringify(err.field ?? '')}: send the file in the multipart field "file"`,
+        'unexpected_field',
+      );
     default:
       return new BadRequestError(`malformed multipart upload (${err.code})`, 'bad_multipart');
   }
@@ -61,7 +64,8 @@ function fromBusboy(err: Error): AppError | undefined {
 /** The client closed the connection before its request was read (an aborted upload, a dropped body). */
 function clientWentAway(req: Request, err: unknown): boolean {
   const e = err as { type?: unknown; message?: unknown; code?: unknown };
-  const abortError = e?.type === 'request.aborted' || e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.code === 'ECONNRESET';
+  const abortError =
+    e?.type === 'request.aborted' || e?.message === 'Request aborted' || e?.message === 'Request closed' || e?.code === 'ECONNRESET';
   return abortError && (req.destroyed || !req.complete);
 }
 

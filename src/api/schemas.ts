@@ -22,7 +22,10 @@ const queryInt = (min: number, max: number) => queryNumber(min, max, true);
 
 export const FileName = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}(\.py)?$/, 'must be a Python identifier (ASCII letters, digits and _, not starting with a digit, at most 64 characters), optionally ending in .py')
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]{0,63}(\.py)?$/,
+    'must be a Python identifier (ASCII letters, digits and _, not starting with a digit, at most 64 characters), optionally ending in .py',
+  )
   .refine((v) => fileNameProblem(v) === undefined, 'must not be a Python keyword')
   .describe('Task file name: a Python identifier (ASCII), at most 64 characters, optionally ending in .py');
 
@@ -44,7 +47,10 @@ export const TestPayloads = z.array(JsonObject).min(1).max(MAX_TEST_PAYLOADS);
 
 export const UploadForm = z.object({
   file: z.string().meta({ format: 'binary' }).describe('The Python file (UTF-8 text, binary content is refused)'),
-  test_payloads: z.string().optional().describe(`JSON array of 1 to ${MAX_TEST_PAYLOADS} objects, each passed to handler() in the validation run`),
+  test_payloads: z
+    .string()
+    .optional()
+    .describe(`JSON array of 1 to ${MAX_TEST_PAYLOADS} objects, each passed to handler() in the validation run`),
 });
 
 export const UploadAcceptedSchema = z.object({
@@ -55,35 +61,39 @@ export const UploadAcceptedSchema = z.object({
   sha256: z.string(),
 });
 
-export const FindingSchema = z.object({
-  code: z.enum(Object.keys(FINDING_CODES) as [FindingCode, ...FindingCode[]]),
-  severity: z.enum(SEVERITIES),
-  message: z.string(),
-  line: z.number().int().optional().describe('1-based line'),
-  col: z.number().int().optional().describe('1-based column, in characters'),
-  snippet: z.string().optional().describe('The source line, then a line with a caret under the column'),
-}).meta({ id: 'Finding' });
+export const FindingSchema = z
+  .object({
+    code: z.enum(Object.keys(FINDING_CODES) as [FindingCode, ...FindingCode[]]),
+    severity: z.enum(SEVERITIES),
+    message: z.string(),
+    line: z.number().int().optional().describe('1-based line'),
+    col: z.number().int().optional().describe('1-based column, in characters'),
+    snippet: z.string().optional().describe('The source line, then a line with a caret under the column'),
+  })
+  .meta({ id: 'Finding' });
 
-export const ValidationStatusSchema = z.object({
-  validation_id: z.string(),
-  file_name: z.string(),
-  owner: z.string(),
-  sha256: z.string(),
-  status: z.enum(VALIDATION_STATES),
-  findings: z.array(FindingSchema),
-  metrics: z.object({
-    size_bytes: z.number(),
-    static_check_ms: z.number().optional(),
-    sandbox_wall_ms: z.number().optional(),
-    sandbox_cpu_ms: z.number().optional(),
-    peak_memory_kib: z.number().optional(),
-    payloads_total: z.number().optional(),
-    payloads_ok: z.number().optional(),
-  }),
-  created_at: z.string(),
-  finished_at: z.string().nullable(),
-  promoted: z.boolean().optional(),
-}).meta({ id: 'ValidationStatus' });
+export const ValidationStatusSchema = z
+  .object({
+    validation_id: z.string(),
+    file_name: z.string(),
+    owner: z.string(),
+    sha256: z.string(),
+    status: z.enum(VALIDATION_STATES),
+    findings: z.array(FindingSchema),
+    metrics: z.object({
+      size_bytes: z.number(),
+      static_check_ms: z.number().optional(),
+      sandbox_wall_ms: z.number().optional(),
+      sandbox_cpu_ms: z.number().optional(),
+      peak_memory_kib: z.number().optional(),
+      payloads_total: z.number().optional(),
+      payloads_ok: z.number().optional(),
+    }),
+    created_at: z.string(),
+    finished_at: z.string().nullable(),
+    promoted: z.boolean().optional(),
+  })
+  .meta({ id: 'ValidationStatus' });
 
 export const ScheduledAt = z
   .union([z.iso.datetime({ offset: true }), z.number().nonnegative().max(253402300799)])
@@ -128,7 +138,9 @@ export const TaskStateSchema = z
   })
   .meta({ id: 'Task', description: 'A task: SCHEDULED → QUEUED → RUNNING → COMPLETED | FAILED | CANCELLED' });
 
-const WaitSeconds = queryNumber(0, MAX_WAIT_SECONDS).describe(`Long poll: answer as soon as the status differs from known_status or is final, at the latest after this many seconds (0..${MAX_WAIT_SECONDS}, decimals allowed; 0 or absent: at once)`);
+const WaitSeconds = queryNumber(0, MAX_WAIT_SECONDS).describe(
+  `Long poll: answer as soon as the status differs from known_status or is final, at the latest after this many seconds (0..${MAX_WAIT_SECONDS}, decimals allowed; 0 or absent: at once)`,
+);
 const KNOWN_STATUS_HELP = 'The status the client already has (default: the status when the request arrives); only used with wait';
 
 export const ValidationStatusQuery = z.object({

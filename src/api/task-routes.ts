@@ -74,7 +74,10 @@ export const getTaskSpec: RouteSpec = {
   summary: "A task's status, result or error, attempts, times and metrics; with wait, a long poll",
   request: { params: TaskIdParams, query: TaskGetQuery },
   responses: {
-    200: json('The task (with wait: once its status differs from known_status or is final, else unchanged after wait seconds)', TaskStateSchema),
+    200: json(
+      'The task (with wait: once its status differs from known_status or is final, else unchanged after wait seconds)',
+      TaskStateSchema,
+    ),
     400: error('Bad wait or known_status'),
     ...unauthorized,
     ...unknownTask,
@@ -101,26 +104,32 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
   const router = Router();
   const json = express.json({ limit: deps.config.maxTaskPayloadBytes, type: () => true });
 
-  mount(router, createTaskSpec, (req, _res, next) => {
-    if (!req.is('application/json')) throw new UnsupportedMediaTypeError('send a JSON body (Content-Type: application/json)');
-    next();
-  }, json, async (req, res) => {
-    const owner = ownerOf(res);
-    const body = parse(TaskCreateBody, req.body, 'body', 'invalid_body');
-    assertDepth(body.payload, deps.config.sandbox.limits.jsonMaxDepth, 'payload');
-    const scheduledAt = scheduledTime(body.scheduled_at, deps.config.maxScheduleAheadDays);
-    const file = await deps.validations.resolveForTask(owner, normalizeFileName(body.title));
-    const created = await deps.tasks.create({
-      owner,
-      title: file.title,
-      sha256: file.sha256,
-      validationId: file.validationId,
-      payload: body.payload,
-      priority: body.priority,
-      ...(scheduledAt ? { scheduledAt } : {}),
-    });
-    res.status(201).json(created);
-  });
+  mount(
+    router,
+    createTaskSpec,
+    (req, _res, next) => {
+      if (!req.is('application/json')) throw new UnsupportedMediaTypeError('send a JSON body (Content-Type: application/json)');
+      next();
+    },
+    json,
+    async (req, res) => {
+      const owner = ownerOf(res);
+      const body = parse(TaskCreateBody, req.body, 'body', 'invalid_body');
+      assertDepth(body.payload, deps.config.sandbox.limits.jsonMaxDepth, 'payload');
+      const scheduledAt = scheduledTime(body.scheduled_at, deps.config.maxScheduleAheadDays);
+      const file = await deps.validations.resolveForTask(owner, normalizeFileName(body.title));
+      const created = await deps.tasks.create({
+        owner,
+        title: file.title,
+        sha256: file.sha256,
+        validationId: file.validationId,
+        payload: body.payload,
+        priority: body.priority,
+        ...(scheduledAt ? { scheduledAt } : {}),
+      });
+      res.status(201).json(created);
+    },
+  );
 
   mount(router, deleteFileSpec, async (req, res) => {
     const { file_name } = parse(FileNameQuery, req.query, 'file_name', 'invalid_file_name');
@@ -134,7 +143,9 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
 
   mount(router, getTaskSpec, async (req, res) => {
     const q = parse(TaskGetQuery, req.query, 'query', 'invalid_query');
-    res.json(await deps.tasks.get(ownerOf(res), String(req.params.task_id), q.wait ? { seconds: q.wait, known: q.known_status } : undefined));
+    res.json(
+      await deps.tasks.get(ownerOf(res), String(req.params.task_id), q.wait ? { seconds: q.wait, known: q.known_status } : undefined),
+    );
   });
 
   mount(router, cancelTaskSpec, async (req, res) => {
@@ -148,7 +159,9 @@ function scheduledTime(at: string | number | undefined, maxDays: number): string
   if (at === undefined) return undefined;
   const ms = typeof at === 'number' ? at * 1000 : Date.parse(at);
   if (ms - Date.now() > maxDays * 86_400_000) {
-    throw new BadRequestError(`scheduled_at must be at most ${maxDays} days ahead`, 'scheduled_at_out_of_range', { max_days_ahead: maxDays });
+    throw new BadRequestError(`scheduled_at must be at most ${maxDays} days ahead`, 'scheduled_at_out_of_range', {
+      max_days_ahead: maxDays,
+    });
   }
   return new Date(ms).toISOString();
 }

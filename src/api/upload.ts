@@ -35,7 +35,9 @@ export const uploadFileSpec: RouteSpec = {
     body: { required: true, content: { 'multipart/form-data': { schema: UploadForm } } },
   },
   responses: {
-    202: json('Accepted: the validation runs; poll status_url', UploadAcceptedSchema, { headers: { Location: { schema: { type: 'string' } } } }),
+    202: json('Accepted: the validation runs; poll status_url', UploadAcceptedSchema, {
+      headers: { Location: { schema: { type: 'string' } } },
+    }),
     400: error('Bad file name, missing or empty file, unexpected field, bad test_payloads'),
     ...unauthorized,
     413: error('File (or test_payloads) larger than the limit'),
@@ -68,7 +70,11 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
     if (!req.is('multipart/form-data')) throw new UnsupportedMediaTypeError('send the file as multipart/form-data (field "file")');
     // multer reads the body as sent: a compressed multipart body would be parsed as garbage.
     const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity') throw new UnsupportedMediaTypeError(`Content-Encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported for uploads: send the multipart body uncompressed`, 'unsupported_content_encoding');
+    if (encoding !== 'identity')
+      throw new UnsupportedMediaTypeError(
+        `Content-Encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported for uploads: send the multipart body uncompressed`,
+        'unsupported_content_encoding',
+      );
     res.locals.fileName = normalizeFileName(file_name);
     next();
   };
@@ -83,8 +89,10 @@ export function uploadRoutes(deps: { config: Config; validations: ValidationServ
     const bytes = file.buffer;
     if (bytes.length === 0) throw new BadRequestError('the file is empty', 'empty_file');
     const type = (file.mimetype || 'application/octet-stream').split(';')[0].trim().toLowerCase();
-    if (!TEXT_TYPES.has(type)) throw new UnsupportedMediaTypeError(`a Python source file is expected, not ${type}`, 'unsupported_file_type');
-    if (bytes.includes(0)) throw new UnsupportedMediaTypeError('the file is binary (it contains NUL bytes); a Python source file is expected', 'binary_file');
+    if (!TEXT_TYPES.has(type))
+      throw new UnsupportedMediaTypeError(`a Python source file is expected, not ${type}`, 'unsupported_file_type');
+    if (bytes.includes(0))
+      throw new UnsupportedMediaTypeError('the file is binary (it contains NUL bytes); a Python source file is expected', 'binary_file');
     try {
       new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch {

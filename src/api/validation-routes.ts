@@ -15,7 +15,10 @@ export const validationStatusSpec: RouteSpec = {
   summary: "A validation's status (the workflow's status query; works after it finished); with wait, a long poll",
   request: { params: z.object({ validation_id: ValidationId }), query: ValidationStatusQuery },
   responses: {
-    200: json('Status (with wait: once it differs from known_status or is final, else unchanged after wait seconds)', ValidationStatusSchema),
+    200: json(
+      'Status (with wait: once it differs from known_status or is final, else unchanged after wait seconds)',
+      ValidationStatusSchema,
+    ),
     400: error('Bad wait or known_status'),
     ...unauthorized,
     404: error("Unknown id, or another owner's"),

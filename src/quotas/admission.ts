@@ -14,7 +14,7 @@ const MIB = 1024 * 1024;
 
 function refuse(name: QuotaName, max: number, message: string, retryAfterMs?: number): never {
   const d = QUOTA_DEFINITIONS[name];
-  const retryAfterS = retryAfterMs !== undefined ? Math.max(1, Math.ceil(retryAfterMs / 1000)) : ('retryAfterS' in d ? d.retryAfterS : 60);
+  const retryAfterS = retryAfterMs !== undefined ? Math.max(1, Math.ceil(retryAfterMs / 1000)) : 'retryAfterS' in d ? d.retryAfterS : 60;
   throw new QuotaExceededError(d.limit, max, retryAfterS, message);
 }
 
@@ -37,14 +37,22 @@ export class UploadQuotas {
       if (wait > 0) refuse('uploadsPerMinute', q.uploadsPerMinute, `at most ${q.uploadsPerMinute} uploads per minute`, wait);
       const usage = await this.usage.of(owner);
       if (usage.validationsInFlight >= q.validationsInFlight) {
-        refuse('validationsInFlight', q.validationsInFlight, `at most ${q.validationsInFlight} uploads may be validating at once; wait for one to finish`);
+        refuse(
+          'validationsInFlight',
+          q.validationsInFlight,
+          `at most ${q.validationsInFlight} uploads may be validating at once; wait for one to finish`,
+        );
       }
       const names = await this.usage.liveNames(owner);
       if (!names.has(fileName) && names.size >= q.fileNames) {
         refuse('fileNames', q.fileNames, `at most ${q.fileNames} task file names; delete one (DELETE /tasks/delete_file) to add another`);
       }
       if (usage.storedBytes + size > q.storedMiB * MIB) {
-        refuse('storedMiB', q.storedMiB * MIB, `at most ${q.storedMiB} MiB of stored files (${usage.storedBytes} bytes in use); delete files or wait for the retention sweep`);
+        refuse(
+          'storedMiB',
+          q.storedMiB * MIB,
+          `at most ${q.storedMiB} MiB of stored files (${usage.storedBytes} bytes in use); delete files or wait for the retention sweep`,
+        );
       }
       const accepted = await accept();
       this.perMinute.record(owner);

@@ -66,7 +66,8 @@ export const QUOTA_DEFINITIONS = {
     limit: 'kept_versions',
     default: 5,
     min: 1,
-    summary: 'Validated versions kept per file name, the current one included; the retention sweep removes older ones no unfinished task is pinned to (never a 429)',
+    summary:
+      'Validated versions kept per file name, the current one included; the retention sweep removes older ones no unfinished task is pinned to (never a 429)',
   },
 } as const satisfies Record<string, QuotaDefinition>;
 

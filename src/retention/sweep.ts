@@ -132,7 +132,8 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
     for (const id of await records.idsOf(owner)) {
       if (ownerOf.get(id) === owner) continue;
       const st = await mtimeAndSize(layout.ownerRecordMarker(owner, id));
-      if (st && now - st.mtimeMs > GRACE_MS && !(await records.get(id).catch(() => undefined))) await remove(layout.ownerRecordMarker(owner, id), 'markers');
+      if (st && now - st.mtimeMs > GRACE_MS && !(await records.get(id).catch(() => undefined)))
+        await remove(layout.ownerRecordMarker(owner, id), 'markers');
     }
   }
 

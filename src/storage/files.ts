@@ -67,7 +67,8 @@ export class TaskFiles {
     } catch (err) {
       // A symlink (ELOOP), a directory or an oversize file where our staged file was: not ours any more.
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP' || code === 'EISDIR' || code === undefined) throw new StagedFileError('mismatch', 'the staged upload was replaced');
+      if (code === 'ELOOP' || code === 'EISDIR' || code === undefined)
+        throw new StagedFileError('mismatch', 'the staged upload was replaced');
       throw err;
     }
     if (bytes === undefined) throw new StagedFileError('missing', 'the staged upload is gone');
@@ -124,7 +125,11 @@ export class TaskFiles {
     const findings: ValidationFinding[] = [...final.findings];
     if (latest) {
       await writeAtomic(this.layout.promoted(rec.owner, rec.file_name), bytes, 0o600);
-      const promotion: PromotionRecord = { sha256: rec.sha256, validation_id: id, promoted_at: final.finished_at ?? new Date().toISOString() };
+      const promotion: PromotionRecord = {
+        sha256: rec.sha256,
+        validation_id: id,
+        promoted_at: final.finished_at ?? new Date().toISOString(),
+      };
       await writeJsonAtomic(this.layout.promotionRecord(rec.owner, rec.file_name), promotion);
     } else {
       findings.push({

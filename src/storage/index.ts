@@ -19,7 +19,9 @@ export interface Storage {
   usage: UsageReader;
 }
 
-export async function openStorage(config: Pick<Config, 'dataDir' | 'stagingDir' | 'quarantineDir' | 'tasksDir' | 'maxUploadBytes'>): Promise<Storage> {
+export async function openStorage(
+  config: Pick<Config, 'dataDir' | 'stagingDir' | 'quarantineDir' | 'tasksDir' | 'maxUploadBytes'>,
+): Promise<Storage> {
   const layout = new Layout(config);
   const records = new RecordStore(layout);
   const files = new TaskFiles(layout, records, config.maxUploadBytes);

@@ -8,7 +8,16 @@
  */
 import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
 import path from 'node:path';
-import { ensureDir, listDir, readIfExists, readJson, removeIfExists, UnreadableFileError, writeExclusive, writeJsonAtomic } from './fs-safe';
+import {
+  ensureDir,
+  listDir,
+  readIfExists,
+  readJson,
+  removeIfExists,
+  UnreadableFileError,
+  writeExclusive,
+  writeJsonAtomic,
+} from './fs-safe';
 import { OWNER_RE, VALIDATION_ID_RE } from '../../domain/names';
 import type { Layout } from './layout';
 
@@ -32,8 +41,7 @@ export interface ValidationRecord {
 }
 
 export type UploadPointer =
-  | { validation_id: string; uploaded_at: string }
-  | { validation_id: null; deleted_at: string; deleted_validation_id?: string };
+  { validation_id: string; uploaded_at: string } | { validation_id: null; deleted_at: string; deleted_validation_id?: string };
 
 export class RecordStore {
   constructor(private readonly layout: Layout) {}
@@ -98,7 +106,9 @@ export class RecordStore {
 
   /** Every record id. */
   async allIds(): Promise<string[]> {
-    return (await listDir(this.layout.validationsDir)).flatMap((n) => (n.endsWith('.json') && VALIDATION_ID_RE.test(n.slice(0, -5)) ? [n.slice(0, -5)] : []));
+    return (await listDir(this.layout.validationsDir)).flatMap((n) =>
+      n.endsWith('.json') && VALIDATION_ID_RE.test(n.slice(0, -5)) ? [n.slice(0, -5)] : [],
+    );
   }
 
   /** Owners that have (or had) records. */

@@ -112,7 +112,15 @@ export class TemporalTaskService implements TaskService {
       }),
     );
     this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, status });
-    return { task_id: taskId, status, title: req.title, priority: req.priority, sha256: req.sha256, created_at: createdAt, ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}) };
+    return {
+      task_id: taskId,
+      status,
+      title: req.title,
+      priority: req.priority,
+      sha256: req.sha256,
+      created_at: createdAt,
+      ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}),
+    };
   }
 
   /**
@@ -170,7 +178,10 @@ export class TemporalTaskService implements TaskService {
     return state!;
   }
 
-  private async describe(owner: string, taskId: string): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
+  private async describe(
+    owner: string,
+    taskId: string,
+  ): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
     if (!TASK_ID_RE.test(taskId)) throw new NotFoundError('no such task', 'task_not_found');
     const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
     const description = await temporalCall('describe task', this.log, () => handle.describe());
@@ -179,4 +190,3 @@ export class TemporalTaskService implements TaskService {
     return { handle, description };
   }
 }
-

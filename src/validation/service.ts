@@ -116,10 +116,14 @@ export class ValidationService {
     } catch (err) {
       this.log.error('starting the validation workflow failed; it will be started again later', { validationId: id, error: err as Error });
       await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
-      throw new ServiceUnavailableError('Temporal did not accept the validation; the upload is kept and its validation will start once Temporal is back', 'temporal_unavailable', {
-        validation_id: id,
-        status_url: statusPath(id),
-      });
+      throw new ServiceUnavailableError(
+        'Temporal did not accept the validation; the upload is kept and its validation will start once Temporal is back',
+        'temporal_unavailable',
+        {
+          validation_id: id,
+          status_url: statusPath(id),
+        },
+      );
     }
     return { validation_id: id, status: 'PENDING', status_url: statusPath(id), file_name: fileName, sha256: rec.sha256 };
   }
@@ -301,7 +305,10 @@ export class ValidationService {
     return this.names.run(`${owner}/${name}`, async () => {
       const pending = await this.pendingUpload(owner, name);
       if (pending) {
-        throw new ConflictError(`${name}: an upload of it is still being validated (validation ${pending}); delete it once that finished`, 'validation_pending');
+        throw new ConflictError(
+          `${name}: an upload of it is still being validated (validation ${pending}); delete it once that finished`,
+          'validation_pending',
+        );
       }
       const removed = await storage.files.deletePromoted(owner, name);
       if (!removed) throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
@@ -310,7 +317,12 @@ export class ValidationService {
         deleted_at: new Date().toISOString(),
         ...(removed.validation_id ? { deleted_validation_id: removed.validation_id } : {}),
       });
-      return { file_name: name, deleted: true, ...(removed.sha256 ? { sha256: removed.sha256 } : {}), ...(removed.validation_id ? { validation_id: removed.validation_id } : {}) };
+      return {
+        file_name: name,
+        deleted: true,
+        ...(removed.sha256 ? { sha256: removed.sha256 } : {}),
+        ...(removed.validation_id ? { validation_id: removed.validation_id } : {}),
+      };
     });
   }
 

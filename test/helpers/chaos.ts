@@ -30,8 +30,26 @@ export interface ChaosOptions {
 }
 
 export interface ChaosReport {
-  uploads: { accepted: number; keptDuringOutage: number; unknownOutcome: number; validated: number; rejected: number; lost: number; wrong: number; unfinishedRecords: number };
-  tasks: { created: number; resentAfterRefusal: number; unknownOutcome: number; completed: number; retriedRuns: number; lost: number; wrong: number; duplicated: number };
+  uploads: {
+    accepted: number;
+    keptDuringOutage: number;
+    unknownOutcome: number;
+    validated: number;
+    rejected: number;
+    lost: number;
+    wrong: number;
+    unfinishedRecords: number;
+  };
+  tasks: {
+    created: number;
+    resentAfterRefusal: number;
+    unknownOutcome: number;
+    completed: number;
+    retriedRuns: number;
+    lost: number;
+    wrong: number;
+    duplicated: number;
+  };
   /** Per kill: uploads and tasks known to the client and not yet final right before it. */
   kills: { target: string; inFlight: number; downMs: number }[];
   leftoverContainers: number;
@@ -41,8 +59,10 @@ export interface ChaosReport {
   workMs: number;
 }
 
-const good = (i: number) => `import asyncio\n\n\nasync def handler(payload):\n    await asyncio.sleep(0.3)\n    return {"file": ${i}, "double": payload.get("n", 0) * 2}\n`;
-const bad = (j: number) => (j % 2 ? `def handler(payload)\n    return ${j}\n` : `def handler(payload):\n    raise ValueError("bad file ${j}")\n`);
+const good = (i: number) =>
+  `import asyncio\n\n\nasync def handler(payload):\n    await asyncio.sleep(0.3)\n    return {"file": ${i}, "double": payload.get("n", 0) * 2}\n`;
+const bad = (j: number) =>
+  j % 2 ? `def handler(payload)\n    return ${j}\n` : `def handler(payload):\n    raise ValueError("bad file ${j}")\n`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FINAL_TASK = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
@@ -114,7 +134,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   async function upload(name: string): Promise<void> {
     const form = new FormData();
     form.append('file', new Blob([sources.get(name)!], { type: 'text/x-python' }), `${name}.py`);
-    const r = await send<{ validation_id?: string; error?: { validation_id?: string } }>('POST', `/tasks/upload_file?file_name=${name}`, form);
+    const r = await send<{ validation_id?: string; error?: { validation_id?: string } }>(
+      'POST',
+      `/tasks/upload_file?file_name=${name}`,
+      form,
+    );
     if (r.kind === 'unknown') uploadUnknown++;
     else if (r.status === 202) uploads.set(r.body.validation_id!, name);
     else if (r.status === 503 && r.body.error?.validation_id) {
@@ -200,7 +224,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
     // 2. Tasks on the first validated files; the task worker dies mid-run.
     const firstIds = [...uploads].filter(([, n]) => firstGoods.includes(n)).map(([id]) => id);
-    await until('the first files validated', async () => (await Promise.all(firstIds.map(statusOf))).every((s) => s === 'VALIDATED'), 180000);
+    await until(
+      'the first files validated',
+      async () => (await Promise.all(firstIds.map(statusOf))).every((s) => s === 'VALIDATED'),
+      180000,
+    );
     const wanted = Array.from({ length: opts.tasks }, (_, n) => ({ n, name: firstGoods[n % firstGoods.length] }));
     const half = Math.ceil(wanted.length / 2);
     await createAll(wanted.slice(0, half));
@@ -235,10 +263,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await until(
       'every upload final',
       async () => {
-        for (const id of uploads.keys()) if (!finalUpload.get(id)) {
-          const s = await statusOf(id);
-          if (s === 'VALIDATED' || s === 'REJECTED') finalUpload.set(id, s);
-        }
+        for (const id of uploads.keys())
+          if (!finalUpload.get(id)) {
+            const s = await statusOf(id);
+            if (s === 'VALIDATED' || s === 'REJECTED') finalUpload.set(id, s);
+          }
         return [...uploads.keys()].every((id) => finalUpload.get(id));
       },
       240000,
@@ -247,10 +276,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await until(
       'every task final',
       async () => {
-        for (const id of tasks.keys()) if (!finalTask.has(id)) {
-          const t = await taskOf(id);
-          if (t && FINAL_TASK.includes(t.status ?? '')) finalTask.set(id, t);
-        }
+        for (const id of tasks.keys())
+          if (!finalTask.has(id)) {
+            const t = await taskOf(id);
+            if (t && FINAL_TASK.includes(t.status ?? '')) finalTask.set(id, t);
+          }
         return finalTask.size === tasks.size;
       },
       240000,

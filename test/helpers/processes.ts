@@ -59,14 +59,31 @@ function track(child: ChildProcess): Child {
 
 /** `temporal server start-dev` on 127.0.0.1:`port` keeping its state in `dbFile`; resolves once it answers. */
 export async function startDevServer(port: number, dbFile: string): Promise<Child> {
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--db-filename', dbFile, '--log-level', 'error'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--headless',
+    '--db-filename',
+    dbFile,
+    '--log-level',
+    'error',
+  ];
   for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
   args.push(...devServerArgs({ dbFile: true }));
   const server = track(spawn(temporalCliPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   const deadline = Date.now() + 60000;
   for (;;) {
     const conn = await Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 1000 }).catch(() => undefined);
-    const ok = conn ? await conn.healthService.check({}).then(() => true, () => false) : false;
+    const ok = conn
+      ? await conn.healthService.check({}).then(
+          () => true,
+          () => false,
+        )
+      : false;
     await conn?.close();
     if (ok) return server;
     if (server.child.exitCode !== null) throw new Error(`temporal dev server exited: ${server.log().slice(-2000)}`);
@@ -96,7 +113,8 @@ export async function startRole(role: Role, env: Record<string, string>, timeout
   );
   const deadline = Date.now() + timeoutMs;
   while (!proc.log().includes(READY[role])) {
-    if (proc.child.exitCode !== null) throw new Error(`${role} exited (${proc.child.exitCode}) during start-up:\n${proc.log().slice(-3000)}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`${role} exited (${proc.child.exitCode}) during start-up:\n${proc.log().slice(-3000)}`);
     if (Date.now() > deadline) {
       await proc.kill();
       throw new Error(`${role} did not start within ${timeoutMs} ms:\n${proc.log().slice(-3000)}`);

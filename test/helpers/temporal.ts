@@ -79,7 +79,8 @@ export function quietRuntime(): void {
  */
 export function devServerArgs(opts: { dbFile?: boolean } = {}): string[] {
   const args: string[] = [];
-  for (const [key, { value }] of Object.entries(DEV_SERVER.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  for (const [key, { value }] of Object.entries(DEV_SERVER.dynamicConfig))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   if (opts.dbFile) for (const [key, { value }] of Object.entries(DEV_SERVER.sqlitePragmas)) args.push('--sqlite-pragma', `${key}=${value}`);
   return args;
 }

@@ -68,7 +68,12 @@ export interface TestApi {
   storage: Storage;
 }
 
-export async function buildApi(config: Config, client: Client, tasks: TaskService = tasksNotEnabled, log: Logger = silentLogger): Promise<TestApi> {
+export async function buildApi(
+  config: Config,
+  client: Client,
+  tasks: TaskService = tasksNotEnabled,
+  log: Logger = silentLogger,
+): Promise<TestApi> {
   const storage = await openStorage(config);
   const validations = new ValidationService({ config, storage, client, log });
   const app = createApp({
@@ -87,7 +92,10 @@ export function upload(app: Express, token: string, fileName: string, source: st
     .post('/tasks/upload_file')
     .query({ file_name: fileName })
     .set('Authorization', `Bearer ${token}`)
-    .attach('file', Buffer.isBuffer(source) ? source : Buffer.from(source, 'utf8'), { filename: 'upload.py', contentType: 'text/x-python' });
+    .attach('file', Buffer.isBuffer(source) ? source : Buffer.from(source, 'utf8'), {
+      filename: 'upload.py',
+      contentType: 'text/x-python',
+    });
   if (testPayloads !== undefined) req = req.field('test_payloads', JSON.stringify(testPayloads));
   return req;
 }
