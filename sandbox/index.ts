@@ -88,7 +88,12 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const monitorDir = opts.syscallMonitor === false ? undefined : engine.monitorDir;
   if (opts.syscallMonitor === false) log.warn('syscall monitor off: refused system calls the handler survives go unreported');
   const image = cfg.image ?? (await ensureImage(docker, log));
-  await removeLeftovers(docker, log);
+  const stopRescue = engine.monitorDir ? SyscallMonitor.rescueOrphans(engine.monitorDir, log) : () => undefined;
+  try {
+    await removeLeftovers(docker, log);
+  } finally {
+    stopRescue();
+  }
   if (engine.monitorDir) await SyscallMonitor.sweep(engine.monitorDir, log);
   const instance = instanceId();
   const observer = opts.observer;

@@ -20,6 +20,16 @@ import { syscallMeaning, syscallName, SYSCALLS } from './syscalls';
 import type { SyscallEvent } from './types';
 
 const FIFO = 'debug.fifo';
+
+/** Whether the process named in a `reader` file (`pid start-time`) still runs. */
+function readerAlive(file: string): boolean {
+  try {
+    const [pid, start] = fs.readFileSync(file, 'utf8').trim().split(' ');
+    return /^[0-9]+$/.test(pid) && processStartTime(Number(pid)) === start;
+  } catch {
+    return false;
+  }
+}
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 /** `D1129 09:05:18.702642   17386 task_syscall.go:240] [   2:   4] Syscall 41: denied by seccomp` ([tgid: tid]). */
 const REFUSAL =
@@ -142,6 +152,38 @@ export class SyscallMonitor {
   }
 
   /** Removes monitor directories left by a crash (another live process's are young and kept). */
+  /**
+   * A process killed while one of its containers was being created leaves runsc's `create` blocked
+   * opening a pipe nobody reads, and `docker rm -f` of that container waits on it. Read (and drop)
+   * those pipes while the leftovers are removed; returns the function that stops reading.
+   */
+  static rescueOrphans(root: string, log: Logger): () => void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(root).filter((n) => CONTAINER_ID.test(n));
+    } catch {
+      return () => undefined;
+    }
+    const readers: net.Socket[] = [];
+    for (const name of names) {
+      const dir = path.join(root, name);
+      if (readerAlive(path.join(dir, 'reader'))) continue;
+      const fifo = path.join(dir, FIFO);
+      try {
+        if (!fs.lstatSync(fifo).isFIFO()) continue;
+        const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
+        const reader = new net.Socket({ fd, readable: true, writable: false });
+        reader.on('data', () => undefined).on('error', () => undefined);
+        readers.push(reader);
+      } catch {
+        // No pipe there: nothing can be blocked on it.
+      }
+    }
+    if (readers.length)
+      log.info('reading the syscall pipes of dead processes so their containers can be removed', { count: readers.length });
+    return () => readers.forEach((r) => r.destroy());
+  }
+
   static async sweep(root: string, log: Logger): Promise<void> {
     let names: string[];
     try {
