@@ -10,16 +10,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Config } from '../src/config';
-import { silentLogger } from '../src/logger';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { createValidationWorker } from '../app/validation-worker';
-import type { Sandbox } from '../sandbox';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { bundleTaskWorkflows } from '../app/task-worker';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, buildApi, suiteEnv, type TestApi } from './helpers/validation';
+import { ALICE, suiteEnv, type TestApi } from './helpers/validation';
 import { CORPUS } from './helpers/corpus';
 
 const BIN = path.join(__dirname, '..', 'bin', 'taskflow.js');
@@ -27,37 +24,17 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-cli-'));
 
 let temporal: StartedTemporal;
 let config: Config;
-let sandbox: Sandbox;
 let api: TestApi;
 let server: http.Server;
 let url: string;
-let validationWorker: Worker;
-let validationRun: Promise<void>;
-let taskWorkers: RunningTaskWorkers | undefined;
+let pipeline: Pipeline | undefined;
 
 beforeAll(async () => {
   let bundle: WorkflowBundleWithSourceMap;
   [temporal, bundle] = await Promise.all([startTemporal(), bundleTaskWorkflows()]);
   config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '60000', TASK_MEMORY_MIB: '128' }));
-  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  validationRun = validationWorker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-    workflowBundle: bundle,
-  });
+  pipeline = await startPipeline(config, temporal, { workflowBundle: bundle });
+  ({ api } = pipeline);
   server = http.createServer(api.app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -65,10 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise((r) => server?.close(r));
-  await taskWorkers?.shutdown();
-  validationWorker?.shutdown();
-  await validationRun;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
   fs.rmSync(WORK, { recursive: true, force: true });
 });

@@ -4,28 +4,20 @@
  * owner), not after her whole backlog. One validation slot and one task slot make the order plain.
  * The latency numbers (idle vs under a flood) are bench/fairness.ts's job; this judges order only.
  */
-import type { Worker } from '@temporalio/worker';
 import request from 'supertest';
 import type { Config } from '../src/config';
-import { silentLogger } from '../src/logger';
-import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { createValidationWorker } from '../app/validation-worker';
-import type { Sandbox } from '../sandbox';
 import type { TaskState } from '../domain/task';
 import type { ValidationStatus } from '../domain/validation';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, BOB, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, BOB, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 const FLOOD = 8;
 let temporal: StartedTemporal;
 let config: Config;
-let sandbox: Sandbox;
 let api: TestApi;
-let validationWorker: Worker;
-let validationRun: Promise<void>;
-let taskWorkers: RunningTaskWorkers;
+let pipeline: Pipeline | undefined;
 
 const napper = (i: number) =>
   `import asyncio\n\n\nasync def handler(payload):\n    await asyncio.sleep(0.3)\n    return {"n": ${i}, "echo": payload}\n`;
@@ -40,31 +32,12 @@ beforeAll(async () => {
       TASK_PAYLOAD_TIMEOUT_MS: '4000',
     }),
   );
-  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  validationRun = validationWorker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-  });
+  pipeline = await startPipeline(config, temporal);
+  ({ api } = pipeline);
 }, 240000);
 
 afterAll(async () => {
-  await taskWorkers?.shutdown();
-  validationWorker?.shutdown();
-  await validationRun;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
 });
 

@@ -3,28 +3,22 @@
  * Temporal dev server, real workers and real sandboxes: it answers when the status changes, when it is
  * final, and (unchanged) when the wait runs out; many waiters on one workflow share its update.
  */
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
 import type { Config } from '../src/config';
-import { silentLogger } from '../src/logger';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { createValidationWorker } from '../app/validation-worker';
-import type { Sandbox } from '../sandbox';
+import { bundleTaskWorkflows } from '../app/task-worker';
 import type { TaskState } from '../domain/task';
 import type { ValidationStatus } from '../domain/validation';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, BOB, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, BOB, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let temporal: StartedTemporal;
 let config: Config;
-let sandbox: Sandbox;
 let api: TestApi;
-let validationWorker: Worker;
-let validationRun: Promise<void>;
 let bundle: WorkflowBundleWithSourceMap;
-let taskWorkers: RunningTaskWorkers;
+let pipeline: Pipeline | undefined;
 
 // The validation run takes ~3 s (its test payload sleeps), so the suite can catch it in SANDBOX_RUN.
 const SLOW_TO_VALIDATE = `import time
@@ -43,35 +37,13 @@ beforeAll(async () => {
   config = testConfig(
     suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '6000', SANDBOX_PAYLOAD_TIMEOUT_MS: '6000' }),
   );
-  [sandbox, bundle] = await Promise.all([
-    startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),
-    bundleTaskWorkflows(),
-  ]);
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  validationWorker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  validationRun = validationWorker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-    workflowBundle: bundle,
-  });
+  bundle = await bundleTaskWorkflows();
+  pipeline = await startPipeline(config, temporal, { workflowBundle: bundle });
+  ({ api } = pipeline);
 }, 240000);
 
 afterAll(async () => {
-  await taskWorkers?.shutdown();
-  validationWorker?.shutdown();
-  await validationRun;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
 });
 

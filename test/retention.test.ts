@@ -7,61 +7,35 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Worker } from '@temporalio/worker';
 import request from 'supertest';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { pinnedVersions } from '../src/retention/pins';
 import { GRACE_MS, sweep } from '../src/retention/sweep';
 import { newStagedName } from '../src/storage';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { ensureRetentionSchedule } from '../app/temporal';
-import { createValidationWorker } from '../app/validation-worker';
-import type { Sandbox } from '../sandbox';
 import { RETENTION_WORKFLOW, retentionScheduleId } from '../domain/retention';
 import { TASK_WORKFLOW } from '../domain/task';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
 import { ALICE, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 const DAY = 86_400_000;
 let temporal: StartedTemporal;
 let config: Config;
-let sandbox: Sandbox;
 let api: TestApi;
-let worker: Worker;
-let running: Promise<void>;
-let taskWorkers: RunningTaskWorkers;
+let pipeline: Pipeline | undefined;
 
 beforeAll(async () => {
   temporal = await startTemporal();
   config = testConfig(suiteEnv(temporal.address, { QUOTA_KEPT_VERSIONS: '2', RETENTION_SWEEP_INTERVAL_MINUTES: '600' }));
-  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-  worker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  running = worker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-  });
+  pipeline = await startPipeline(config, temporal);
+  ({ api } = pipeline);
 }, 240000);
 
 afterAll(async () => {
-  await taskWorkers?.shutdown();
-  worker?.shutdown();
-  await running;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
 });
 
