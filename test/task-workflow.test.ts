@@ -4,7 +4,8 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { VersionUnavailableError } from '../src/storage';
@@ -166,6 +167,10 @@ test('under a backlog, high-priority tasks run before low ones', async () => {
   const high = [];
   for (let i = 0; i < 3; i++) low.push(await start('good_sync.py', { numbers: [i] }, { priority: 'low' }));
   for (let i = 0; i < 3; i++) high.push(await start('good_sync.py', { numbers: [i] }, { priority: 'high' }));
+  // Priority orders a backlog. Let a workflow-only worker schedule all six runs first: with the
+  // activity worker up from the start, whichever workflow task finished first could take the free
+  // slot by eager dispatch, which never passes through the queue's priority order.
+  await scheduleActivitiesOnly([...low, ...high]);
   await startWorkers();
   const results = await Promise.all([...low, ...high].map((h) => h.result()));
   const started = (r: TaskState[]) => r.map((t) => Date.parse(t.started_at!));
@@ -174,6 +179,28 @@ test('under a backlog, high-priority tasks run before low ones', async () => {
   expect(results.every((r) => r.status === 'COMPLETED')).toBe(true);
   expect(lastHigh).toBeLessThanOrEqual(firstLow);
 });
+
+async function scheduleActivitiesOnly(handles: WorkflowHandle[]): Promise<void> {
+  const worker = await Worker.create({
+    connection: temporal.env.nativeConnection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.taskQueue,
+    workflowBundle: bundle,
+  });
+  const done = worker.run();
+  try {
+    const until = Date.now() + 30000;
+    for (;;) {
+      const pending = await Promise.all(handles.map(async (h) => (await h.describe()).raw.pendingActivities?.length ?? 0));
+      if (pending.every((n) => n === 1)) break;
+      if (Date.now() > until) throw new Error(`runs never all scheduled (pending: ${pending.join(',')})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    worker.shutdown();
+    await done;
+  }
+}
 
 async function waitForStatus(workflowId: string, status: string, timeoutMs = 30000): Promise<void> {
   const until = Date.now() + timeoutMs;
