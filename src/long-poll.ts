@@ -11,12 +11,14 @@
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { Logger } from './logger';
-import { MAX_WAIT_SECONDS, type WaitForChange } from '../domain/wait';
+import { MAX_WAIT_SECONDS, type WaitForChange, type WaitUntil } from '../domain/wait';
 
 export interface WaitRequest<S extends string> {
   /** 0..MAX_WAIT_SECONDS; 0 means answer at once (no wait). */
   seconds: number;
   known?: S;
+  /** `final`: skip the status changes on the way (see `result`). */
+  until?: WaitUntil;
 }
 
 /** How much longer than the wait itself an update's RPCs may take before we give up on them. */
@@ -64,6 +66,22 @@ export class WorkflowWaits {
       if (answer === undefined) return undefined;
       // A shared update that ended (unchanged) before our own deadline: wait on for the rest.
       if (statusOf(answer) !== req.known || shared.until >= deadline - 10) return answer;
+    }
+  }
+
+  /**
+   * The workflow's result once it closes, or `undefined` when `seconds` pass first or the result cannot
+   * be read (failed, terminated, Temporal down): the caller then reads the status the ordinary way.
+   * A long poll on the workflow's history, so it adds no workflow task, whatever the number of waiters.
+   */
+  async result<T>(workflowId: string, seconds: number): Promise<T | undefined> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    try {
+      const ms = Math.min(seconds, MAX_WAIT_SECONDS) * 1000;
+      return (await this.client.connection.withDeadline(Date.now() + ms, () => handle.result())) as T;
+    } catch (err) {
+      this.log.debug('long poll: no result before the wait ended', { workflowId, error: (err as Error).message });
+      return undefined;
     }
   }
 

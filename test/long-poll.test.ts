@@ -9,6 +9,8 @@ import type { Config } from '../src/config';
 import { bundleTaskWorkflows } from '../app/task-worker';
 import type { TaskState } from '../domain/task';
 import type { ValidationStatus } from '../domain/validation';
+import { taskWorkflowId } from '../domain/task';
+import { validationWorkflowId } from '../domain/validation';
 import { testConfig } from './helpers/sandbox';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
@@ -53,6 +55,12 @@ function validationStatus(id: string, query: Record<string, string | number | un
 
 function task(id: string, query: Record<string, string | number | undefined> = {}) {
   return request(api.app).get(`/tasks/${id}`).query(query).set('Authorization', `Bearer ${ALICE}`);
+}
+
+/** How many workflow Updates the workflow took (each `until=change` answer is one). */
+async function updatesTaken(workflowId: string): Promise<number> {
+  const history = await temporal.env.client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -105,8 +113,24 @@ describe('validation status long poll', () => {
     expect(b.ms).toBeLessThan(20000);
   });
 
+  test('until=final answers only with the final status, costs the workflow no update, and is bounded by wait', async () => {
+    const res = await upload(api.app, ALICE, 'slow_to_validate', SLOW_TO_VALIDATE, [{ validating: true }]);
+    const newId = res.body.validation_id as string;
+    // The run sleeps 3 s: a half-second wait ends before the final status, with the current one.
+    const bounded = await timed(() => validationStatus(newId, { wait: 0.5, until: 'final' }));
+    expect(bounded.value.status).toBe(200);
+    expect(['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN']).toContain(bounded.value.body.status);
+    expect(bounded.ms).toBeGreaterThanOrEqual(450);
+
+    const waiters = await Promise.all(Array.from({ length: 3 }, () => validationStatus(newId, { wait: 30, until: 'final' })));
+    for (const w of waiters) expect([w.status, w.body.status]).toEqual([200, 'VALIDATED']);
+    expect(waiters[0].body).toEqual((await validationStatus(newId)).body);
+    expect(await updatesTaken(validationWorkflowId(newId))).toBe(0);
+  });
+
   test('bad wait or known_status values are 400 invalid_query; other owners still get 404', async () => {
     for (const q of [
+      { wait: 5, until: 'soon' },
       { wait: -1 },
       { wait: 61 },
       { wait: 'soon' },
@@ -163,8 +187,22 @@ describe('task long poll', () => {
     expect(answer.ms).toBeLessThan(20000);
   });
 
+  test('until=final skips RUNNING: the one answer is the final state with its result, and no update', async () => {
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'slow_to_validate', payload: { sleep: 2 } });
+    const id = created.body.task_id as string;
+    const bounded = await timed(() => task(id, { wait: 0.5, until: 'final' }));
+    expect(['QUEUED', 'RUNNING']).toContain(bounded.value.body.status);
+    expect(bounded.ms).toBeGreaterThanOrEqual(450);
+    const res = await task(id, { wait: 30, until: 'final' });
+    expect(res.body).toMatchObject({ status: 'COMPLETED', result: { echo: { sleep: 2 } }, attempts: 1 });
+    expect(await updatesTaken(taskWorkflowId(id))).toBe(0);
+  });
+
   test('bad values are 400 invalid_query', async () => {
-    for (const q of [{ wait: 100 }, { wait: 1, known_status: 'VALIDATED' }]) {
+    for (const q of [{ wait: 1, until: 'done' }, { wait: 100 }, { wait: 1, known_status: 'VALIDATED' }]) {
       const res = await task('00000000-0000-0000-0000-000000000000', q);
       expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_query']);
     }

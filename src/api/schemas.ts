@@ -9,7 +9,7 @@ import { DEFAULT_TASK_PRIORITY, TASK_PRIORITIES, TASK_STATUSES } from '../../dom
 import { fileNameProblem, VALIDATION_ID_RE } from '../../domain/names';
 import { FINDING_CODES, type FindingCode } from '../../domain/findings';
 import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type ValidationStatus } from '../../domain/validation';
-import { MAX_WAIT_SECONDS } from '../../domain/wait';
+import { MAX_WAIT_SECONDS, WAIT_UNTIL } from '../../domain/wait';
 import type { UploadAccepted } from '../validation/service';
 
 /**
@@ -142,15 +142,21 @@ const WaitSeconds = queryNumber(0, MAX_WAIT_SECONDS).describe(
   `Long poll: answer as soon as the status differs from known_status or is final, at the latest after this many seconds (0..${MAX_WAIT_SECONDS}, decimals allowed; 0 or absent: at once)`,
 );
 const KNOWN_STATUS_HELP = 'The status the client already has (default: the status when the request arrives); only used with wait';
+const Until = z
+  .enum(WAIT_UNTIL)
+  .default('change')
+  .describe('change: answer at the first status change; final: only at the final status (for clients that want just the end)');
 
 export const ValidationStatusQuery = z.object({
   wait: WaitSeconds.optional(),
   known_status: z.enum(VALIDATION_STATES).optional().describe(KNOWN_STATUS_HELP),
+  until: Until,
 });
 
 export const TaskGetQuery = z.object({
   wait: WaitSeconds.optional(),
   known_status: z.enum(TASK_STATUSES).optional().describe(KNOWN_STATUS_HELP),
+  until: Until,
 });
 
 export const TaskListQuerySchema = z

@@ -75,10 +75,10 @@ export const getTaskSpec: RouteSpec = {
   request: { params: TaskIdParams, query: TaskGetQuery },
   responses: {
     200: json(
-      'The task (with wait: once its status differs from known_status or is final, else unchanged after wait seconds)',
+      'The task (with wait: once its status differs from known_status or is final (until=final: once final), else unchanged after wait seconds)',
       TaskStateSchema,
     ),
-    400: error('Bad wait or known_status'),
+    400: error('Bad wait, known_status or until'),
     ...unauthorized,
     ...unknownTask,
   },
@@ -144,7 +144,11 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
   mount(router, getTaskSpec, async (req, res) => {
     const q = parse(TaskGetQuery, req.query, 'query', 'invalid_query');
     res.json(
-      await deps.tasks.get(ownerOf(res), String(req.params.task_id), q.wait ? { seconds: q.wait, known: q.known_status } : undefined),
+      await deps.tasks.get(
+        ownerOf(res),
+        String(req.params.task_id),
+        q.wait ? { seconds: q.wait, known: q.known_status, until: q.until } : undefined,
+      ),
     );
   });
 

@@ -16,10 +16,10 @@ export const validationStatusSpec: RouteSpec = {
   request: { params: z.object({ validation_id: ValidationId }), query: ValidationStatusQuery },
   responses: {
     200: json(
-      'Status (with wait: once it differs from known_status or is final, else unchanged after wait seconds)',
+      'Status (with wait: once it differs from known_status or is final (until=final: once final), else unchanged after wait seconds)',
       ValidationStatusSchema,
     ),
-    400: error('Bad wait or known_status'),
+    400: error('Bad wait, known_status or until'),
     ...unauthorized,
     404: error("Unknown id, or another owner's"),
   },
@@ -34,7 +34,9 @@ export function validationRoutes(deps: { validations: ValidationService }): Rout
     // A malformed id is as unknown as a well-formed one nobody issued.
     if (!VALIDATION_ID_RE.test(id)) throw new NotFoundError(`no validation ${JSON.stringify(id.slice(0, 64))}`, 'validation_not_found');
     const q = parse(ValidationStatusQuery, req.query, 'query', 'invalid_query');
-    res.json(await deps.validations.status(ownerOf(res), id, q.wait ? { seconds: q.wait, known: q.known_status } : undefined));
+    res.json(
+      await deps.validations.status(ownerOf(res), id, q.wait ? { seconds: q.wait, known: q.known_status, until: q.until } : undefined),
+    );
   });
   return router;
 }

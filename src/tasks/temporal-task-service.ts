@@ -125,13 +125,15 @@ export class TemporalTaskService implements TaskService {
 
   /**
    * The task's state; 404 for unknown ids and for other owners' tasks alike. With `wait`, answers once the
-   * status differs from `wait.known` or is final, at the latest after `wait.seconds` (src/long-poll.ts).
+   * status differs from `wait.known` (or, `until: 'final'`, only) when it is final, at the latest after `wait.seconds`
+   * (src/long-poll.ts).
    */
   async get(owner: string, taskId: string, wait?: WaitRequest<TaskStatus>): Promise<TaskState> {
     const { handle, description } = await this.describe(owner, taskId);
     const memo = (description.memo as { state?: TaskState } | undefined)?.state;
     if (description.status.name === 'RUNNING') {
       if (!wait?.seconds) return memo!;
+      if (wait.until === 'final') return (await this.waits.result<TaskState>(handle.workflowId, wait.seconds)) ?? this.get(owner, taskId);
       const answer = await this.waits.wait(handle.workflowId, taskWaitUpdate, wait, (s) => s.status);
       if (!answer) return this.get(owner, taskId);
       // The workflow's answer leaves the result out (it would be copied into the history per waiter):

@@ -217,7 +217,7 @@ export class ValidationService {
 
   /**
    * The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones.
-   * With `wait`, answers once the status differs from `wait.known` or is final, at the latest after
+   * With `wait`, answers once the status differs from `wait.known` (or, `until: 'final'`, only) when it is final, at the latest after
    * `wait.seconds` (the workflow answers; see src/long-poll.ts).
    */
   async status(owner: string, id: string, wait?: WaitRequest<ValidationState>): Promise<ValidationStatus> {
@@ -228,7 +228,10 @@ export class ValidationService {
       // Its start is still pending (Temporal was unavailable): nothing can tell us sooner.
       await new Promise((r) => setTimeout(r, wait.seconds * 1000));
     } else {
-      const answer = await this.waits.wait(rec.workflow_id, validationWaitUpdate, wait, (s) => s.status);
+      const answer =
+        wait.until === 'final'
+          ? await this.waits.result<ValidationStatus>(rec.workflow_id, wait.seconds)
+          : await this.waits.wait(rec.workflow_id, validationWaitUpdate, wait, (s) => s.status);
       if (answer) return answer;
     }
     return this.statusOf((await this.deps.storage.records.getOwned(owner, id)) ?? rec);
