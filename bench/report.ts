@@ -34,3 +34,27 @@ export const UNLIMITED_QUOTAS: Record<string, string> = {
   QUOTA_TASKS_IN_FLIGHT: '100000',
   QUOTA_FILE_NAMES: '100000',
 };
+
+/** Busy share of all CPUs over the next second (0..1). */
+async function cpuBusy(): Promise<number> {
+  const sample = () =>
+    os
+      .cpus()
+      .reduce(
+        (a, c) => ({ idle: a.idle + c.times.idle, all: a.all + c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq }),
+        { idle: 0, all: 0 },
+      );
+  const a = sample();
+  await new Promise((r) => setTimeout(r, 1000));
+  const b = sample();
+  return 1 - (b.idle - a.idle) / Math.max(1, b.all - a.all);
+}
+
+/**
+ * Waits (at most `maxMs`) until the CPUs are mostly idle: containers removed, runsc processes gone. A
+ * floor measured while the last phase's clean-up still runs would be slow for our reasons, not the engine's.
+ */
+export async function quiet(maxBusy = 0.25, maxMs = 30000): Promise<void> {
+  const until = Date.now() + maxMs;
+  while (Date.now() < until) if ((await cpuBusy()) <= maxBusy) return;
+}

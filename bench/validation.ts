@@ -25,7 +25,7 @@ import type { ValidationStatus } from '../domain/validation';
 import type { WaitUntil } from '../domain/wait';
 import { startTemporal, type StartedTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio } from './floor';
-import { fmt, percentile, writeSection, UNLIMITED_QUOTAS } from './report';
+import { fmt, percentile, quiet, writeSection, UNLIMITED_QUOTAS } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -156,12 +156,15 @@ async function main(): Promise<void> {
   let results: ModeResult[];
   let tuned;
   try {
+    // The floor first, on a quiet machine, as the latency runs find it (afterwards the machine is still
+    // busy removing the sustained phase's containers).
+    tuned = await measureFloor(temporal, floorRuns);
     results = [await runMode(temporal, bundle, true, { runs, clients, seconds })];
     if (cold) results.push(await runMode(temporal, bundle, false, { runs: Math.min(runs, 5), clients, seconds: Math.min(seconds, 20) }));
-    tuned = await measureFloor(temporal, floorRuns);
   } finally {
     await temporal.stop();
   }
+  await quiet();
   const untuned = await measureDefaultFloor(floorRuns);
 
   const warm = results[0];

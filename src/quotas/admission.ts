@@ -70,11 +70,13 @@ export class TaskQuotas {
   private readonly recent = new Map<string, { taskId: string; at: number }[]>();
 
   /**
-   * `unfinished(owner, max)`: ids of up to `max` of the owner's unfinished tasks (Temporal visibility);
+   * `countUnfinished(owner)`: how many of the owner's tasks are unfinished (Temporal visibility, one count);
+   * `unfinished(owner, max)`: ids of up to `max` of them;
    * `isUnfinished(taskId)`: the task's own answer, asked for the few just created that visibility may not show yet.
    */
   constructor(
     private readonly quotas: Quotas,
+    private readonly countUnfinished: (owner: string) => Promise<number>,
     private readonly unfinished: (owner: string, max: number) => Promise<string[]>,
     private readonly isUnfinished: (taskId: string) => Promise<boolean>,
   ) {
@@ -89,10 +91,13 @@ export class TaskQuotas {
       if (wait > 0) refuse('tasksPerMinute', q.tasksPerMinute, `at most ${q.tasksPerMinute} tasks per minute`, wait);
       const now = Date.now();
       const recent = (this.recent.get(owner) ?? []).filter((r) => r.at > now - VISIBILITY_LAG_MS);
-      const seen = new Set(await this.unfinished(owner, q.tasksInFlight));
-      let count = seen.size;
-      for (const r of recent) if (!seen.has(r.taskId) && count < q.tasksInFlight && (await this.isUnfinished(r.taskId))) count++;
-      if (count >= q.tasksInFlight) {
+      // An upper bound first (visibility's count, plus every task created here lately as if visibility
+      // missed it): below the limit, nothing more to ask. Only near the limit are the ids listed and the
+      // recent tasks asked one by one, which would otherwise cost a call per recent task per request.
+      if (
+        (await this.countUnfinished(owner)) + recent.length >= q.tasksInFlight &&
+        (await this.exactCount(owner, recent)) >= q.tasksInFlight
+      ) {
         refuse('tasksInFlight', q.tasksInFlight, `at most ${q.tasksInFlight} unfinished tasks; wait for some to finish or cancel them`);
       }
       const created = await create();
@@ -101,5 +106,13 @@ export class TaskQuotas {
       this.recent.set(owner, recent);
       return created;
     });
+  }
+
+  private async exactCount(owner: string, recent: { taskId: string }[]): Promise<number> {
+    const max = this.quotas.tasksInFlight;
+    const seen = new Set(await this.unfinished(owner, max));
+    let count = seen.size;
+    for (const r of recent) if (!seen.has(r.taskId) && count < max && (await this.isUnfinished(r.taskId))) count++;
+    return count;
   }
 }

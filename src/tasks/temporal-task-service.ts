@@ -54,6 +54,7 @@ export class TemporalTaskService implements TaskService {
     this.waits = new WorkflowWaits(client, log);
     this.quotas = new TaskQuotas(
       config.quotas,
+      (owner) => this.countUnfinished(owner),
       (owner, max) => this.unfinished(owner, max),
       (taskId) =>
         temporalCall('describe task', this.log, () => this.client.workflow.getHandle(taskWorkflowId(taskId)).describe()).then(
@@ -69,11 +70,16 @@ export class TemporalTaskService implements TaskService {
     return this.quotas.admit(req.owner, () => this.start(req));
   }
 
-  /** Ids of up to `max` of `owner`'s unfinished tasks (scheduled, queued or running), from visibility. */
+  /** How many of `owner`'s tasks are unfinished (scheduled, queued or running), from visibility. */
+  async countUnfinished(owner: string): Promise<number> {
+    return temporalCall('count unfinished tasks', this.log, async () => (await this.client.workflow.count(unfinishedQuery(owner))).count);
+  }
+
+  /** Ids of up to `max` of `owner`'s unfinished tasks, from visibility. */
   async unfinished(owner: string, max: number): Promise<string[]> {
-    const query = `WorkflowType = '${TASK_WORKFLOW}' AND Owner = '${owner}' AND ExecutionStatus = 'Running'`;
+    const query = unfinishedQuery(owner);
     const ids: string[] = [];
-    await temporalCall('count unfinished tasks', this.log, async () => {
+    await temporalCall('list unfinished tasks', this.log, async () => {
       for await (const wf of this.client.workflow.list({ query, pageSize: Math.min(1000, max) })) {
         ids.push(wf.workflowId);
         if (ids.length >= max) break;
@@ -192,3 +198,5 @@ export class TemporalTaskService implements TaskService {
     return { handle, description };
   }
 }
+
+const unfinishedQuery = (owner: string) => `WorkflowType = '${TASK_WORKFLOW}' AND Owner = '${owner}' AND ExecutionStatus = 'Running'`;
