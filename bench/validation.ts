@@ -26,6 +26,7 @@ import type { WaitUntil } from '../domain/wait';
 import { startTemporal, type StartedTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio } from './floor';
 import { fmt, percentile, quiet, writeSection, UNLIMITED_QUOTAS } from './report';
+import { startCpuCount, stepRows, validationSteps, type Steps } from './where-time-goes';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -43,6 +44,9 @@ interface ModeResult {
   checkMs: number[];
   runMs: number[];
   perMinute: number;
+  steps: Steps[];
+  /** CPU ms per validation in the sustained phase, by who spent it. */
+  cpuPerValidation: [string, number][];
 }
 
 async function runMode(
@@ -86,8 +90,9 @@ async function runMode(
   const auth = { Authorization: `Bearer ${TOKEN}` };
 
   let n = 0;
-  const validateOnce = async (until: WaitUntil = 'final'): Promise<{ ms: number; final: ValidationStatus }> => {
+  const validateOnce = async (until: WaitUntil = 'final'): Promise<{ ms: number; final: ValidationStatus; startedAt: number }> => {
     const started = performance.now();
+    const startedAt = Date.now();
     const form = new FormData();
     form.append('file', new Blob([SOURCE], { type: 'text/x-python' }), 'bench.py');
     const res = await fetch(`${base}/tasks/upload_file?file_name=bench_${n++}`, { method: 'POST', body: form, headers: auth });
@@ -97,7 +102,7 @@ async function runMode(
     for (;;) {
       const url = `${base}${status_url}?wait=30&known_status=${known}&until=${until}`;
       const s = (await (await fetch(url, { headers: auth })).json()) as ValidationStatus;
-      if (s.status === 'VALIDATED') return { ms: performance.now() - started, final: s };
+      if (s.status === 'VALIDATED') return { ms: performance.now() - started, final: s, startedAt };
       if (s.status === 'REJECTED') throw new Error(`rejected: ${JSON.stringify(s.findings)}`);
       known = s.status;
     }
@@ -111,9 +116,11 @@ async function runMode(
     const changeLatencies: number[] = [];
     const checkMs: number[] = [];
     const runMs: number[] = [];
+    const steps: Steps[] = [];
     for (let i = 0; i < o.runs; i++) {
       await settle();
-      const { ms, final } = await validateOnce('final');
+      const { ms, final, startedAt } = await validateOnce('final');
+      steps.push(await validationSteps(temporal.env.client, final, startedAt, startedAt + ms));
       latencies.push(ms);
       checkMs.push(final.metrics.static_check_ms ?? NaN);
       runMs.push(final.metrics.sandbox_wall_ms ?? NaN);
@@ -123,6 +130,7 @@ async function runMode(
     await settle();
     // Sustained: `clients` clients each validating one file after another for `seconds`.
     let done = 0;
+    const cpu = startCpuCount();
     const until = performance.now() + o.seconds * 1000;
     const t0 = performance.now();
     await Promise.all(
@@ -134,8 +142,9 @@ async function runMode(
       }),
     );
     const perMinute = (done / (performance.now() - t0)) * 60000;
+    const cpuPerValidation = cpu(done);
     const mode = warm ? 'warm: 2 run containers ready, 1 long-lived checker container' : 'cold: a container started per check and per run';
-    return { mode, latencies, changeLatencies, checkMs, runMs, perMinute };
+    return { mode, latencies, changeLatencies, checkMs, runMs, perMinute, steps, cpuPerValidation };
   } finally {
     server.close();
     starter.disableEager();
@@ -192,6 +201,16 @@ async function main(): Promise<void> {
     '"following each change" column is the same with `until=change` (one workflow Update per status change, as the CLI',
     "follows progress), measured alternately with it. The static check and sandbox run columns are the activities' own",
     "wall times (from the final status's metrics); the rest is the engine, the API and storage. Throughput uses `until=final`.",
+    '',
+    'Where the time goes: the steps of each latency run, from its workflow history (warm mode).',
+    '',
+    ...stepRows(warm.steps),
+    '',
+    `Where the CPU goes: CPU ms per validation in the sustained phase (${warm.cpuPerValidation.reduce((a, [, ms]) => a + ms, 0).toFixed(0)} ms in all, on ${os.cpus().length} cores), from /proc.`,
+    '',
+    '| who | CPU ms per validation |',
+    '|---|---|',
+    ...warm.cpuPerValidation.map(([who, ms]) => `| ${who} | ${ms.toFixed(0)} |`),
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!process.argv.includes('--no-write')) {

@@ -158,3 +158,20 @@ test('the Temporal schedule runs the sweep on a validation worker', async () => 
   expect(exists(orphan)).toBe(false);
   await handle.delete();
 }, 120000);
+
+test('an unreadable record is reported and skipped: the rest is swept, and no staged file or marker goes', async () => {
+  const expired = await validated('expiring', version(30));
+  await validated('expiring', version(31)); // supersedes it, so it can expire
+  const orphan = path.join(config.stagingDir, newStagedName());
+  fs.writeFileSync(orphan, 'def handler(p):\n    return 1\n');
+  // Another record, damaged on disk (a half-written file, a disk error): its upload may still be in flight.
+  const damaged = await validated('damaged', version(32));
+  fs.writeFileSync(api.storage.layout.validationRecord(damaged.id), '{"validation_id": ');
+
+  const report = await sweep(api.storage, { ...later(400 * DAY), pinned: await pins() });
+  expect(report.unreadableRecords).toEqual({ count: 1, ids: [damaged.id] });
+  expect(report.stagedSkipped).toContain('1 record(s) could not be read');
+  expect(await api.storage.records.get(expired.id)).toBeUndefined(); // the rest of the pass went on
+  expect(exists(orphan)).toBe(true);
+  expect(exists(api.storage.layout.ownerRecordMarker('alice', damaged.id))).toBe(true);
+}, 120000);

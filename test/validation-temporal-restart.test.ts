@@ -60,7 +60,6 @@ async function startServer(): Promise<void> {
     ...devServerArgs({ dbFile: true }),
   ];
   for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
-  args.push(...devServerArgs({ dbFile: true }));
   server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
   const deadline = Date.now() + 30000;
   for (;;) {

@@ -7,7 +7,7 @@
 import { QuotaExceededError } from '../errors';
 import type { UsageReader } from '../storage';
 import { QUOTA_DEFINITIONS, type QuotaName, type Quotas } from './definitions';
-import { KeyedLock } from './keyed-lock';
+import { KeyedMutex } from '../keyed-mutex';
 import { RateWindow } from './rate-window';
 
 const MIB = 1024 * 1024;
@@ -19,7 +19,7 @@ function refuse(name: QuotaName, max: number, message: string, retryAfterMs?: nu
 }
 
 export class UploadQuotas {
-  private readonly lock = new KeyedLock();
+  private readonly lock = new KeyedMutex();
   private readonly perMinute: RateWindow;
 
   constructor(
@@ -65,7 +65,7 @@ export class UploadQuotas {
 const VISIBILITY_LAG_MS = 5000;
 
 export class TaskQuotas {
-  private readonly lock = new KeyedLock();
+  private readonly lock = new KeyedMutex();
   private readonly perMinute: RateWindow;
   private readonly recent = new Map<string, { taskId: string; at: number }[]>();
 

@@ -40,7 +40,14 @@ export interface SweepReport {
   bytesFreed: number;
   /** Why versions were not looked at, when they were not. */
   versionsSkipped?: string;
+  /** Records that could not be read (skipped, and reported: an operator repairs or removes them). */
+  unreadableRecords?: { count: number; ids: string[] };
+  /** Why staged files were not looked at, when they were not. */
+  stagedSkipped?: string;
 }
+
+/** How many unreadable record ids a report names (the count is always complete). */
+const UNREADABLE_IDS_SHOWN = 20;
 
 export const pinKey = (owner: string, sha256: string): string => `${owner}/${sha256}`;
 
@@ -63,7 +70,10 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   const { layout, records } = storage;
   const now = opts.now ?? Date.now();
   const report: SweepReport = { records: 0, quarantined: 0, versions: 0, staged: 0, markers: 0, tombstones: 0, bytesFreed: 0 };
-  const remove = async (file: string, what: Exclude<keyof SweepReport, 'bytesFreed' | 'versionsSkipped'>) => {
+  const remove = async (
+    file: string,
+    what: Exclude<keyof SweepReport, 'bytesFreed' | 'versionsSkipped' | 'unreadableRecords' | 'stagedSkipped'>,
+  ) => {
     const st = await mtimeAndSize(file);
     if (await removeIfExists(file)) {
       report[what]++;
@@ -73,10 +83,13 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
 
   // Every record once: what is in flight, what each name's versions are, what has expired.
   const all: ValidationRecord[] = [];
+  const unreadable: string[] = [];
   for (const id of await records.allIds()) {
-    const rec = await records.get(id).catch(() => undefined);
-    if (rec && OWNER_RE.test(rec.owner)) all.push(rec);
+    const rec = await records.get(id).catch(() => null);
+    if (rec === null || (rec && !OWNER_RE.test(rec.owner))) unreadable.push(id);
+    else if (rec) all.push(rec);
   }
+  if (unreadable.length) report.unreadableRecords = { count: unreadable.length, ids: unreadable.slice(0, UNREADABLE_IDS_SHOWN) };
   // Validation ids that are some name's last upload; a rejected one does not keep its name alive.
   const current = new Set<string>();
   const rejectedLast = new Map<string, string>(); // validation id → name
@@ -120,17 +133,20 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
     if (st && now - st.mtimeMs > opts.retention.quarantineDays * DAY_MS) await remove(file, 'quarantined');
   }
 
-  for (const entry of await listDir(layout.stagingDir)) {
-    if (!STAGED_NAME_RE.test(entry) || stagedInUse.has(entry)) continue;
-    const st = await mtimeAndSize(layout.staged(entry));
-    if (st && now - st.mtimeMs > GRACE_MS) await remove(layout.staged(entry), 'staged');
-  }
+  // A record we cannot read may be an upload still validating: its staged file must stay.
+  if (unreadable.length) report.stagedSkipped = `${unreadable.length} record(s) could not be read`;
+  else
+    for (const entry of await listDir(layout.stagingDir)) {
+      if (!STAGED_NAME_RE.test(entry) || stagedInUse.has(entry)) continue;
+      const st = await mtimeAndSize(layout.staged(entry));
+      if (st && now - st.mtimeMs > GRACE_MS) await remove(layout.staged(entry), 'staged');
+    }
 
   // Owner markers whose record is gone (a crash between marker and record, or a removal half done).
   const ownerOf = new Map(kept.map((r) => [r.validation_id, r.owner]));
   for (const owner of await records.owners()) {
     for (const id of await records.idsOf(owner)) {
-      if (ownerOf.get(id) === owner) continue;
+      if (ownerOf.get(id) === owner || unreadable.includes(id)) continue;
       const st = await mtimeAndSize(layout.ownerRecordMarker(owner, id));
       if (st && now - st.mtimeMs > GRACE_MS && !(await records.get(id).catch(() => undefined)))
         await remove(layout.ownerRecordMarker(owner, id), 'markers');
