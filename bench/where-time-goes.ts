@@ -107,10 +107,14 @@ export function startCpuCount(): (n: number) => [string, number][] {
   const hz = 100; // USER_HZ on Linux
   return (n) => {
     const sums = new Map<string, number>();
-    for (const [key, { comm, ticks }] of cpuTicks()) {
+    const add = (key: string, comm: string, ticks: number) => {
       const g = group(comm, key.split(' ')[0]);
-      sums.set(g, (sums.get(g) ?? 0) + ticks - (before.get(key)?.ticks ?? 0));
-    }
+      sums.set(g, (sums.get(g) ?? 0) + ticks);
+    };
+    const after = cpuTicks();
+    for (const [key, { comm, ticks }] of after) add(key, comm, ticks - (before.get(key)?.ticks ?? 0));
+    // A process that ended meanwhile handed its whole life's CPU to its reaper: take off the part before the start.
+    for (const [key, { comm, ticks }] of before) if (!after.has(key)) add(key, comm, -ticks);
     return [...sums].map(([g, t]): [string, number] => [g, (t * 1000) / hz / n]).sort((a, b) => b[1] - a[1]);
   };
 }
