@@ -46,6 +46,9 @@ export interface SweepReport {
   stagedSkipped?: string;
 }
 
+/** The report's counts of removed things. */
+type Counter = 'records' | 'quarantined' | 'versions' | 'staged' | 'markers' | 'tombstones';
+
 /** How many unreadable record ids a report names (the count is always complete). */
 const UNREADABLE_IDS_SHOWN = 20;
 
@@ -70,10 +73,7 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   const { layout, records } = storage;
   const now = opts.now ?? Date.now();
   const report: SweepReport = { records: 0, quarantined: 0, versions: 0, staged: 0, markers: 0, tombstones: 0, bytesFreed: 0 };
-  const remove = async (
-    file: string,
-    what: Exclude<keyof SweepReport, 'bytesFreed' | 'versionsSkipped' | 'unreadableRecords' | 'stagedSkipped'>,
-  ) => {
+  const remove = async (file: string, what: Counter) => {
     const st = await mtimeAndSize(file);
     if (await removeIfExists(file)) {
       report[what]++;
