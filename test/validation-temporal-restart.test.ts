@@ -3,13 +3,10 @@
  * SQLite file: the validation finishes; an upload made while it was down answers 503, is kept, and
  * is validated once the API's recovery pass runs. Tasks, scheduled or queued, survive it too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
@@ -17,14 +14,14 @@ import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { bundleValidationWorkflows, createValidationWorker } from '../app/validation-worker';
 import type { Sandbox } from '../sandbox';
-import { SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import { startSandbox } from './helpers/sandbox';
-import { devServerArgs, quietRuntime, temporalCliPath } from './helpers/temporal';
+import { freePort, startDevServer, type Child } from './helpers/processes';
+import { quietRuntime } from './helpers/temporal';
 import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let port: number;
 let dbFile: string;
-let server: ChildProcess | undefined;
+let server: Child | undefined;
 let config: Config;
 let sandbox: Sandbox;
 let connection: Connection;
@@ -34,63 +31,13 @@ let running: Promise<void>;
 let api: TestApi;
 let taskWorkers: RunningTaskWorkers;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
+// TaskFlow's settings for a file DB (WAL, synchronous=NORMAL): this test is what shows they survive a SIGKILL.
 async function startServer(): Promise<void> {
-  // TaskFlow's settings for a file DB (WAL, synchronous=NORMAL): this test is what shows they survive a SIGKILL.
-  const args = [
-    'server',
-    'start-dev',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--headless',
-    '--db-filename',
-    dbFile,
-    '--log-level',
-    'error',
-    ...devServerArgs({ dbFile: true }),
-  ];
-  for (const k of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${k.name}=${TypedSearchAttributes.toMetadataType(k.type)}`);
-  server = spawn(temporalCliPath(), args, { stdio: 'ignore' });
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => (c.end(), resolve(true))).on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('temporal dev server did not start');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  // The port answers a little before the frontend serves: wait for a real health answer.
-  const probe = await Connection.connect({ address: `127.0.0.1:${port}` }).catch(() => undefined);
-  for (let i = 0; i < 50; i++) {
-    if (
-      probe &&
-      (await probe.healthService.check({}).then(
-        () => true,
-        () => false,
-      ))
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await probe?.close();
+  server = await startDevServer(port, dbFile);
 }
 
 async function killServer(): Promise<void> {
-  const s = server!;
-  const exited = new Promise((r) => s.once('exit', r));
-  s.kill('SIGKILL');
-  await exited;
+  await server!.kill();
   server = undefined;
 }
 
