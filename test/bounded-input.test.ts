@@ -10,22 +10,18 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import { createValidationWorker } from '../app/validation-worker';
 import type { TaskState } from '../domain/task';
-import type { Sandbox } from '../sandbox';
 import { nestsDeeperThan } from '../src/api/json-bounds';
 import { createHttpServer, listen } from '../src/api/server';
 import { ConfigError, loadConfig, type Config } from '../src/config';
 import { KeyedMutex } from '../src/keyed-mutex';
 import type { Logger } from '../src/logger';
 import { silentLogger } from '../src/logger';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, allTrees, buildApi, suiteEnv, tree, type TestApi } from './helpers/validation';
+import { ALICE, allTrees, suiteEnv, tree, type TestApi } from './helpers/validation';
 
 /** Log lines, as an operator would see them. */
 const logs: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
@@ -39,14 +35,10 @@ function recordingLogger(base: Record<string, unknown> = {}): Logger {
 
 let temporal: StartedTemporal;
 let config: Config;
-let sandbox: Sandbox;
-let bundle: WorkflowBundleWithSourceMap;
 let api: TestApi;
 let server: http.Server;
 let port: number;
-let validationWorker: Worker;
-let validationRun: Promise<void>;
-let taskWorkers: RunningTaskWorkers | undefined;
+let pipeline: Pipeline | undefined;
 
 // Returns its payload, or with {"n": N} a result N levels deep.
 const ECHO = `def handler(payload):
@@ -169,41 +161,18 @@ beforeAll(async () => {
     VALIDATION_WORKER_CONCURRENCY: '2',
   });
   config = testConfig(env);
-  [sandbox, bundle] = await Promise.all([
-    startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),
-    bundleTaskWorkflows(),
-  ]);
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger), recordingLogger());
+  pipeline = await startPipeline(config, temporal, { apiLog: recordingLogger() });
+  ({ api } = pipeline);
   server = createHttpServer(api.app, { ...config.http, port: 0 }, recordingLogger({ component: 'http' }));
   await listen(server, { ...config.http, port: 0 });
   port = (server.address() as net.AddressInfo).port;
-  validationWorker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  validationRun = validationWorker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-    workflowBundle: bundle,
-  });
   await Promise.all([validated('echo', ECHO), validated('forge_deep', FORGE_DEEP)]);
 }, 300000);
 
 afterAll(async () => {
   server?.closeAllConnections();
   await new Promise((r) => server?.close(r));
-  await taskWorkers?.shutdown();
-  validationWorker?.shutdown();
-  await validationRun;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
 });
 

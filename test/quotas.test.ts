@@ -5,16 +5,13 @@
  * are read from the records and from Temporal's visibility). The tasks part has a real validation
  * worker (runsc) to validate the file the tasks use, and a task worker that carries out cancellations.
  */
-import type { Worker } from '@temporalio/worker';
 import request from 'supertest';
 import type { Config } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import { createValidationWorker } from '../app/validation-worker';
-import { startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import type { Sandbox } from '../sandbox';
 import { TASK_WORKFLOW } from '../domain/task';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
 import { ALICE, BOB, allTrees, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
@@ -101,43 +98,21 @@ test('stored bytes: an upload that would pass the owner’s storage is refused',
 });
 
 describe('tasks', () => {
-  let sandbox: Sandbox;
-  let worker: Worker;
-  let running: Promise<void>;
   let config: Config;
   let a: TestApi;
-  let taskWorkers: RunningTaskWorkers;
+  // Task workers only to carry out cancellations: the tasks here are scheduled an hour ahead.
+  let pipeline: Pipeline | undefined;
 
   beforeAll(async () => {
     config = testConfig(suiteEnv(temporal.address, { QUOTA_TASKS_IN_FLIGHT: '3', QUOTA_TASKS_PER_MINUTE: '5' }));
-    sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-    a = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
-    worker = await createValidationWorker({
-      config,
-      sandbox,
-      storage: a.storage,
-      connection: temporal.env.nativeConnection,
-      log: silentLogger,
-    });
-    running = worker.run();
-    // Task workers only to carry out cancellations: the tasks here are scheduled an hour ahead.
-    taskWorkers = await startTaskWorkers({
-      config,
-      sandbox,
-      connection: temporal.env.nativeConnection,
-      client: temporal.env.client,
-      log: silentLogger,
-      loadVersion: (owner, title, sha) => a.storage.files.loadVersion(owner, title, sha),
-    });
+    pipeline = await startPipeline(config, temporal);
+    a = pipeline.api;
     const id = (await upload(a.app, ALICE, 'later', GOOD).expect(202)).body.validation_id;
     expect((await waitForStatus(a.app, ALICE, id)).status).toBe('VALIDATED');
   }, 180000);
 
   afterAll(async () => {
-    await taskWorkers?.shutdown();
-    worker?.shutdown();
-    await running;
-    await sandbox?.close();
+    await pipeline?.stop();
   });
 
   // Scheduled an hour ahead: unfinished until cancelled (no task worker needed).

@@ -7,7 +7,7 @@ import { startTaskWorkers } from '../../app/task-worker';
 import { createValidationWorker } from '../../app/validation-worker';
 import type { Sandbox } from '../../sandbox';
 import type { Config } from '../../src/config';
-import { silentLogger } from '../../src/logger';
+import { silentLogger, type Logger } from '../../src/logger';
 import { TemporalTaskService } from '../../src/tasks/temporal-task-service';
 import { startSandbox } from './sandbox';
 import type { StartedTemporal } from './temporal';
@@ -23,11 +23,16 @@ export interface Pipeline {
 export async function startPipeline(
   config: Config,
   temporal: StartedTemporal,
-  opts: { workflowBundle?: WorkflowBundleWithSourceMap } = {},
+  opts: { workflowBundle?: WorkflowBundleWithSourceMap; apiLog?: Logger } = {},
 ): Promise<Pipeline> {
   const sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   try {
-    const api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+    const api = await buildApi(
+      config,
+      temporal.env.client,
+      new TemporalTaskService(temporal.env.client, config, silentLogger),
+      opts.apiLog,
+    );
     const connection = temporal.env.nativeConnection;
     const validationWorker = await createValidationWorker({ config, sandbox, storage: api.storage, connection, log: silentLogger });
     const validationRun = validationWorker.run();
