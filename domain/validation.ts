@@ -38,6 +38,15 @@ export interface ValidationMetrics {
   payloads_ok?: number;
 }
 
+/** What `POST /tasks/upload_file` answers (202). */
+export interface UploadAccepted {
+  validation_id: string;
+  status: 'PENDING';
+  status_url: string;
+  file_name: string;
+  sha256: string;
+}
+
 /** What `GET /tasks/validation_status/{id}` answers: the workflow's `status` query. */
 export interface ValidationStatus {
   validation_id: string;

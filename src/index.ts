@@ -9,7 +9,8 @@ export { createApp, type AppDeps } from './api/app';
 export { resolveCredentials, type ApiKey, type Credentials } from './api/auth';
 export { openApiDocument } from './api/openapi';
 export { openStorage, VersionUnavailableError, type Storage } from './storage';
-export { ValidationService, type UploadAccepted, type ValidatedFile } from './validation/service';
+export { ValidationService, type ValidatedFile } from './validation/service';
+export type { UploadAccepted } from '../domain/validation';
 export {
   tasksNotEnabled,
   type TaskService,

@@ -8,9 +8,8 @@ import { z } from 'zod';
 import { DEFAULT_TASK_PRIORITY, TASK_PRIORITIES, TASK_STATUSES } from '../../domain/task';
 import { fileNameProblem, VALIDATION_ID_RE } from '../../domain/names';
 import { FINDING_CODES, type FindingCode } from '../../domain/findings';
-import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type ValidationStatus } from '../../domain/validation';
+import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type UploadAccepted, type ValidationStatus } from '../../domain/validation';
 import { MAX_WAIT_SECONDS, WAIT_UNTIL } from '../../domain/wait';
-import type { UploadAccepted } from '../validation/service';
 
 /**
  * A number from the query string, as `z.coerce.number()` would read it (Number(text)) but without

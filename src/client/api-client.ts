@@ -5,16 +5,8 @@
  * a plain poll.
  */
 import type { TaskPriority, TaskState, TaskStatus } from '../../domain/task';
-import type { ValidationState, ValidationStatus } from '../../domain/validation';
+import type { UploadAccepted, ValidationState, ValidationStatus } from '../../domain/validation';
 import type { ClientSettings } from './config';
-
-export interface UploadAccepted {
-  validation_id: string;
-  status: 'PENDING';
-  status_url: string;
-  file_name: string;
-  sha256: string;
-}
 
 export interface TaskListPage {
   tasks: TaskState[];

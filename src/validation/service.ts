@@ -23,19 +23,12 @@ import {
   validationWaitUpdate,
   VALIDATION_WORKFLOW,
   validationWorkflowId,
+  type UploadAccepted,
   type ValidationInput,
   type ValidationState,
   type ValidationStatus,
 } from '../../domain/validation';
 import { validationPriority } from '../../domain/priority';
-
-export interface UploadAccepted {
-  validation_id: string;
-  status: 'PENDING';
-  status_url: string;
-  file_name: string;
-  sha256: string;
-}
 
 /** The validated version a new task is pinned to. */
 export interface ValidatedFile {
