@@ -47,6 +47,14 @@ export interface UploadAccepted {
   sha256: string;
 }
 
+/** What `DELETE /tasks/delete_file` answers. */
+export interface DeletedFile {
+  file_name: string;
+  deleted: true;
+  sha256?: string;
+  validation_id?: string;
+}
+
 /** What `GET /tasks/validation_status/{id}` answers: the workflow's `status` query. */
 export interface ValidationStatus {
   validation_id: string;

@@ -4,29 +4,16 @@
  * long-poll (`?wait=SECONDS&known_status=STATUS`) and, against a server that answers at once,
  * a plain poll.
  */
-import type { TaskPriority, TaskState, TaskStatus } from '../../domain/task';
-import type { UploadAccepted, ValidationState, ValidationStatus } from '../../domain/validation';
+import { isFinalTaskStatus, type TaskPriority, type TaskState, type TaskStatus } from '../../domain/task';
+import { isFinal, type DeletedFile, type UploadAccepted, type ValidationStatus } from '../../domain/validation';
+import type { TaskListPage } from '../tasks/task-service';
 import type { ClientSettings } from './config';
-
-export interface TaskListPage {
-  tasks: TaskState[];
-  offset: number;
-  limit: number;
-  next_offset?: number;
-}
 
 export interface CreatedTask {
   task_id: string;
   status: TaskStatus;
   title: string;
   priority: TaskPriority;
-}
-
-export interface DeletedFile {
-  file_name: string;
-  deleted: true;
-  sha256?: string;
-  validation_id?: string;
 }
 
 /** An answer other than 2xx, with the API's error body `{"error": {"code", "message"}}`. */
@@ -43,8 +30,6 @@ export class ApiError extends Error {
 /** The server could not be reached, or did not answer with JSON. */
 export class ConnectionError extends Error {}
 
-const FINAL_VALIDATION: ReadonlySet<ValidationState> = new Set(['VALIDATED', 'REJECTED']);
-const FINAL_TASK: ReadonlySet<TaskStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 /** How long one long-poll request asks the server to hold the answer. */
 const LONG_POLL_S = 30;
 /** Between two answers that came back at once with nothing new (a server without long-poll). */
@@ -110,7 +95,7 @@ export class TaskflowClient {
   waitForValidation(id: string, opts: WaitOptions = {}): Promise<ValidationStatus> {
     return follow(
       (wait) => this.validationStatus(id, wait),
-      (s) => FINAL_VALIDATION.has(s.status),
+      (s) => isFinal(s.status),
       opts,
     );
   }
@@ -118,7 +103,7 @@ export class TaskflowClient {
   waitForTask(id: string, opts: WaitOptions = {}): Promise<TaskState> {
     return follow(
       (wait) => this.task(id, wait),
-      (s) => FINAL_TASK.has(s.status),
+      (s) => isFinalTaskStatus(s.status),
       opts,
     );
   }

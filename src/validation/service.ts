@@ -23,6 +23,7 @@ import {
   validationWaitUpdate,
   VALIDATION_WORKFLOW,
   validationWorkflowId,
+  type DeletedFile,
   type UploadAccepted,
   type ValidationInput,
   type ValidationState,
@@ -296,7 +297,7 @@ export class ValidationService {
    * Removes the owner's promoted file (409 while an upload of that name is still validating, 404
    * when nothing is promoted). Validated versions stay, so tasks already pinned to one still run.
    */
-  async deleteFile(owner: string, name: string): Promise<{ file_name: string; deleted: true; sha256?: string; validation_id?: string }> {
+  async deleteFile(owner: string, name: string): Promise<DeletedFile> {
     const { storage } = this.deps;
     return this.names.run(`${owner}/${name}`, async () => {
       const pending = await this.pendingUpload(owner, name);
