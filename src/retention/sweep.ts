@@ -10,13 +10,12 @@
  * - Staged files no unfinished upload refers to (a crash between staging and the record), and the
  *   owner markers and deletion tombstones that lead nowhere, after GRACE_MS.
  */
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { FILE_NAME_RE, OWNER_RE, SHA256_RE } from '../../domain/names';
 import type { Retention } from '../quotas/definitions';
 import type { Storage, ValidationRecord } from '../storage';
 import { STAGED_NAME_RE } from '../storage';
-import { isNotFound, listDir, removeIfExists } from '../storage/fs-safe';
+import { fileStat, listDir, removeIfExists } from '../storage/fs-safe';
 
 const DAY_MS = 86_400_000;
 /** Younger than this, nothing is swept: uploads and task creations in progress finish well within it. */
@@ -54,16 +53,6 @@ const UNREADABLE_IDS_SHOWN = 20;
 
 export const pinKey = (owner: string, sha256: string): string => `${owner}/${sha256}`;
 
-async function mtimeAndSize(file: string): Promise<{ mtimeMs: number; size: number } | undefined> {
-  try {
-    const st = await fsp.lstat(file);
-    return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size } : undefined;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
 const timeOf = (iso: string | null | undefined): number => {
   const t = iso ? Date.parse(iso) : NaN;
   return Number.isFinite(t) ? t : 0;
@@ -73,11 +62,12 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   const { layout, records } = storage;
   const now = opts.now ?? Date.now();
   const report: SweepReport = { records: 0, quarantined: 0, versions: 0, staged: 0, markers: 0, tombstones: 0, bytesFreed: 0 };
-  const remove = async (file: string, what: Counter) => {
-    const st = await mtimeAndSize(file);
+  /** Removes `file` and counts it; `st`: its stat, when the caller has just taken it. */
+  const remove = async (file: string, what: Counter, st?: { size: number }) => {
+    const size = (st ?? (await fileStat(file)))?.size ?? 0;
     if (await removeIfExists(file)) {
       report[what]++;
-      report.bytesFreed += st?.size ?? 0;
+      report.bytesFreed += size;
     }
   };
 
@@ -112,7 +102,7 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   for (const rec of all) {
     const finishedAt = timeOf(rec.final?.finished_at) || timeOf(rec.created_at);
     if (rec.final && !current.has(rec.validation_id) && now - finishedAt > opts.retention.recordDays * DAY_MS) {
-      const st = await mtimeAndSize(layout.validationRecord(rec.validation_id));
+      const st = await fileStat(layout.validationRecord(rec.validation_id));
       // A name whose last upload was rejected and has expired goes with it (nothing usable was left).
       const name = rejectedLast.get(rec.validation_id);
       if (name && (await records.pointer(rec.owner, name).catch(() => undefined))?.validation_id === rec.validation_id) {
@@ -129,8 +119,8 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
 
   for (const entry of await listDir(layout.quarantineDir)) {
     const file = path.join(layout.quarantineDir, entry);
-    const st = await mtimeAndSize(file);
-    if (st && now - st.mtimeMs > opts.retention.quarantineDays * DAY_MS) await remove(file, 'quarantined');
+    const st = await fileStat(file);
+    if (st && now - st.mtimeMs > opts.retention.quarantineDays * DAY_MS) await remove(file, 'quarantined', st);
   }
 
   // A record we cannot read may be an upload still validating: its staged file must stay.
@@ -138,8 +128,8 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   else
     for (const entry of await listDir(layout.stagingDir)) {
       if (!STAGED_NAME_RE.test(entry) || stagedInUse.has(entry)) continue;
-      const st = await mtimeAndSize(layout.staged(entry));
-      if (st && now - st.mtimeMs > GRACE_MS) await remove(layout.staged(entry), 'staged');
+      const st = await fileStat(layout.staged(entry));
+      if (st && now - st.mtimeMs > GRACE_MS) await remove(layout.staged(entry), 'staged', st);
     }
 
   // Owner markers whose record is gone (a crash between marker and record, or a removal half done).
@@ -147,9 +137,9 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
   for (const owner of await records.owners()) {
     for (const id of await records.idsOf(owner)) {
       if (ownerOf.get(id) === owner || unreadable.includes(id)) continue;
-      const st = await mtimeAndSize(layout.ownerRecordMarker(owner, id));
+      const st = await fileStat(layout.ownerRecordMarker(owner, id));
       if (st && now - st.mtimeMs > GRACE_MS && !(await records.get(id).catch(() => undefined)))
-        await remove(layout.ownerRecordMarker(owner, id), 'markers');
+        await remove(layout.ownerRecordMarker(owner, id), 'markers', st);
     }
   }
 
@@ -181,10 +171,10 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
       const sha = entry.slice(0, -3);
       if (!entry.endsWith('.py') || !SHA256_RE.test(sha)) continue;
       if (promoted.has(sha) || opts.pinned.has(pinKey(owner, sha))) continue;
-      const st = await mtimeAndSize(layout.version(owner, sha));
+      const st = await fileStat(layout.version(owner, sha));
       if (!st || now - st.mtimeMs <= GRACE_MS) continue;
       const expired = now - st.mtimeMs > opts.retention.versionDays * DAY_MS;
-      if (expired || !keptByName.has(pinKey(owner, sha))) await remove(layout.version(owner, sha), 'versions');
+      if (expired || !keptByName.has(pinKey(owner, sha))) await remove(layout.version(owner, sha), 'versions', st);
     }
   }
   return report;

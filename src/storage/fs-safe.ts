@@ -119,6 +119,17 @@ export async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/** A regular file's mtime and size (lstat: a symlink is not followed), or undefined when there is no such file. */
+export async function fileStat(file: string): Promise<{ mtimeMs: number; size: number } | undefined> {
+  try {
+    const st = await fsp.lstat(file);
+    return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size } : undefined;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 export async function removeIfExists(file: string): Promise<boolean> {
   try {
     await fsp.unlink(file);

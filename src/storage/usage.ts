@@ -3,9 +3,8 @@
  * Read from the owner's markers and records (finished records never change, so they are cached),
  * the quarantine and TASKS_DIR/<owner>: always what is there now, also after a restart or a sweep.
  */
-import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { isNotFound, listDir } from './fs-safe';
+import { fileStat, listDir } from './fs-safe';
 import type { Layout } from './layout';
 import type { RecordStore, ValidationRecord } from './records';
 
@@ -18,15 +17,7 @@ export interface OwnerUsage {
 
 type Finished = Pick<ValidationRecord, 'validation_id' | 'size'> & { rejected: boolean };
 
-async function sizeOf(file: string): Promise<number> {
-  try {
-    const st = await fsp.lstat(file);
-    return st.isFile() ? st.size : 0;
-  } catch (err) {
-    if (isNotFound(err)) return 0;
-    throw err;
-  }
-}
+const sizeOf = async (file: string): Promise<number> => (await fileStat(file))?.size ?? 0;
 
 export class UsageReader {
   /** Per owner: their finished records as last listed (entries the sweep removed drop out on the next read). */
