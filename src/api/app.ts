@@ -11,7 +11,7 @@ import { requireBearer, type ApiKey } from './auth';
 import { errorHandler } from './error-handler';
 import { httpMetrics } from './http-metrics';
 import { methodNotAllowed } from './methods';
-import { API_ROUTES, apiRoutes, openApiDocument } from './openapi';
+import { API_ROUTES, openApiDocument } from './openapi';
 import { opsRouteSpecs, opsRoutes } from './ops-routes';
 import { taskRoutes } from './task-routes';
 import { uploadRoutes } from './upload';
@@ -39,7 +39,7 @@ export function createApp(deps: AppDeps): Express {
   const metrics = deps.metrics ?? new Metrics();
   const readiness = deps.readiness ?? new Readiness().add('temporal', temporalCheck(deps.temporalHealthy));
   app.use(httpMetrics(metrics, API_ROUTES));
-  app.use(methodNotAllowed(apiRoutes()));
+  app.use(methodNotAllowed(API_ROUTES));
   app.use(opsRoutes({ openApi: openApiDocument(), temporalHealthy: deps.temporalHealthy, readiness, metrics }));
   app.use(requireBearer(deps.keys));
   app.use(uploadRoutes(deps));

@@ -4,23 +4,12 @@
  */
 import type { RequestHandler } from 'express';
 import type { Metrics } from '../metrics';
-import type { RouteSpec } from './route-spec';
+import { routePattern, type RouteSpec } from './route-spec';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-/** `/tasks/{task_id}` → /^\/tasks\/[^/]+\/?$/ (Express routes match with or without a trailing slash). */
-function matcher(path: string): RegExp {
-  const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const body = path
-    .replace(/\/$/, '')
-    .split(/\{\w+\}/)
-    .map(literal)
-    .join('[^/]+');
-  return new RegExp(`^${body}/?$`);
-}
-
 export function httpMetrics(metrics: Metrics, routes: readonly RouteSpec[]): RequestHandler {
-  const known = routes.map((r) => ({ method: r.method.toUpperCase(), path: r.path, re: matcher(r.path) }));
+  const known = routes.map((r) => ({ method: r.method.toUpperCase(), path: r.path, re: routePattern(r.path) }));
   const routeOf = (method: string, path: string) =>
     (known.find((r) => r.method === method && r.re.test(path)) ?? known.find((r) => r.re.test(path)))?.path ?? 'unmatched';
   return (req, res, next) => {

@@ -5,6 +5,7 @@
  */
 import type { RequestHandler } from 'express';
 import { MethodNotAllowedError } from '../errors';
+import { routePattern } from './route-spec';
 
 export interface RouteMethod {
   method: string;
@@ -17,28 +18,29 @@ interface PathMethods {
   /** Literal segments: where several templates match (`/tasks/delete_file` and `/tasks/{task_id}`), the most literal wins, as Express's route order does. */
   literals: number;
   methods: string[];
+  /** What the Allow header names: the methods, and HEAD where GET is served. */
+  allow: string[];
 }
 
 function template(path: string): { re: RegExp; literals: number } {
   const segments = path.replace(/\/+$/, '').split('/').slice(1);
-  const pattern = segments.map((s) => (/^\{\w+\}$/.test(s) ? '[^/]+' : s.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))).join('/');
-  return { re: new RegExp(`^/${pattern}/?$`), literals: segments.filter((s) => !s.startsWith('{')).length };
+  return { re: routePattern(path), literals: segments.filter((s) => !s.startsWith('{')).length };
 }
 
 export function methodNotAllowed(routes: readonly RouteMethod[]): RequestHandler {
   const byPath = new Map<string, PathMethods>();
   for (const r of routes) {
     const key = r.path.replace(/\/+$/, '') || '/';
-    const entry = byPath.get(key) ?? { ...template(key), methods: [] };
+    const entry = byPath.get(key) ?? { ...template(key), methods: [], allow: [] };
     entry.methods.push(r.method.toUpperCase());
     byPath.set(key, entry);
   }
+  for (const p of byPath.values()) p.allow = p.methods.includes('GET') ? [...p.methods, 'HEAD'] : [...p.methods];
   const paths = [...byPath.values()].sort((a, b) => b.literals - a.literals);
   return (req, res, next) => {
     const known = paths.find((p) => p.re.test(req.path));
     if (!known) return next();
-    const allow = [...known.methods];
-    if (allow.includes('GET')) allow.push('HEAD');
+    const { allow } = known;
     if (allow.includes(req.method)) return next();
     if (req.method === 'OPTIONS') {
       res

@@ -4,18 +4,13 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { opsRouteSpecs } from './ops-routes';
-import type { HttpMethod, RouteSpec } from './route-spec';
+import type { RouteSpec } from './route-spec';
 import { taskRouteSpecs } from './task-routes';
 import { uploadRouteSpecs } from './upload';
 import { validationRouteSpecs } from './validation-routes';
 
 /** Every route the API serves. */
 export const API_ROUTES: readonly RouteSpec[] = [...opsRouteSpecs, ...uploadRouteSpecs, ...validationRouteSpecs, ...taskRouteSpecs];
-
-/** Methods and paths (OpenAPI style) only, e.g. to answer which methods a path allows. */
-export function apiRoutes(): { method: HttpMethod; path: string }[] {
-  return API_ROUTES.map(({ method, path }) => ({ method, path }));
-}
 
 export function openApiDocument(): Record<string, unknown> {
   const registry = new OpenAPIRegistry();

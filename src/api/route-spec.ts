@@ -18,6 +18,17 @@ export function expressPath(openApiPath: string): string {
   return openApiPath.replace(/\{(\w+)\}/g, ':$1');
 }
 
+/** `/tasks/{task_id}` → /^\/tasks\/[^/]+\/?$/: the paths Express's route for it matches (with or without a trailing slash). */
+export function routePattern(openApiPath: string): RegExp {
+  const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const body = openApiPath
+    .replace(/\/+$/, '')
+    .split(/\{\w+\}/)
+    .map(literal)
+    .join('[^/]+');
+  return new RegExp(`^${body}/?$`);
+}
+
 export function mount(router: Router, spec: RouteSpec, ...handlers: RequestHandler[]): void {
   router[spec.method](expressPath(spec.path), ...handlers);
 }
