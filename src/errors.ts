@@ -10,6 +10,8 @@ export class AppError extends Error {
     message: string,
     /** Extra fields merged into the `error` object of the answer (never secrets, never stacks). */
     readonly details?: Record<string, unknown>,
+    /** HTTP headers the answer carries (Allow, Retry-After). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = new.target.name;
@@ -36,12 +38,14 @@ export class NotFoundError extends AppError {
 
 /** A known path asked with a method it does not support; `allow` becomes the Allow header. */
 export class MethodNotAllowedError extends AppError {
-  constructor(
-    method: string,
-    path: string,
-    readonly allow: string[],
-  ) {
-    super(405, 'method_not_allowed', `${method} is not supported on ${path} (allowed: ${allow.join(', ')})`, { allow });
+  constructor(method: string, path: string, allow: string[]) {
+    super(
+      405,
+      'method_not_allowed',
+      `${method} is not supported on ${path} (allowed: ${allow.join(', ')})`,
+      { allow },
+      { Allow: allow.join(', ') },
+    );
   }
 }
 
@@ -87,13 +91,8 @@ export class InternalStateError extends AppError {
  * refused request left nothing behind. The answer carries `Retry-After` (seconds) and names the limit.
  */
 export class QuotaExceededError extends AppError {
-  constructor(
-    readonly limit: string,
-    readonly max: number,
-    readonly retryAfterS: number,
-    message: string,
-  ) {
-    super(429, 'quota_exceeded', message, { limit, max, retry_after_s: retryAfterS });
+  constructor(limit: string, max: number, retryAfterS: number, message: string) {
+    super(429, 'quota_exceeded', message, { limit, max, retry_after_s: retryAfterS }, { 'Retry-After': String(retryAfterS) });
   }
 }
 

@@ -6,15 +6,7 @@
  */
 import type { ErrorRequestHandler, Request } from 'express';
 import multer from 'multer';
-import {
-  AppError,
-  BadRequestError,
-  InternalStateError,
-  MethodNotAllowedError,
-  PayloadTooLargeError,
-  QuotaExceededError,
-  UnsupportedMediaTypeError,
-} from '../errors';
+import { AppError, BadRequestError, InternalStateError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
 import type { Logger } from '../logger';
 import { UnreadableFileError } from '../storage';
 
@@ -92,9 +84,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.status(500).json({ error: { code: 'internal_error', message: 'internal server error' } });
       return;
     }
-    if (app instanceof QuotaExceededError) res.set('Retry-After', String(app.retryAfterS));
     if (app.status >= 500) log.warn('request failed', { method: req.method, path: req.path, status: app.status, code: app.code });
-    if (app instanceof MethodNotAllowedError) res.set('Allow', app.allow.join(', '));
+    if (app.headers) res.set(app.headers);
     res.locals.errorCode = app.code;
     res.status(app.status).json({ error: { ...(app.details ?? {}), code: app.code, message: app.message } });
   };
