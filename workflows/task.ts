@@ -6,10 +6,8 @@
  */
 import {
   ActivityFailure,
-  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
-  condition,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -58,7 +56,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
   };
   setHandler(taskStateQuery, () => state);
   // The result stays out of the answer (the API reads a final state from the workflow's result).
-  answerWaitForChange(
+  const waitersAnswered = answerWaitForChange(
     taskWaitUpdate,
     () => withoutResult(state),
     () => state.status,
@@ -66,7 +64,7 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
   );
   // The final state, once every waiting `waitForChange` caller has had it.
   const finish = async () => {
-    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    await waitersAnswered();
     return state;
   };
   setHandler(taskStartedSignal, ({ attempt, startedAt }) => {

@@ -7,9 +7,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  allHandlersFinished,
   CancellationScope,
-  condition,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -93,7 +91,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     finished_at: null,
   };
   setHandler(statusQuery, () => state);
-  answerWaitForChange(
+  const waitersAnswered = answerWaitForChange(
     validationWaitUpdate,
     () => state,
     () => state.status,
@@ -112,7 +110,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
   const adopt = async (final: ValidationStatus) => {
     Object.assign(state, final);
     set(final.status);
-    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    await waitersAnswered();
     return state;
   };
 

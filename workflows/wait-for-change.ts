@@ -4,15 +4,16 @@
  * Only a helper: the workflow modules export workflow types only.
  */
 import type { UpdateDefinition } from '@temporalio/common';
-import { CancellationScope, condition, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, CancellationScope, condition, setHandler } from '@temporalio/workflow';
 import { MAX_WAIT_SECONDS, type WaitForChange } from '../domain/wait';
 
+/** Registers the update; the function it returns resolves once every waiting caller has had its answer. */
 export function answerWaitForChange<S extends string, T>(
   update: UpdateDefinition<T, [WaitForChange<S>]>,
   view: () => T,
   status: () => S,
   isFinal: (s: S) => boolean,
-): void {
+): () => Promise<void> {
   setHandler(
     update,
     async ({ known, timeoutMs }) => {
@@ -30,4 +31,6 @@ export function answerWaitForChange<S extends string, T>(
       },
     },
   );
+  // A workflow that returned with an update still running would leave that caller without its answer.
+  return () => CancellationScope.nonCancellable(() => condition(allHandlersFinished));
 }
