@@ -131,7 +131,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
       const outcome = await heartbeating('validation', (beat, signal) =>
         sandbox.validate({ source, fileName: `${input.fileName}.py`, payloads, onProgress: beat, signal }),
       );
-      const limits = { ...config.sandbox.limits, ...outcome.spec.limits };
+      const limits = outcome.spec.limits;
       const findings = runFindings(outcome, limits);
       const metrics: Partial<ValidationMetrics> = {
         sandbox_wall_ms: outcome.wallMs,

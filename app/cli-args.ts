@@ -34,3 +34,8 @@ export function jsonObject(option: string, raw: string): Record<string, unknown>
     throw new UsageError(`--${option} must be a JSON object, like '{"name": "ada"}'`);
   return v as Record<string, unknown>;
 }
+
+/** `value` as indented JSON on stdout (the CLIs' --json output). */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

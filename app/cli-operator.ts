@@ -15,11 +15,7 @@ import { connectDocker, verifyEngine } from '../sandbox/engine';
 import { ensureImage } from '../sandbox/image';
 import { createSandbox } from '../sandbox';
 import { runFindings } from '../activities/validation-findings';
-import { json, parse } from './cli-args';
-
-function print(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-}
+import { json, parse, printJson } from './cli-args';
 
 export async function sandboxImage(args: string[]): Promise<number> {
   parse(args, {}, { min: 0, max: 0, names: '' });
@@ -46,7 +42,7 @@ export async function sandboxRunOrCheck(command: 'sandbox-run' | 'sandbox-check'
   try {
     if (command === 'sandbox-check') {
       const outcome = await sandbox.check({ source, fileName, maxBytes: config.maxUploadBytes });
-      print(outcome);
+      printJson(outcome);
       return outcome.ok ? 0 : 1;
     }
     const req = {
@@ -56,7 +52,7 @@ export async function sandboxRunOrCheck(command: 'sandbox-run' | 'sandbox-check'
       onProgress: (p: unknown) => log.info('sandbox progress', { progress: p }),
     };
     const outcome = opts.cold ? await sandbox.runCold(req) : await sandbox.validate(req);
-    print({ ...outcome, findings: runFindings(outcome, { ...config.sandbox.limits, ...outcome.spec.limits }) });
+    printJson({ ...outcome, findings: runFindings(outcome, outcome.spec.limits) });
     return outcome.status === 'ok' ? 0 : 1;
   } finally {
     await sandbox.close();

@@ -11,7 +11,7 @@ import type { ValidationStatus } from '../domain/validation';
 import { TaskflowClient } from '../src/client/api-client';
 import { clientSettings, DEFAULT_URL } from '../src/client/config';
 import { COLOR, formatTask, formatTaskTable, formatValidation, PLAIN, type Style } from '../src/client/format';
-import { jsonObject, parse, UsageError } from './cli-args';
+import { jsonObject, parse, printJson, UsageError } from './cli-args';
 
 export const USER_USAGE = `usage: taskflow <command> [options]
 
@@ -64,7 +64,6 @@ function setup(values: Common): Output {
 }
 
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-const printJson = (v: unknown) => out(JSON.stringify(v, null, 2));
 
 /** PENDING → STATIC_CHECK → SANDBOX_RUN → VALIDATED, as the statuses arrive. */
 function progress(o: Output, label: string): { onStatus: (s: string) => void; end: () => void } {

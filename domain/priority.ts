@@ -11,7 +11,7 @@
 import type { Priority } from '@temporalio/common';
 import type { TaskPriority } from './task';
 
-export const TASK_PRIORITY_KEY: Readonly<Record<TaskPriority, number>> = { high: 1, low: 5 };
+const TASK_PRIORITY_KEY: Readonly<Record<TaskPriority, number>> = { high: 1, low: 5 };
 
 /** Owners are at most 32 ASCII characters (domain/names.ts): within the server's 64-byte fairness-key limit. */
 export const taskPriority = (priority: TaskPriority, owner: string): Priority => ({
