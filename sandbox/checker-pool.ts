@@ -64,10 +64,6 @@ export class CheckerPool {
     this.fill();
   }
 
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
   stats(): { idle: number; busy: number; starting: number } {
     return { idle: this.idle.length, busy: this.busy.size, starting: this.starting };
   }

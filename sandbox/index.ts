@@ -22,7 +22,6 @@ export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
 export { sha256, NEAR_MEMORY_LIMIT } from './runner';
-export { SYSCALLS, syscallName, syscallMeaning } from './syscalls';
 
 /** Checks one checker container serves before it is replaced (hygiene: nothing long-lived stays long). */
 const CHECKER_MAX_CHECKS = 1000;

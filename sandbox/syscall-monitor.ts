@@ -45,8 +45,6 @@ const STALE_MS = 10 * 60 * 1000;
 
 export class SyscallMonitor {
   readonly events: SyscallEvent[] = [];
-  /** Every refusal seen, kept or not. */
-  refusals = 0;
   /** Bytes of debug log read (what monitoring costs in traffic). */
   bytes = 0;
   private buf = '';
@@ -144,7 +142,6 @@ export class SyscallMonitor {
 
   private refused(pid: number, tid: number, nr: number, verdict: string): void {
     if (nr === CLONE3 && verdict === 'denied') return;
-    this.refusals++;
     const name = syscallName(nr);
     const event: SyscallEvent = { syscall: name, nr, meaning: syscallMeaning(name), pid, tid };
     if (this.events.length < MAX_EVENTS) this.events.push(event);
