@@ -183,9 +183,6 @@ class Report:
             finding["line"] = line
             if col:
                 finding["col"] = col
-            snippet = self.snippet(line, col)
-            if snippet:
-                finding["snippet"] = snippet
         self.findings.append(finding)
 
     def text_line(self, line):
@@ -205,13 +202,14 @@ class Report:
         text = self.text_line(line)
         if text is None or not text.strip():
             return None
-        text = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
         col = col if col and 0 < col <= len(text) + 1 else None
         start = 0
         if len(text) > SNIPPET_WIDTH:
             start = max(0, min((col or 1) - 1 - SNIPPET_WIDTH // 2, len(text) - SNIPPET_WIDTH))
             text = ("..." if start else "") + text[start:start + SNIPPET_WIDTH] + ("..." if start + SNIPPET_WIDTH < len(text) else "")
             start -= 3 if start else 0
+        # After the cut (one character for one, so the caret stays put): a long line costs only its window.
+        text = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
         if col is None:
             return text
         pad = "".join(c if c == "\t" else " " for c in text[: col - 1 - start])
@@ -235,8 +233,20 @@ class Report:
             if severity != "off":
                 out.append({"code": "too_many_findings", "severity": severity,
                             "message": "%d more findings were left out" % dropped})
-        return [{"code": f["code"], "severity": f["severity"], **{k: v for k, v in f.items() if k not in ("code", "severity")}}
-                for f in out]
+        return [self.shown(f) for f in out]
+
+    def shown(self, f):
+        """The finding as reported: code and severity first, and the snippet of its line, made only
+        for the findings that are reported (a hostile file can have thousands of the others)."""
+        out = {"code": f["code"], "severity": f["severity"], "message": f["message"]}
+        if f.get("line"):
+            out["line"] = f["line"]
+            if f.get("col"):
+                out["col"] = f["col"]
+            snippet = self.snippet(f["line"], f.get("col"))
+            if snippet:
+                out["snippet"] = snippet
+        return out
 
 
 # --- Reading the request ---------------------------------------------------------------------
