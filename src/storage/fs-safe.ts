@@ -56,6 +56,13 @@ export async function writeExclusive(file: string, data: Buffer | string, mode =
   }
 }
 
+/** An empty marker file at `file`; one already there is fine. */
+export async function touchExclusive(file: string): Promise<void> {
+  await writeExclusive(file, '').catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+}
+
 /** Replaces `file` atomically: readers see the old content or the new one, never a mix. */
 export async function writeAtomic(file: string, data: Buffer | string, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);

@@ -15,6 +15,7 @@ import {
   readJson,
   removeIfExists,
   UnreadableFileError,
+  touchExclusive,
   writeExclusive,
   writeJsonAtomic,
 } from './fs-safe';
@@ -129,9 +130,7 @@ export class RecordStore {
 
   private async markOwner(owner: string, id: string): Promise<void> {
     await ensureDir(this.layout.ownerRecordsDir(owner));
-    await writeExclusive(this.layout.ownerRecordMarker(owner, id), '').catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
+    await touchExclusive(this.layout.ownerRecordMarker(owner, id));
   }
 
   /** Records written before the owner index existed get their markers once (`.indexed` says it is done). */
@@ -147,9 +146,7 @@ export class RecordStore {
   }
 
   async markPendingStart(id: string): Promise<void> {
-    await writeExclusive(this.layout.pendingStart(id), '').catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
+    await touchExclusive(this.layout.pendingStart(id));
   }
 
   async clearPendingStart(id: string): Promise<void> {
