@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type TaskState, type TaskStatus } from '../domain/task';
+import { MAX_TASK_PAGE, TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type TaskState, type TaskStatus } from '../domain/task';
 import { fileNameProblem, normalizeFileName, TASK_ID_RE, VALIDATION_ID_RE } from '../domain/names';
 import type { ValidationStatus } from '../domain/validation';
 import { TaskflowClient } from '../src/client/api-client';
@@ -185,8 +185,8 @@ export async function tasks(args: string[]): Promise<number> {
     throw new UsageError(`--status must be one of ${TASK_STATUSES.join(', ')}`);
   }
   const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100))
-    throw new UsageError('--limit must be a whole number from 1 to 100');
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= MAX_TASK_PAGE))
+    throw new UsageError(`--limit must be a whole number from 1 to ${MAX_TASK_PAGE}`);
   const o = setup(values);
   const page = await o.client.listTasks({
     ...(values.status ? { status: values.status.toUpperCase() as TaskStatus } : {}),

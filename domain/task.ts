@@ -11,6 +11,8 @@ export { TASK_STATUS, OWNER, FILE_NAME } from './search-attributes';
 export const TASK_STATUSES = ['SCHEDULED', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const isFinalTaskStatus = (s: TaskStatus): boolean => s === 'COMPLETED' || s === 'FAILED' || s === 'CANCELLED';
+/** The most tasks one page of `GET /tasks/` lists. */
+export const MAX_TASK_PAGE = 100;
 
 export const TASK_PRIORITIES = ['high', 'low'] as const;
 export type TaskPriority = (typeof TASK_PRIORITIES)[number];

@@ -5,7 +5,7 @@
  * the code actually returns.
  */
 import { z } from 'zod';
-import { DEFAULT_TASK_PRIORITY, TASK_PRIORITIES, TASK_STATUSES } from '../../domain/task';
+import { DEFAULT_TASK_PRIORITY, MAX_TASK_PAGE, TASK_PRIORITIES, TASK_STATUSES } from '../../domain/task';
 import { fileNameProblem, VALIDATION_ID_RE } from '../../domain/names';
 import { FINDING_CODES, type FindingCode } from '../../domain/findings';
 import { MAX_TEST_PAYLOADS, SEVERITIES, VALIDATION_STATES, type UploadAccepted, type ValidationStatus } from '../../domain/validation';
@@ -162,7 +162,7 @@ export const TaskListQuerySchema = z
   .object({
     status: z.enum(TASK_STATUSES).optional(),
     title: FileName.optional(),
-    limit: queryInt(1, 100).default(20),
+    limit: queryInt(1, MAX_TASK_PAGE).default(20),
     offset: queryInt(0, 10000).default(0),
   })
   .strict();
