@@ -1,4 +1,6 @@
-# TaskFlow API + validation worker + task workers (app/main.ts), for docker-compose.temporal.yml.
+# TaskFlow (app/main.ts: the roles in TASKFLOW_ROLES), for docker-compose.temporal.yml. It needs
+# DATABASE_URL (PostgreSQL, TaskFlow's state) and TEMPORAL_ADDRESS; its directories are caches only.
+# test/image.test.ts assembles this file's COPY list into a directory and runs its CMD from there.
 #
 # The app starts sandboxes on the *host's* Docker engine through the mounted socket, so that engine
 # must offer the runsc (gVisor) runtime: run `bash scripts/setup.sh` on the host once.
@@ -8,7 +10,7 @@
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 tini ca-certificates \
+ && apt-get install -y --no-install-recommends python3.11 python3-pyflakes tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -18,8 +20,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 
+# Every folder the entry points (app/main.ts, bin/taskflow.js) import or read at run time, nothing else.
 COPY tsconfig.json ./
 COPY bin ./bin
+COPY app ./app
+COPY domain ./domain
 COPY src ./src
 COPY sandbox ./sandbox
 COPY workflows ./workflows

@@ -25,7 +25,6 @@ export function createRetentionActivities(deps: RetentionActivityDeps) {
         log.warn('could not list the versions tasks are pinned to; keeping every version this time', { error: err as Error });
       }
       const report = await sweep(deps.storage, { retention: deps.config.retention, keptVersions: deps.config.quotas.keptVersions, pinned });
-      if (report.unreadableRecords) log.warn('retention sweep skipped records it could not read', { ...report.unreadableRecords });
       log.info('retention sweep done', { ...report });
       return report;
     },

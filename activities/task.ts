@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SandboxLimits } from '../src/config';
 import type { Logger } from '../src/logger';
 import type { Metrics, TaskRunOutcome } from '../src/metrics';
+import { untilDatabaseAnswers } from '../src/db';
 import { VersionUnavailableError } from '../src/storage';
 import type { RunOutcome, Sandbox } from '../sandbox';
 import { heartbeating } from './heartbeat';
@@ -43,6 +44,8 @@ export interface TaskActivityDeps {
   limits: SandboxLimits;
   /** The exact validated source for (owner, title, sha256); verifies the hash, else VersionUnavailableError. */
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** Notes the task's end in its row (what the task quotas count); idempotent. */
+  taskFinished(taskId: string, status: string, resultBytes: number): Promise<void>;
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
   notifyStarted(workflowId: string, attempt: number, startedAt: string): Promise<void>;
   log: Logger;
@@ -116,8 +119,19 @@ function handlerFailure(o: RunOutcome, limits: SandboxLimits, attempt: number, s
   }
 }
 
+export interface TaskEnd {
+  taskId: string;
+  status: string;
+  resultBytes: number;
+}
+
 export function createTaskActivities(deps: TaskActivityDeps) {
   return {
+    /** The workflow's last step (a local activity): the task's row is finished, freeing its quota place. */
+    async recordTaskEnd(end: TaskEnd): Promise<void> {
+      await deps.taskFinished(end.taskId, end.status, end.resultBytes);
+    },
+
     async runTaskInSandbox(input: TaskInput): Promise<TaskRunResult> {
       const ctx = Context.current();
       const attempt = ctx.info.attempt;
@@ -127,7 +141,7 @@ export function createTaskActivities(deps: TaskActivityDeps) {
         const run = await heartbeating('task', async (beat, signal) => {
           let source: string;
           try {
-            source = await deps.loadVersion(input.owner, input.title, input.sha256);
+            source = await untilDatabaseAnswers(() => deps.loadVersion(input.owner, input.title, input.sha256), signal);
           } catch (err) {
             if (err instanceof VersionUnavailableError) {
               throw ApplicationFailure.create({

@@ -8,6 +8,7 @@ import { ApplicationFailureCategory } from '@temporalio/common';
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 import type { Metrics } from '../src/metrics';
+import { untilDatabaseAnswers } from '../src/db';
 import { StagedFileError, type Storage } from '../src/storage';
 import type { Sandbox } from '../sandbox';
 import { isFindingCode, type FindingCode } from '../domain/findings';
@@ -68,10 +69,10 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
   const { config, sandbox, storage } = deps;
   const log = deps.log.child({ component: 'validation-activities' });
 
-  /** The staged bytes, exactly as uploaded; rejects when they are gone or changed. */
+  /** The uploaded bytes, exactly as uploaded (by sha256, from the database); rejects when they are gone or changed. */
   async function staged(input: ValidationInput): Promise<Buffer> {
     try {
-      return await storage.files.readStaged(input.stagedName, input.sha256);
+      return await untilDatabaseAnswers(() => storage.files.uploadBytes(input.sha256), Context.current().cancellationSignal);
     } catch (err) {
       if (err instanceof StagedFileError) {
         reject(err.message, {
@@ -151,7 +152,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
       return { findings, metrics, report };
     },
 
-    /** Keeps the version, renames it into TASKS_DIR/<owner>/<name>.py with its record. Idempotent. */
+    /** Keeps the version and makes it the name's promoted file, if still its last upload. Idempotent. */
     async promote(input: FinishInput): Promise<ValidationStatus> {
       try {
         const final = await storage.files.promote(input.validationId, input.final, input.report);
@@ -167,7 +168,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
       }
     },
 
-    /** QUARANTINE_DIR/<validation_id>.py and its report. Idempotent. */
+    /** The rejection and its report; the bytes stay in quarantine for RETENTION_QUARANTINE_DAYS. Idempotent. */
     async quarantine(input: FinishInput): Promise<ValidationStatus> {
       const final = await storage.files.quarantine(input.validationId, input.final, input.report);
       deps.metrics?.validationFinished(final);

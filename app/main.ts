@@ -14,7 +14,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config';
 import { createLogger, type Logger } from '../src/logger';
 import { Metrics } from '../src/metrics';
 import { TemporalSdkMetrics } from '../src/metrics/temporal-sdk';
-import { pollersCheck, Readiness, sandboxCheck, temporalCheck, workersCheck } from '../src/readiness';
+import { databaseCheck, pollersCheck, Readiness, sandboxCheck, temporalCheck, workersCheck } from '../src/readiness';
 import { TaskQueueProbe } from '../src/task-queues';
 import { openStorage } from '../src/storage';
 import { startTaskWorkers } from './task-worker';
@@ -47,7 +47,8 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     log.info(`${what} listening`, { url: `http://${config.http.host}:${typeof addr === 'object' && addr ? addr.port : port}` });
   };
   try {
-    const storage = await openStorage(config);
+    const storage = await openStorage(config, log);
+    stops.push(() => storage.close());
     const { client, connection: clientConnection } = createClient(config);
     stops.push(() => clientConnection.close());
     const starter = new WorkflowStarter(client);
@@ -59,7 +60,11 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
     let started = false;
     const readiness = new Readiness()
       .add('startup', async () => (started ? { ok: true } : { ok: false, detail: 'starting' }))
-      .add('temporal', temporalCheck(healthy));
+      .add('temporal', temporalCheck(healthy))
+      .add(
+        'database',
+        databaseCheck(() => storage.db.healthy()),
+      );
     const queueNames = [config.validationQueue, config.taskQueue];
     const queueProbe = new TaskQueueProbe(clientConnection, config.temporal.namespace, queueNames);
     metrics.watchQueues(() => queueProbe.read());
@@ -85,7 +90,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         config,
         keys: creds.keys,
         validations,
-        tasks: new TemporalTaskService(client, config, log, starter),
+        tasks: new TemporalTaskService({ client, config, log, records: storage.tasks, starter }),
         log,
         temporalHealthy: healthy,
         metrics,
@@ -145,6 +150,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         client,
         log,
         loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+        taskFinished: (taskId, status, bytes) => storage.tasks.finished(taskId, status, bytes),
         metrics,
       });
       workers['task-workers'] = () => tasks.running();

@@ -21,6 +21,8 @@ export interface TaskWorkerDeps {
   client: Client;
   log: Logger;
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** Notes a task's end in its row (src/tasks/task-records.ts). */
+  taskFinished(taskId: string, status: string, resultBytes: number): Promise<void>;
   /** Task runs are counted into it. */
   metrics?: Metrics;
   /** Bundled once and shared when a process (or a test) starts several workers. */
@@ -45,6 +47,7 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
     sandbox: deps.sandbox,
     limits: config.taskLimits,
     loadVersion: deps.loadVersion,
+    taskFinished: deps.taskFinished,
     notifyStarted: async (workflowId, attempt, startedAt) => {
       await deps.client.workflow.getHandle(workflowId).signal(taskStartedSignal, { attempt, startedAt });
     },

@@ -22,7 +22,7 @@ import { startTaskWorkers } from '../app/task-worker';
 import { createValidationWorker } from '../app/validation-worker';
 import { createSandbox } from '../sandbox';
 import { startTemporal } from '../test/helpers/temporal';
-import { fmt, percentile, writeSection, UNLIMITED_QUOTAS } from './report';
+import { fmt, percentile, writeSection, benchEnv } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const A = 'flooder-token-0123456789abcdef';
@@ -52,12 +52,12 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
     TEMPORAL_ADDRESS: temporal.address,
     TASKFLOW_API_KEYS: `flooder:${A},bystander:${B}`,
     TASK_WORKER_SLOTS: '2',
-    ...UNLIMITED_QUOTAS,
+    ...benchEnv(),
     QUOTA_FILE_NAMES: '100000',
     LOG_LEVEL: 'error',
   });
   const log = createLogger('error');
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, log);
   const sandbox = await createSandbox(config.sandbox, log, { validationPool: true, keyedLimits: config.taskLimits });
   const client = temporal.env.client;
   const validationWorker = await createValidationWorker({ config, sandbox, storage, connection: temporal.env.nativeConnection, log });
@@ -69,13 +69,14 @@ async function runMode(fair: boolean, flood: number, taskFlood: number, runs: nu
     client,
     log,
     loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+    taskFinished: (taskId, status, bytes) => storage.tasks.finished(taskId, status, bytes),
   });
   const validations = new ValidationService({ config, storage, client, log });
   const app = createApp({
     config,
     keys: config.apiKeys,
     validations,
-    tasks: new TemporalTaskService(client, config, log),
+    tasks: new TemporalTaskService({ client, config, log, records: storage.tasks }),
     log,
     temporalHealthy: async () => true,
   });

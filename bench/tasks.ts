@@ -22,7 +22,7 @@ import { Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
-import { Layout, openStorage } from '../src/storage';
+import { openStorage, sha256Hex } from '../src/storage';
 import { TemporalTaskService } from '../src/tasks/temporal-task-service';
 import { ValidationService } from '../src/validation/service';
 import { WorkflowStarter } from '../src/workflow-starter';
@@ -33,7 +33,7 @@ import type { WaitUntil } from '../domain/wait';
 import { taskPriority } from '../domain/priority';
 import { startTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio, type Floor } from './floor';
-import { fmt, percentile, quiet, writeSection, UNLIMITED_QUOTAS } from './report';
+import { fmt, percentile, quiet, writeSection, benchEnv } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
 const SHA = sha256(SOURCE);
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const temporal = await startTemporal();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-'));
   const config = loadConfig({
-    ...UNLIMITED_QUOTAS,
+    ...benchEnv(),
     DATA_DIR: path.join(root, 'data'),
     TASKS_DIR: path.join(root, 'tasks'),
     TEMPORAL_ADDRESS: temporal.address,
@@ -111,16 +111,32 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
   });
   const log = createLogger('warn');
-  const storage = await openStorage(config);
-  // The validated version the tasks are pinned to, where a promotion would have put it, and its record.
-  const layout = new Layout({
-    dataDir: config.dataDir,
-    stagingDir: config.stagingDir,
-    quarantineDir: config.quarantineDir,
-    tasksDir: config.tasksDir,
+  const storage = await openStorage(config, log);
+  // The validated version the tasks are pinned to, stored as an upload and its promotion store it.
+  const benchId = '0'.repeat(32);
+  await storage.records.create(
+    {
+      validation_id: benchId,
+      owner: OWNER,
+      file_name: 'bench',
+      bytes: Buffer.from(SOURCE),
+      sha256: sha256Hex(Buffer.from(SOURCE)),
+      workflow_id: 'bench',
+    },
+    async () => undefined,
+  );
+  const now = new Date().toISOString();
+  await storage.files.promote(benchId, {
+    validation_id: benchId,
+    file_name: 'bench',
+    owner: OWNER,
+    sha256: SHA,
+    status: 'VALIDATED',
+    findings: [],
+    metrics: { size_bytes: SOURCE.length },
+    created_at: now,
+    finished_at: now,
   });
-  fs.mkdirSync(layout.versionsDir(OWNER), { recursive: true });
-  fs.writeFileSync(layout.version(OWNER, SHA), SOURCE);
 
   const rows: string[] = [];
   const row = (name: string, r: PathResult) =>
@@ -193,12 +209,13 @@ async function main(): Promise<void> {
       client: temporal.env.client,
       log,
       loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+      taskFinished: (taskId, status, bytes) => storage.tasks.finished(taskId, status, bytes),
       workflowBundle: bundle,
     });
     const starter = new WorkflowStarter(temporal.env.client);
     starter.enableEager(eagerClient, [config.taskQueue]);
     const validations = new ValidationService({ config, storage, client: temporal.env.client, log, starter });
-    const tasks = new TemporalTaskService(temporal.env.client, config, log, starter);
+    const tasks = new TemporalTaskService({ client: temporal.env.client, config, log, records: storage.tasks, starter });
     // POST /tasks/ resolves the title through the validation records: the bench file is "validated" (no HTTP upload needed).
     validations.resolveForTask = async (owner, title) => ({ owner, title, sha256: SHA, validationId: 'bench' });
     const app = createApp({ config, keys: config.apiKeys, validations, tasks, log, temporalHealthy: async () => true });

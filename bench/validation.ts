@@ -25,7 +25,7 @@ import type { ValidationStatus } from '../domain/validation';
 import type { WaitUntil } from '../domain/wait';
 import { startTemporal, type StartedTemporal } from '../test/helpers/temporal';
 import { floorRows, measureDefaultFloor, measureFloor, ratio } from './floor';
-import { fmt, percentile, quiet, writeSection, UNLIMITED_QUOTAS } from './report';
+import { fmt, percentile, quiet, writeSection, benchEnv } from './report';
 import { startCpuCount, stepRows, validationSteps, type Steps } from './where-time-goes';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
@@ -57,7 +57,7 @@ async function runMode(
 ): Promise<ModeResult> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-'));
   const config = loadConfig({
-    ...UNLIMITED_QUOTAS,
+    ...benchEnv(),
     DATA_DIR: root,
     TASKS_DIR: path.join(root, 'tasks'),
     TEMPORAL_ADDRESS: temporal.address,
@@ -68,7 +68,7 @@ async function runMode(
     LOG_LEVEL: 'warn',
   });
   const log = createLogger('warn');
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, log);
   const sandbox = await createSandbox(config.sandbox, log, { validationPool: true });
   const worker = await createValidationWorker({
     config,

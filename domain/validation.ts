@@ -86,8 +86,6 @@ export interface ValidationInput {
   fileName: string;
   sha256: string;
   size: number;
-  /** Random name of the staged bytes in UPLOAD_STAGING_DIR (never the user's name). */
-  stagedName: string;
   createdAt: string;
   /** From the upload's `test_payloads` field. */
   testPayloads?: unknown[];

@@ -79,3 +79,63 @@ temporal_bin() {
   [[ -s "$STATE_DIR/temporal-bin-path" ]] || die "no Temporal CLI recorded in $STATE_DIR/temporal-bin-path: run scripts/setup.sh"
   cat "$STATE_DIR/temporal-bin-path"
 }
+
+# ---------------------------------------------------------------- PostgreSQL (TaskFlow's own state)
+# The PostgreSQL server binaries: on PATH, else Debian's /usr/lib/postgresql/<version>/bin.
+pg_bindir() {
+  local d
+  if have pg_ctl && have initdb && have postgres; then dirname "$(command -v pg_ctl)"; return 0; fi
+  for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/pg_ctl" && -x "$d/initdb" ]] && { echo "$d"; return 0; }; done
+  return 1
+}
+
+# initdb, pg_ctl and postgres refuse to run as root: as root they run as the postgres user.
+as_pg_user() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# start_postgres DIR PORT [SETTING=VALUE ...]: a PostgreSQL cluster in DIR (made on first use: superuser
+# `taskflow`, trust authentication, reachable only on 127.0.0.1:PORT and a unix socket inside DIR), started
+# and waited for. Prints the server's pid (postmaster.pid's first line); stop it with stop_pid.
+start_postgres() {
+  local dir="$1" port="$2" bin opts=() s
+  shift 2
+  bin="$(pg_bindir)" || die "no PostgreSQL server binaries (pg_ctl, initdb): run scripts/setup.sh, or set DATABASE_URL"
+  mkdir -p "$dir"
+  if [[ $EUID -eq 0 ]]; then chown postgres: "$dir"; fi
+  chmod 0700 "$dir"
+  as_pg_user test -w "$dir" || die "the postgres user cannot write $dir (a parent directory is closed to it): make the path traversable, or set DATABASE_URL"
+  if [[ ! -s "$dir/PG_VERSION" ]]; then
+    as_pg_user "$bin/initdb" -D "$dir" -U taskflow --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir.initdb.log" 2>&1 \
+      || die "initdb failed: $(tail -n 5 "$dir.initdb.log")"
+    rm -f "$dir.initdb.log"
+  fi
+  for s in "listen_addresses=127.0.0.1" "port=$port" "unix_socket_directories=$dir" "$@"; do opts+=(-c "$s"); done
+  as_pg_user "$bin/pg_ctl" start -D "$dir" -w -t 60 -l "$dir/server.log" -o "${opts[*]}" >/dev/null \
+    || die "PostgreSQL did not start; last lines of $dir/server.log:
+$(tail -n 15 "$dir/server.log" 2>/dev/null)"
+  head -n 1 "$dir/postmaster.pid"
+}
+
+# ensure_database URL NAME: creates database NAME on the server of URL (any database of it) when missing.
+ensure_database() {
+  local url="$1" name="$2"
+  if [[ "$(psql "$url" -XtAc "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]]; then
+    psql "$url" -Xqc "CREATE DATABASE \"$name\"" || die "could not create database $name"
+  fi
+}
+
+# A throwaway PostgreSQL for a test or bench run (durability off: it is deleted at the end). Sets
+# THROWAWAY_PG_PID and THROWAWAY_PG_DIR, exports TASKFLOW_TEST_PG_URL (its maintenance database: the
+# suites make their own databases on it, test/helpers/database.ts). stop_throwaway_postgres ends it.
+start_throwaway_postgres() {
+  local port
+  THROWAWAY_PG_DIR="$(mktemp -d /tmp/taskflow-test-pg.XXXXXX)"
+  port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+  THROWAWAY_PG_PID="$(start_postgres "$THROWAWAY_PG_DIR" "$port" fsync=off synchronous_commit=off full_page_writes=off max_connections=300)"
+  export TASKFLOW_TEST_PG_URL="postgresql://taskflow@127.0.0.1:$port/postgres"
+  say "throwaway PostgreSQL (pid $THROWAWAY_PG_PID) on 127.0.0.1:$port"
+}
+stop_throwaway_postgres() {
+  [[ -n "${THROWAWAY_PG_PID:-}" ]] && stop_pid "$THROWAWAY_PG_PID" postgres 30
+  [[ -n "${THROWAWAY_PG_DIR:-}" ]] && rm -rf "$THROWAWAY_PG_DIR"
+  THROWAWAY_PG_PID="" THROWAWAY_PG_DIR=""
+}

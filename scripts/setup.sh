@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes (apt-get when missing), runsc
+#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes, PostgreSQL (apt-get when missing), runsc
 #     registered in daemon.json through the monitor wrapper (scripts/runsc-monitor.sh, installed to
 #     RUNSC_MONITOR_PATH) with --oci-seccomp, dockerd started (no bridge, no iptables) when nothing
 #     answers on the socket
@@ -46,7 +46,10 @@ have runsc || missing+=(runsc)
 # for the static checker's lint findings (sandbox/image.ts).
 [[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
 [[ -f /usr/lib/python3/dist-packages/pyflakes/checker.py ]] || missing+=(python3-pyflakes)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes: present"; fi
+# PostgreSQL: start.sh runs a local server when DATABASE_URL is unset, test.sh always does; psql makes databases.
+pg_bindir >/dev/null || missing+=(postgresql)
+have psql || missing+=(postgresql-client)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
 RUNSC="$(command -v runsc)"
 
 # ---------------------------------------------------------------- the runsc monitor wrapper

@@ -3,7 +3,8 @@
 # so workflows survive restarts; Web UI on TEMPORAL_UI_PORT), then the app (API + validation worker +
 # task workers, app/main.ts). Ctrl-C / TERM stops what this script started, app first.
 # Settings: the app's own (src/config.ts: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, HOST, PORT, DATA_DIR, ...)
-# plus TEMPORAL_UI_PORT (gRPC port + 1000), TEMPORAL_START_TIMEOUT_S (30), KEEP_DOCKERD=1.
+# plus TEMPORAL_UI_PORT (gRPC port + 1000), TEMPORAL_START_TIMEOUT_S (30), LOCAL_PG_PORT (5432), KEEP_DOCKERD=1.
+# With DATABASE_URL unset, a local PostgreSQL is started (data in $DATA_DIR/postgres, 127.0.0.1:LOCAL_PG_PORT).
 # When something already answers on TEMPORAL_ADDRESS (a compose cluster, another dev server), it is used
 # as is and no dev server is started.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$ROOT"
 
 [[ -f app/main.ts ]] || die "app/main.ts is missing: nothing to start yet"
 
-APP_PID="" TEMPORAL_PID=""
+APP_PID="" TEMPORAL_PID="" PG_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -21,6 +22,7 @@ cleanup() {
   [[ -n "$APP_PID" ]] && stop_pid "$APP_PID" "app" 30
   [[ -n "$TEMPORAL_PID" ]] && stop_pid "$TEMPORAL_PID" "temporal dev server" 20
   [[ -n "$TEMPORAL_PID" ]] && rm -f "$STATE_DIR/temporal.pid"
+  [[ -n "$PG_PID" ]] && stop_pid "$PG_PID" "postgres" 30
   stop_dockerd_if_started_here
   exit "$rc"
 }
@@ -71,6 +73,18 @@ $(tail -n 15 "$STATE_DIR/temporal.log")"
     sleep 0.2
   done
   say "temporal dev server (pid $TEMPORAL_PID) answers after $(elapsed "$t")s; Web UI: http://$T_HOST:$UI_PORT"
+fi
+
+# TaskFlow's own state: the database at DATABASE_URL, else a local PostgreSQL in $DATA_DIR/postgres.
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  say "using the database at DATABASE_URL (no local PostgreSQL started)"
+else
+  PG_PORT="${LOCAL_PG_PORT:-5432}"
+  t="$(date +%s.%N)"
+  PG_PID="$(start_postgres "$STATE_DIR/postgres" "$PG_PORT")"
+  export DATABASE_URL="postgresql://taskflow@127.0.0.1:$PG_PORT/taskflow"
+  ensure_database "postgresql://taskflow@127.0.0.1:$PG_PORT/postgres" taskflow
+  say "local PostgreSQL (pid $PG_PID, data in $STATE_DIR/postgres) answers after $(elapsed "$t")s: DATABASE_URL=$DATABASE_URL"
 fi
 
 # TaskFlow's search attributes are registered by the app itself at start-up (the ones of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check: setup.sh, the type check, the linters, then jest in band (extra arguments go to jest,
+# Runs every check: setup.sh, a throwaway PostgreSQL for the suites, the type check, the linters, then jest in band (extra arguments go to jest,
 # e.g. `bash scripts/test.sh test/temporal-harness.test.ts`). Works with CI=true and no terminal.
 # A dockerd started by this run is stopped at the end (KEEP_DOCKERD=1 keeps it).
 set -euo pipefail
@@ -7,9 +7,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 T0="$(date +%s.%N)"
 
-trap 'stop_dockerd_if_started_here' EXIT
+cleanup() {
+  stop_throwaway_postgres
+  stop_dockerd_if_started_here
+}
+trap cleanup EXIT
 note_dockerd_before_setup
 bash scripts/setup.sh
+start_throwaway_postgres
 
 # The Temporal test harness (test/helpers/temporal.ts) starts this binary.
 TEMPORAL_CLI_PATH="$(temporal_bin)"

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { OWNER_RE, OWNER_RULE } from '../domain/names';
 import { LIMIT_DEFINITIONS, LIMIT_NAMES, type LimitDefinition, type SandboxConfig, type SandboxLimits } from '../sandbox';
+import type { DatabaseConfig } from './db';
 import { QUOTA_DEFINITIONS, RETENTION_DEFINITIONS, type Quotas, type Retention } from './quotas/definitions';
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
@@ -65,9 +66,13 @@ const roles = z
   });
 
 const EnvSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgresql:// URL')
+    .default('postgresql://taskflow@127.0.0.1:5432/taskflow'),
+  DATABASE_POOL_MAX: int(10),
+  DATABASE_TIMEOUT_MS: int(5000, 100),
   DATA_DIR: z.string().default('.data'),
-  UPLOAD_STAGING_DIR: z.string().optional(),
-  QUARANTINE_DIR: z.string().optional(),
   TASKS_DIR: z.string().default('worker/tasks'),
   TASK_VALIDATION_QUEUE_NAME: z.string().min(1).default('taskflow-validation'),
   TASK_QUEUE_NAME: z.string().min(1).default('taskflow-tasks'),
@@ -135,9 +140,9 @@ export const CONFIG_VARIABLES: readonly string[] = [
 ];
 
 export interface Config {
+  /** TaskFlow's own state (records, file bytes, quotas, locks): PostgreSQL. */
+  database: DatabaseConfig;
   dataDir: string;
-  stagingDir: string;
-  quarantineDir: string;
   tasksDir: string;
   validationQueue: string;
   /** The one task queue of task runs: high before low and owners served fairly by Temporal's priority keys. */
@@ -205,9 +210,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const dataDir = path.resolve(e.DATA_DIR);
   return {
+    database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX, timeoutMs: e.DATABASE_TIMEOUT_MS },
     dataDir,
-    stagingDir: path.resolve(e.UPLOAD_STAGING_DIR ?? path.join(dataDir, 'staging')),
-    quarantineDir: path.resolve(e.QUARANTINE_DIR ?? path.join(dataDir, 'quarantine')),
     tasksDir: path.resolve(e.TASKS_DIR),
     validationQueue: e.TASK_VALIDATION_QUEUE_NAME,
     taskQueue: e.TASK_QUEUE_NAME,

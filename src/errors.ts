@@ -79,13 +79,6 @@ export class UnprocessableError extends AppError {
   }
 }
 
-/** Our own state is broken (e.g. a record that cannot be read): a 500 that names what, never internals. */
-export class InternalStateError extends AppError {
-  constructor(message: string, code: string, details?: Record<string, unknown>) {
-    super(500, code, message, details);
-  }
-}
-
 /**
  * One of the owner's quotas or rate limits is used up (src/quotas/definitions.ts names them). The
  * refused request left nothing behind. The answer carries `Retry-After` (seconds) and names the limit.
@@ -103,9 +96,12 @@ export class NotImplementedError extends AppError {
   }
 }
 
-/** A dependency (Temporal) did not answer. The request may be retried later. */
+/** How long a client should wait before retrying after a dependency did not answer (seconds). */
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
+
+/** A dependency (Temporal, the database) did not answer. The request may be retried later (Retry-After). */
 export class ServiceUnavailableError extends AppError {
   constructor(message: string, code = 'service_unavailable', details?: Record<string, unknown>) {
-    super(503, code, message, details);
+    super(503, code, message, details, { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_S) });
   }
 }

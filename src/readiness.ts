@@ -1,6 +1,6 @@
 /**
  * /readyz: whether this process can do its work now, as opposed to /healthz (it is alive, Temporal
- * answers). Each role adds the checks it depends on: Temporal reachable (all), workers polling the task
+ * answers). Each role adds the checks it depends on: Temporal and the database reachable (all), workers polling the task
  * queues (the API: someone will pick its work up), the sandbox engine and runtime answering and the
  * process's own workers running (the workers). Checks run in parallel, each bounded by its own timeout;
  * a report is reused for a moment, so a flood of requests costs one round of checks.
@@ -55,6 +55,10 @@ export class Readiness {
 
 export function temporalCheck(healthy: () => Promise<boolean>): Check {
   return async () => ((await healthy()) ? { ok: true } : { ok: false, detail: 'Temporal does not answer' });
+}
+
+export function databaseCheck(healthy: () => Promise<boolean>): Check {
+  return async () => ((await healthy()) ? { ok: true } : { ok: false, detail: 'PostgreSQL does not answer' });
 }
 
 /** Every queue has a worker polling it (for workflow or activity tasks) recently. */

@@ -1,27 +1,25 @@
 /**
  * No request can jam the system (issue 9, item 4), against the real API over loopback HTTP, a real
  * Temporal dev server, a validation worker and a task worker with real runsc sandboxes:
- * bounded JSON depth/size at the edge, compact records, unreadable records reported and skipped,
+ * bounded JSON depth/size at the edge, compact records, an upload written whole or not at all, recovery,
  * delete racing an upload, and the small HTTP defects (encodings, Node's own rejections, 405,
  * client aborts, `__proto__`, a BOM, `scheduled_at` far ahead).
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import request from 'supertest';
 import type { TaskState } from '../domain/task';
 import { nestsDeeperThan } from '../src/api/json-bounds';
 import { createHttpServer, listen } from '../src/api/server';
 import { ConfigError, loadConfig, type Config } from '../src/config';
-import { KeyedMutex } from '../src/keyed-mutex';
+import { sha256Hex } from '../src/storage';
 import type { Logger } from '../src/logger';
 import { silentLogger } from '../src/logger';
 import { testConfig } from './helpers/sandbox';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, allTrees, suiteEnv, tree, type TestApi } from './helpers/validation';
+import { ALICE, promotedSource, stored, suiteEnv, type TestApi } from './helpers/validation';
 
 /** Log lines, as an operator would see them. */
 const logs: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
@@ -187,19 +185,19 @@ describe('JSON depth and size are bounded at the edge', () => {
   });
 
   test.each([65, 2000, 5000])('test_payloads nested %i deep: 400 payload_too_deep, nothing written', async (depth) => {
-    const before = allTrees(config);
+    const before = await stored(config, api.storage);
     const res = await uploadFile('deep_tp', ECHO, `[{},${nestedJson(depth)}]`);
     expect(res.status).toBe(400);
     expect(res.body).toEqual(errorShape('payload_too_deep'));
     expect(res.body.error).toMatchObject({ max_depth: 64, message: expect.stringContaining('test_payloads[1]') });
-    expect(allTrees(config)).toEqual(before);
+    expect(await stored(config, api.storage)).toEqual(before);
   });
 
   test('test_payloads larger than MAX_TEST_PAYLOADS_BYTES: 413, nothing written', async () => {
-    const before = allTrees(config);
+    const before = await stored(config, api.storage);
     const res = await uploadFile('big_tp', ECHO, JSON.stringify([{ s: 'x'.repeat(config.maxTestPayloadsBytes) }]));
     expect(res.status).toBe(413);
-    expect(allTrees(config)).toEqual(before);
+    expect(await stored(config, api.storage)).toEqual(before);
   });
 
   test.each([65, 1000, 4000, 5000])('a task payload nested %i deep: 400 payload_too_deep (not 201, not 503)', async (depth) => {
@@ -215,10 +213,12 @@ describe('JSON depth and size are bounded at the edge', () => {
   test('at the bound: 64-deep test payloads validate, the record stays compact, a 64-deep task payload runs', async () => {
     const res = await uploadFile('at_bound', ECHO, `[${nestedJson(64)}]`);
     expect(res.status).toBe(202);
-    const recordFile = api.storage.layout.validationRecord(res.body.validation_id);
-    const text = fs.readFileSync(recordFile, 'utf8');
-    expect(text.trimEnd()).not.toContain('\n'); // one line: no indentation growing with depth
-    expect(text.length).toBeLessThan(2000);
+    const { rows } = await api.storage.db.pool.query<{ text: string }>(
+      'SELECT test_payloads::text AS text FROM validations WHERE validation_id = $1',
+      [res.body.validation_id],
+    );
+    expect(rows[0].text).not.toContain('\n'); // no indentation growing with depth
+    expect(rows[0].text.length).toBeLessThan(2000);
     expect(await finalStatus(res.body.validation_id)).toMatchObject({ status: 'VALIDATED' });
     const t = await runTask({ title: 'at_bound', payload: nested(64) });
     expect(t).toMatchObject({ status: 'COMPLETED', result: nested(64) });
@@ -278,7 +278,8 @@ describe('payloads are passed on as sent', () => {
     expect(res.status).toBe(202);
     expect(await api.storage.records.get(res.body.validation_id)).toMatchObject({ size: bytes.length });
     expect(await finalStatus(res.body.validation_id)).toMatchObject({ status: 'VALIDATED', promoted: true });
-    expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'bom.py'))).toEqual(bytes);
+    expect(await api.storage.files.uploadBytes(res.body.sha256)).toEqual(bytes);
+    expect(Buffer.from((await promotedSource(api.storage, 'alice', 'bom'))!)).toEqual(bytes);
     expect(await runTask({ title: 'bom', payload: { k: 1 } })).toMatchObject({ status: 'COMPLETED', result: { k: 1 } });
   });
 });
@@ -307,80 +308,30 @@ describe('scheduled_at', () => {
 });
 
 describe('records', () => {
-  /** A record file that exists but cannot be used, and a pending-start marker for it. */
-  function plantBroken(id: string, how: 'oversize' | 'not_json' | 'not_a_record' | 'symlink'): void {
-    const file = api.storage.layout.validationRecord(id);
-    if (how === 'oversize') fs.writeFileSync(file, `{"pad":"${'x'.repeat(5 * 1024 * 1024)}"}`);
-    if (how === 'not_json') fs.writeFileSync(file, '{"validation_id": "');
-    if (how === 'not_a_record') fs.writeFileSync(file, 'null\n');
-    if (how === 'symlink') fs.symlinkSync('/etc/hostname', file);
-    fs.writeFileSync(api.storage.layout.pendingStart(id), '');
-  }
-
-  const ids = ['a0', 'a1', 'a2', 'a3'].map((p) => p + 'b'.repeat(30));
-
-  test('one bad record never stops the recovery pass: it is reported once and skipped', async () => {
-    plantBroken(ids[0], 'oversize');
-    plantBroken(ids[1], 'not_json');
-    plantBroken(ids[2], 'not_a_record');
-    plantBroken(ids[3], 'symlink');
-    // A good upload whose workflow start was never confirmed (as after a crash), listed after the bad ones.
-    const staged = await api.storage.files.stage(Buffer.from(ECHO));
+  test('the recovery pass starts every upload whose workflow start was never confirmed', async () => {
+    // A good upload written as the API writes it, whose start never happened (the API died right after).
+    const bytes = Buffer.from(ECHO);
     const good = 'ff' + '0'.repeat(30);
-    await api.storage.records.create({
-      validation_id: good,
-      owner: 'alice',
-      file_name: 'recovered',
-      sha256: staged.sha256,
-      size: staged.size,
-      staged_name: staged.stagedName,
-      created_at: new Date().toISOString(),
-      workflow_id: `validation-${good}`,
-      workflow_started: false,
-    });
-    await api.storage.records.markPendingStart(good);
-    await api.storage.records.setPointer('alice', 'recovered', { validation_id: good, uploaded_at: new Date().toISOString() });
-
-    logs.length = 0;
+    await api.storage.records.create(
+      { validation_id: good, owner: 'alice', file_name: 'recovered', bytes, sha256: sha256Hex(bytes), workflow_id: `validation-${good}` },
+      async () => undefined,
+    );
     expect(await api.validations.recoverPendingStarts()).toBe(1);
-    const reported = logs.filter((l) => l.level === 'error');
-    expect(reported.map((l) => l.fields.validationId).sort()).toEqual([...ids].sort());
     expect(await finalStatus(good)).toMatchObject({ status: 'VALIDATED', promoted: true });
-
-    logs.length = 0;
     expect(await api.validations.recoverPendingStarts()).toBe(0);
-    expect(logs.filter((l) => l.level === 'error')).toEqual([]); // reported once, not every 30 s
   });
 
-  test('status, POST /tasks/ and delete_file of a name whose record is broken answer with a code; a new upload un-jams it', async () => {
-    await api.storage.records.setPointer('alice', 'jammed', { validation_id: ids[0], uploaded_at: new Date().toISOString() });
-    const status = await http_().get(`/tasks/validation_status/${ids[0]}`).set(auth);
-    expect(status.status).toBe(500);
-    expect(status.body).toEqual(errorShape('record_unreadable'));
-    const task = await http_().post('/tasks/').set(auth).send({ title: 'jammed', payload: {} });
-    expect(task.status).toBe(500);
-    expect(task.body).toEqual(errorShape('record_unreadable'));
-    expect(JSON.stringify([status.body, task.body])).not.toMatch(/\.json|\/tmp|at .*\.ts/); // no internals
-    const del = await http_().delete('/tasks/delete_file?file_name=jammed').set(auth);
-    expect(del.status).toBe(404); // nothing was promoted under that name: not a 500, not a 409
-    expect(del.body).toEqual(errorShape('task_file_not_found'));
-    await validated('jammed', ECHO);
-    expect((await http_().post('/tasks/').set(auth).send({ title: 'jammed', payload: {} })).status).toBe(201);
-  });
-
-  test('an upload whose record cannot be written leaves no staged bytes behind', async () => {
-    const dir = api.storage.layout.validationsDir;
-    fs.renameSync(dir, `${dir}.away`);
-    fs.writeFileSync(dir, 'in the way');
-    const staging = tree(config.stagingDir);
+  test('an upload whose record cannot be written leaves nothing behind: no bytes, no record, no pointer', async () => {
+    const { pool } = api.storage.db;
+    await pool.query("ALTER TABLE validations ADD CONSTRAINT refuse_unrecorded CHECK (file_name <> 'unrecorded')");
+    const before = await stored(config, api.storage);
     try {
-      const res = await uploadFile('unrecorded', ECHO);
+      const res = await uploadFile('unrecorded', `${ECHO}\n# never stored\n`);
       expect(res.status).toBe(500);
       expect(res.body).toEqual(errorShape('internal_error'));
-      expect(tree(config.stagingDir)).toEqual(staging);
+      expect(await stored(config, api.storage)).toEqual(before);
     } finally {
-      fs.rmSync(dir);
-      fs.renameSync(`${dir}.away`, dir);
+      await pool.query('ALTER TABLE validations DROP CONSTRAINT refuse_unrecorded');
     }
   });
 });
@@ -402,10 +353,9 @@ describe('delete_file racing an upload of the same name', () => {
           expect(up.status).toBe(202);
           expect([200, 409]).toContain(del.status);
           const s = await finalStatus(up.body.validation_id);
-          const promoted = path.join(config.tasksDir, 'alice', `${name}.py`);
           // The upload that was accepted is the one promoted, whatever the delete answered.
           expect(s).toMatchObject({ status: 'VALIDATED', promoted: true });
-          expect(fs.readFileSync(promoted, 'utf8')).toBe(source);
+          expect(await promotedSource(api.storage, 'alice', name)).toBe(source);
           outcomes.push(`${del.status}`);
         }
       }),
@@ -435,11 +385,11 @@ describe('HTTP edges get the JSON error shape', () => {
   });
 
   test.each(['br', 'gzip'])('a multipart upload with Content-Encoding %s: 415, nothing written', async (encoding) => {
-    const before = allTrees(config);
+    const before = await stored(config, api.storage);
     const res = await uploadFile('encoded', ECHO).set('Content-Encoding', encoding);
     expect(res.status).toBe(415);
     expect(res.body).toEqual(errorShape('unsupported_content_encoding'));
-    expect(allTrees(config)).toEqual(before);
+    expect(await stored(config, api.storage)).toEqual(before);
   });
 
   test('a URL or headers over 16 KiB: 431 in JSON', async () => {
@@ -531,19 +481,5 @@ describe('configuration', () => {
     expect(() => loadConfig({ MAX_JSON_DEPTH: '257' })).toThrow(ConfigError);
     expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '1000' })).toThrow(ConfigError);
     expect(loadConfig({ MAX_SCHEDULE_AHEAD_DAYS: '30' }).maxScheduleAheadDays).toBe(30);
-  });
-
-  test('KeyedMutex runs one section at a time per key, in order', async () => {
-    const m = new KeyedMutex();
-    const seen: string[] = [];
-    const section = (key: string, tag: string, ms: number) =>
-      m.run(key, async () => {
-        seen.push(`${tag}+`);
-        await new Promise((r) => setTimeout(r, ms));
-        seen.push(`${tag}-`);
-      });
-    await Promise.all([section('k', 'a', 20), section('k', 'b', 1), section('other', 'c', 1)]);
-    expect(seen.indexOf('a-')).toBeLessThan(seen.indexOf('b+'));
-    expect(seen.indexOf('c+')).toBeLessThan(seen.indexOf('a-')); // other keys do not wait
   });
 });

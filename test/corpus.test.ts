@@ -14,7 +14,7 @@ import type { Sandbox } from '../sandbox';
 import type { ValidationStatus } from '../domain/validation';
 import { startSandbox } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, buildApi, promotedSource, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
 import { CORPUS, CORPUS_WARNINGS, corpusFiles } from './helpers/corpus';
 
 const IN_FLIGHT = 3;
@@ -70,7 +70,7 @@ test('the corpus has at least 40 files, among them a BOM + CRLF one', () => {
   expect(windows.toString('latin1')).toContain('\r\n');
 });
 
-test.each(corpusFiles())('%s is VALIDATED, every payload ok, no error findings', (file) => {
+test.each(corpusFiles())('%s is VALIDATED, every payload ok, no error findings', async (file) => {
   const s = results.get(file);
   expect(s).toBeDefined();
   const errors = s!.findings.filter((f) => f.severity === 'error');
@@ -78,5 +78,5 @@ test.each(corpusFiles())('%s is VALIDATED, every payload ok, no error findings',
   expect(s!.findings.map((f) => f.code).sort()).toEqual(CORPUS_WARNINGS[file] ?? []);
   expect(s!.metrics.payloads_total).toBeGreaterThan(0);
   expect(s!.metrics.payloads_ok).toBe(s!.metrics.payloads_total);
-  expect(fs.existsSync(path.join(config.tasksDir, 'alice', file))).toBe(true);
+  expect(await promotedSource(api.storage, 'alice', path.basename(file, '.py'))).toBe(fs.readFileSync(path.join(CORPUS, file), 'utf8'));
 });

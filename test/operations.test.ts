@@ -154,6 +154,7 @@ describe('a whole TaskFlow process', () => {
       checks: {
         startup: { ok: true },
         temporal: { ok: true },
+        database: { ok: true },
         pollers: { ok: true },
         sandbox: { ok: true, detail: 'Docker answers, runsc starts containers' },
         workers: { ok: true },

@@ -13,7 +13,7 @@ import { TASK_WORKFLOW } from '../domain/task';
 import { testConfig } from './helpers/sandbox';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
-import { ALICE, BOB, allTrees, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, BOB, stored, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let temporal: StartedTemporal;
 
@@ -44,11 +44,11 @@ async function api(env: Record<string, string>): Promise<{ config: Config; api: 
 test('uploads per minute: the next one is refused until the window frees a place', async () => {
   const { config, api: a } = await api({ QUOTA_UPLOADS_PER_MINUTE: '3' });
   for (let i = 0; i < 3; i++) await upload(a.app, ALICE, `rate_${i}`, GOOD).expect(202);
-  const before = allTrees(config);
+  const before = await stored(config, a.storage);
   const res = await upload(a.app, ALICE, 'rate_3', GOOD);
   expectRefused(res, 'uploads_per_minute', 3);
   expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
-  expect(allTrees(config)).toEqual(before);
+  expect(await stored(config, a.storage)).toEqual(before);
   // Another owner has a window of their own.
   await upload(a.app, BOB, 'rate_0', GOOD).expect(202);
 });
@@ -57,9 +57,9 @@ test('validations in flight: counted from the records, also by a restarted API',
   const { config, api: a } = await api({ QUOTA_VALIDATIONS_IN_FLIGHT: '2' });
   await upload(a.app, ALICE, 'busy_0', GOOD).expect(202);
   await upload(a.app, ALICE, 'busy_1', GOOD).expect(202);
-  const before = allTrees(config);
+  const before = await stored(config, a.storage);
   expectRefused(await upload(a.app, ALICE, 'busy_2', GOOD), 'validations_in_flight', 2);
-  expect(allTrees(config)).toEqual(before);
+  expect(await stored(config, a.storage)).toEqual(before);
 
   // A new API process on the same data (nothing in memory) still sees both in flight.
   const restarted = await buildApi(config, temporal.env.client);
@@ -74,13 +74,24 @@ test('concurrent uploads cannot both take the last place', async () => {
   for (const r of answers.filter((r) => r.status !== 202)) expectRefused(r, 'validations_in_flight', 3);
 });
 
+test('two API replicas on one database, 200 concurrent uploads from one owner: exactly the quota is admitted', async () => {
+  const { config, api: one } = await api({ QUOTA_VALIDATIONS_IN_FLIGHT: '25' });
+  const two = await buildApi(config, temporal.env.client); // its own pool and process state: it shares only the database
+  const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => upload(i % 2 ? two.app : one.app, ALICE, `flood_${i}`, GOOD)));
+  expect(answers.filter((r) => r.status === 202)).toHaveLength(25);
+  for (const r of answers.filter((r) => r.status !== 202)) expectRefused(r, 'validations_in_flight', 25);
+  const { rows } = await one.storage.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM validations WHERE owner = 'alice'");
+  expect(rows[0].n).toBe(25);
+  await two.storage.close();
+});
+
 test('file names: a new name past the limit is refused, a name the owner has is not', async () => {
   const { config, api: a } = await api({ QUOTA_FILE_NAMES: '2' });
   await upload(a.app, ALICE, 'name_a', GOOD).expect(202);
   await upload(a.app, ALICE, 'name_b', GOOD).expect(202);
-  const before = allTrees(config);
+  const before = await stored(config, a.storage);
   expectRefused(await upload(a.app, ALICE, 'name_c', GOOD), 'file_names', 2);
-  expect(allTrees(config)).toEqual(before);
+  expect(await stored(config, a.storage)).toEqual(before);
   // Re-uploading a name it already has is fine.
   await upload(a.app, ALICE, 'name_a', GOOD).expect(202);
 });
@@ -89,11 +100,11 @@ test('stored bytes: an upload that would pass the owner’s storage is refused',
   const { config, api: a } = await api({ QUOTA_STORED_MIB: '1' });
   const big = `def handler(payload):\n    return 1\n${'# padding padding padding padding padding padding\n'.repeat(5000)}`; // ~250 KB
   for (let i = 0; i < 4; i++) await upload(a.app, ALICE, `big_${i}`, big).expect(202);
-  const before = allTrees(config);
+  const before = await stored(config, a.storage);
   const res = await upload(a.app, ALICE, 'big_4', big);
   expectRefused(res, 'stored_bytes', 1024 * 1024);
   expect(res.body.error.message).toContain(`${4 * Buffer.byteLength(big)} bytes in use`);
-  expect(allTrees(config)).toEqual(before);
+  expect(await stored(config, a.storage)).toEqual(before);
   await upload(a.app, ALICE, 'small', GOOD).expect(202); // what still fits is accepted
 });
 
@@ -135,11 +146,12 @@ describe('tasks', () => {
     const res = await create(a.app);
     expectRefused(res, 'tasks_in_flight', 3);
 
-    // Visibility (not memory) is what counts: a fresh task service agrees, once it shows the three.
-    await waitForVisible(temporal.env.client, `WorkflowType = '${TASK_WORKFLOW}' AND Owner = 'alice' AND ExecutionStatus = 'Running'`, {
-      min: 3,
-    });
-    const restarted = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+    // The tasks' rows (not memory) are what counts: a fresh API on the same database agrees at once.
+    const restarted = await buildApi(
+      config,
+      temporal.env.client,
+      (storage) => new TemporalTaskService({ client: temporal.env.client, config, log: silentLogger, records: storage.tasks }),
+    );
     expectRefused(await create(restarted.app), 'tasks_in_flight', 3);
     expect(await tasksSeen(3)).toBe(3);
 
@@ -159,5 +171,33 @@ describe('tasks', () => {
     expectRefused(limited, 'tasks_per_minute', 5);
     expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect(await tasksSeen(5)).toBe(5);
+    await restarted.storage.close();
   }, 120000);
+
+  test('a task workflow ended from outside (terminated) frees its place once the quota is reached', async () => {
+    // A second API on the same database with a lower limit: what counts is the rows, whoever wrote them.
+    const c = testConfig(suiteEnv(temporal.address, { DATABASE_URL: config.database.url, QUOTA_TASKS_IN_FLIGHT: '2' }));
+    const b = await buildApi(
+      c,
+      temporal.env.client,
+      (storage) => new TemporalTaskService({ client: temporal.env.client, config: c, log: silentLogger, records: storage.tasks }),
+    );
+    const id = (await upload(a.app, BOB, 'later', GOOD).expect(202)).body.validation_id;
+    expect((await waitForStatus(a.app, BOB, id)).status).toBe('VALIDATED');
+    const createBob = () =>
+      request(b.app)
+        .post('/tasks/')
+        .set('Authorization', `Bearer ${BOB}`)
+        .send({ title: 'later', payload: {}, scheduled_at: new Date(Date.now() + 3600_000).toISOString() });
+    const first = (await createBob().expect(201)).body.task_id as string;
+    await createBob().expect(201);
+    expectRefused(await createBob(), 'tasks_in_flight', 2);
+    await temporal.env.client.workflow.getHandle(`task-${first}`).terminate('an operator ended it');
+    // Its row is still unfinished (the workflow never got to say so); at the limit, admission asks Temporal.
+    await new Promise((r) => setTimeout(r, 5500));
+    await createBob().expect(201);
+    const { rows } = await b.storage.db.pool.query('SELECT status FROM tasks WHERE task_id = $1', [first]);
+    expect(rows[0].status).toBe('ENDED');
+    await b.storage.close();
+  }, 60000);
 });

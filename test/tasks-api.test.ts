@@ -91,6 +91,7 @@ async function startTaskWorkersInProcess(): Promise<void> {
     client: temporal.env.client,
     log: silentLogger,
     loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+    taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
     workflowBundle: bundle,
   });
 }
@@ -103,7 +104,11 @@ beforeAll(async () => {
     startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),
     bundleTaskWorkflows(),
   ]);
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+  api = await buildApi(
+    config,
+    temporal.env.client,
+    (storage) => new TemporalTaskService({ client: temporal.env.client, config, log: silentLogger, records: storage.tasks }),
+  );
   validationWorker = await createValidationWorker({
     config,
     sandbox,

@@ -13,7 +13,7 @@ import { loadConfig, type Config } from '../src/config';
 import { validationWorkflowId } from '../domain/validation';
 import { startTemporal, waitForVisible, type StartedTemporal } from './helpers/temporal';
 import { fixture } from './helpers/sandbox';
-import { ALICE, allTrees, BOB, buildApi, RecordingTaskService, statusOf, suiteConfig, upload, type TestApi } from './helpers/validation';
+import { ALICE, stored, BOB, buildApi, RecordingTaskService, statusOf, suiteConfig, upload, type TestApi } from './helpers/validation';
 
 let temporal: StartedTemporal;
 let config: Config;
@@ -108,16 +108,16 @@ describe('bad uploads get the right 4xx and write nothing', () => {
   ];
 
   test.each(cases)('%s', async (_name, send, status, code) => {
-    const before = allTrees(config);
+    const before = await stored(config, api.storage);
     const res = await send();
     expect(res.status).toBe(status);
     expect(res.body).toEqual({ error: expect.objectContaining({ code, message: expect.any(String) }) });
     expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+/); // never a stack trace
-    expect(allTrees(config)).toEqual(before);
+    expect(await stored(config, api.storage)).toEqual(before);
   });
 });
 
-test('a good upload is staged under a random name, recorded, and its workflow started', async () => {
+test('a good upload is stored with its record in the database, and its workflow started', async () => {
   const res = await upload(api.app, ALICE, 'good_sync.py', good);
   expect(res.status).toBe(202);
   const id = res.body.validation_id as string;
@@ -130,17 +130,13 @@ test('a good upload is staged under a random name, recorded, and its workflow st
   });
   expect(res.headers.location).toBe(res.body.status_url);
 
-  const staged = fs.readdirSync(config.stagingDir);
-  expect(staged).toHaveLength(1);
-  expect(staged[0]).toMatch(/^[0-9a-f]{32}\.upload$/);
-  expect(staged[0]).not.toContain('good_sync');
-  expect(fs.statSync(path.join(config.stagingDir, staged[0])).mode & 0o777).toBe(0o600);
-  expect(fs.readFileSync(path.join(config.stagingDir, staged[0]), 'utf8')).toBe(good);
+  expect((await api.storage.files.uploadBytes(res.body.sha256)).toString('utf8')).toBe(good);
   expect(fs.readdirSync(config.tasksDir)).toEqual([]); // nothing promoted before validation
+  expect(await api.storage.files.promotion('alice', 'good_sync')).toBeUndefined();
 
   const rec = await api.storage.records.get(id);
   expect(rec).toMatchObject({ owner: 'alice', file_name: 'good_sync', workflow_started: true, workflow_id: `validation-${id}` });
-  expect(await api.storage.records.pendingStarts()).not.toContain(id);
+  expect((await api.storage.records.pendingStarts()).map((r) => r.validation_id)).not.toContain(id);
 
   const desc = await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).describe();
   expect(desc.taskQueue).toBe(config.validationQueue);
@@ -220,7 +216,7 @@ test('Temporal unreachable: 503, the upload is kept, and a restarted API starts 
   const id = res.body.error.validation_id as string;
   const rec = await dead.storage.records.get(id);
   expect(rec).toMatchObject({ workflow_started: false, start_error: expect.any(String), file_name: 'during_outage' });
-  expect(await dead.storage.records.pendingStarts()).toContain(id);
+  expect((await dead.storage.records.pendingStarts()).map((r) => r.validation_id)).toContain(id);
   // Status is answerable from the record meanwhile.
   expect((await statusOf(dead.app, ALICE, id)).status).toBe('PENDING');
   await deadConnection.close();
@@ -228,7 +224,7 @@ test('Temporal unreachable: 503, the upload is kept, and a restarted API starts 
   // "Restart": a new API process over the same directories, Temporal reachable again.
   const restarted = await buildApi(config, temporal.env.client);
   expect(await restarted.validations.recoverPendingStarts()).toBe(1);
-  expect(await restarted.storage.records.pendingStarts()).not.toContain(id);
+  expect((await restarted.storage.records.pendingStarts()).map((r) => r.validation_id)).not.toContain(id);
   expect(await restarted.storage.records.get(id)).toMatchObject({ workflow_started: true });
   expect((await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).describe()).status.name).toBe('RUNNING');
   // A second pass is a no-op; a start that raced a crash ("already started") counts as started.
@@ -236,6 +232,7 @@ test('Temporal unreachable: 503, the upload is kept, and a restarted API starts 
 });
 
 test('dev mode: one owner, a generated token kept in DATA_DIR/dev-token (0600) and reused', async () => {
+  fs.mkdirSync(config.dataDir, { recursive: true });
   const dataDir = fs.mkdtempSync(path.join(config.dataDir, 'dev-'));
   const cfg = loadConfig({ DATA_DIR: dataDir });
   const first = await resolveCredentials(cfg);

@@ -19,6 +19,8 @@ import {
   ALICE,
   BOB,
   buildApi,
+  promotedSource,
+  quarantined,
   RecordingTaskService,
   statusOf,
   suiteConfig,
@@ -61,7 +63,6 @@ afterAll(async () => {
 });
 
 const as = (token: string) => ({ Authorization: `Bearer ${token}` });
-const promotedPath = (owner: string, name: string) => path.join(config.tasksDir, owner, `${name}.py`);
 
 async function validate(token: string, name: string, source: string, testPayloads?: unknown): Promise<ValidationStatus> {
   const res = await upload(api.app, token, name, source, testPayloads);
@@ -90,15 +91,18 @@ test('a good file is VALIDATED, promoted with its record and version, and a task
   expect(s.metrics.sandbox_wall_ms).toBeGreaterThan(0);
   expect(Date.parse(s.finished_at!)).toBeGreaterThanOrEqual(Date.parse(s.created_at));
 
-  // Promoted: TASKS_DIR/<owner>/<name>.py, its record, and the immutable copy by sha256.
-  expect(fs.readFileSync(promotedPath('alice', 'good_async'), 'utf8')).toBe(source);
-  const record = JSON.parse(fs.readFileSync(path.join(config.tasksDir, 'alice', 'good_async.json'), 'utf8'));
-  expect(record).toEqual({ sha256: s.sha256, validation_id: s.validation_id, promoted_at: s.finished_at });
-  const version = path.join(config.tasksDir, 'alice', '.versions', `${s.sha256}.py`);
-  expect(fs.statSync(version).mode & 0o777).toBe(0o400);
+  // Promoted: the name's promoted version in the database, and this worker's read-only cached copy by sha256.
+  expect(await promotedSource(api.storage, 'alice', 'good_async')).toBe(source);
+  expect(await api.storage.files.promotion('alice', 'good_async')).toEqual({
+    sha256: s.sha256,
+    validation_id: s.validation_id,
+    promoted_at: expect.any(String),
+  });
+  const cached = path.join(config.tasksDir, 'alice', `${s.sha256}.py`);
+  expect(fs.statSync(cached).mode & 0o777).toBe(0o400);
+  expect(fs.readFileSync(cached, 'utf8')).toBe(source);
   expect(await api.storage.files.loadVersion('alice', 'good_async', s.sha256)).toBe(source);
-  expect(tree(config.stagingDir)).toEqual([]);
-  expect(tree(config.quarantineDir).filter((f) => f.startsWith(s.validation_id))).toEqual([]);
+  expect((await quarantined(api.storage, s.validation_id)).source).toBeUndefined(); // the version holds the bytes
 
   // The workflow has closed; its status query still answers (Temporal replays it), and so does GET.
   const handle = temporal.env.client.workflow.getHandle(validationWorkflowId(s.validation_id));
@@ -163,13 +167,11 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
     expect(s.findings).toContainEqual(expect.objectContaining({ code, severity: 'error', message: expect.any(String) }));
     expect(s.finished_at).not.toBeNull();
 
-    expect(fs.readFileSync(path.join(config.quarantineDir, `${id}.py`), 'utf8')).toBe(fixture(file));
-    const report = JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${id}.json`), 'utf8'));
-    expect(report).toMatchObject({ validation_id: id, status: 'REJECTED', findings: s.findings });
-    expect(fs.existsSync(promotedPath('alice', name))).toBe(false);
+    const kept = await quarantined(api.storage, id);
+    expect(kept.source).toBe(fixture(file));
+    expect(kept.final).toMatchObject({ validation_id: id, status: 'REJECTED', findings: s.findings });
+    expect(await promotedSource(api.storage, 'alice', name)).toBeUndefined();
     expect(tree(config.tasksDir).filter((f) => f.includes(name) || f.includes(s.sha256))).toEqual([]);
-    // Its staged copy is gone.
-    expect(fs.existsSync(path.join(config.stagingDir, (await api.storage.records.get(id))!.staged_name))).toBe(false);
 
     const create = await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: name });
     expect(create.status).toBe(404);
@@ -181,8 +183,8 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
     expect(s.findings).toContainEqual(
       expect.objectContaining({ code: 'forbidden_syscall', message: expect.stringMatching(/^clone with payload 0: creates a process/) }),
     );
-    const report = JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${id}.json`), 'utf8'));
-    expect(report.sandbox_run).toMatchObject({
+    const { report } = await quarantined(api.storage, id);
+    expect(report).toMatchObject({
       status: 'forbidden',
       syscalls: [expect.objectContaining({ syscall: 'clone', nr: 56, payloadIndex: 0 })],
     });
@@ -191,15 +193,15 @@ describe('each rejection cause → REJECTED with a finding naming it, quarantine
   test('a run-time rejection keeps the exact container spec and limits in its report', async () => {
     const id = ids.get('memory_bomb.py')!;
     await waitForStatus(api.app, ALICE, id);
-    const report = JSON.parse(fs.readFileSync(path.join(config.quarantineDir, `${id}.json`), 'utf8'));
-    expect(report.sandbox_run.spec).toMatchObject({
+    const { report } = await quarantined(api.storage, id);
+    expect(report?.spec).toMatchObject({
       runtime: 'runsc',
       networkMode: 'none',
       readOnlyRootfs: true,
       limits: expect.objectContaining({ memoryMiB: 128 }),
     });
-    expect(report.sandbox_run.status).toBe('memory_limit');
-    expect(report.sandbox_run.exit).toMatchObject({ code: 137, oom_killed: true });
+    expect(report?.status).toBe('memory_limit');
+    expect(report?.exit).toMatchObject({ code: 137, oom_killed: true });
   });
 });
 
@@ -217,7 +219,7 @@ test('test payloads come from the upload field and the file; a payload that brea
     expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('ZeroDivisionError') }),
   );
   // The rejected upload did not touch the promoted version, but it is now the name's last upload: 404.
-  expect(fs.readFileSync(promotedPath('alice', 'divide'), 'utf8')).toBe(divide);
+  expect(await promotedSource(api.storage, 'alice', 'divide')).toBe(divide);
   expect((await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'divide' })).status).toBe(404);
 });
 
@@ -241,7 +243,7 @@ test('a newer validated upload replaces the promoted file; older versions stay l
   const s1 = await validate(ALICE, 'versioned', v1);
   const s2 = await validate(ALICE, 'versioned', v2);
   expect([s1.status, s2.status]).toEqual(['VALIDATED', 'VALIDATED']);
-  expect(fs.readFileSync(promotedPath('alice', 'versioned'), 'utf8')).toBe(v2);
+  expect(await promotedSource(api.storage, 'alice', 'versioned')).toBe(v2);
   expect(await api.storage.files.loadVersion('alice', 'versioned', s1.sha256)).toBe(v1);
   expect(await api.storage.files.loadVersion('alice', 'versioned', s2.sha256)).toBe(v2);
 
@@ -257,7 +259,7 @@ test('a newer validated upload replaces the promoted file; older versions stay l
   expect(sNew).toMatchObject({ status: 'VALIDATED', promoted: true });
   expect(sOld).toMatchObject({ status: 'VALIDATED', promoted: false });
   expect(sOld.findings).toContainEqual(expect.objectContaining({ code: 'superseded', severity: 'warning' }));
-  expect(fs.readFileSync(promotedPath('alice', 'raced'), 'utf8')).toBe(fastNew);
+  expect(await promotedSource(api.storage, 'alice', 'raced')).toBe(fastNew);
   await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'raced' }).expect(201);
   expect(tasks.created.at(-1)?.sha256).toBe(sNew.sha256);
 });
@@ -274,8 +276,8 @@ test('another owner cannot see, use, replace or delete a file', async () => {
   const bobSource = 'def handler(payload):\n    return "bob"\n';
   const b = await validate(BOB, 'shared_name', bobSource);
   expect(b).toMatchObject({ status: 'VALIDATED', owner: 'bob' });
-  expect(fs.readFileSync(promotedPath('bob', 'shared_name'), 'utf8')).toBe(bobSource);
-  expect(fs.readFileSync(promotedPath('alice', 'shared_name'), 'utf8')).toBe(source);
+  expect(await promotedSource(api.storage, 'bob', 'shared_name')).toBe(bobSource);
+  expect(await promotedSource(api.storage, 'alice', 'shared_name')).toBe(source);
   await request(api.app).post('/tasks/').set(as(BOB)).send({ title: 'shared_name' }).expect(201);
   expect(tasks.created.at(-1)).toMatchObject({ owner: 'bob', sha256: b.sha256 });
   await expect(api.storage.files.loadVersion('bob', 'shared_name', s.sha256)).rejects.toThrow(/gone/);
@@ -287,8 +289,7 @@ test('deleting a file removes the promoted copy; tasks can no longer be created;
   const del = await request(api.app).delete('/tasks/delete_file').query({ file_name: 'to_delete.py' }).set(as(ALICE));
   expect(del.status).toBe(200);
   expect(del.body).toEqual({ file_name: 'to_delete', deleted: true, sha256: s.sha256, validation_id: s.validation_id });
-  expect(fs.existsSync(promotedPath('alice', 'to_delete'))).toBe(false);
-  expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'to_delete.json'))).toBe(false);
+  expect(await promotedSource(api.storage, 'alice', 'to_delete')).toBeUndefined();
   expect((await request(api.app).post('/tasks/').set(as(ALICE)).send({ title: 'to_delete' })).status).toBe(404);
   expect(await api.storage.files.loadVersion('alice', 'to_delete', s.sha256)).toBe(source);
   expect((await request(api.app).delete('/tasks/delete_file?file_name=to_delete').set(as(ALICE))).status).toBe(404);

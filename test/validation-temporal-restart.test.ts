@@ -3,7 +3,6 @@
  * SQLite file: the validation finishes; an upload made while it was down answers 503, is kept, and
  * is validated once the API's recovery pass runs. Tasks, scheduled or queued, survive it too.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { Client, Connection } from '@temporalio/client';
@@ -17,7 +16,7 @@ import type { Sandbox } from '../sandbox';
 import { startSandbox } from './helpers/sandbox';
 import { freePort, startDevServer, type Child } from './helpers/processes';
 import { quietRuntime } from './helpers/temporal';
-import { ALICE, buildApi, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, buildApi, promotedSource, suiteConfig, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let port: number;
 let dbFile: string;
@@ -51,7 +50,7 @@ beforeAll(async () => {
   sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
   connection = Connection.lazy({ address: config.temporal.address });
   const client = new Client({ connection, namespace: 'default' });
-  api = await buildApi(config, client, new TemporalTaskService(client, config, silentLogger));
+  api = await buildApi(config, client, (storage) => new TemporalTaskService({ client, config, log: silentLogger, records: storage.tasks }));
   nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   worker = await createValidationWorker({
     config,
@@ -69,6 +68,7 @@ beforeAll(async () => {
     client,
     log: silentLogger,
     loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+    taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
   });
 }, 120000);
 
@@ -93,12 +93,12 @@ test('the dev server is killed mid validation and restarted: nothing is lost', a
   const during = await upload(api.app, ALICE, 'during_outage', 'def handler(payload):\n    return 1\n');
   expect(during.status).toBe(503);
   const keptId = during.body.error.validation_id as string;
-  expect(fs.readdirSync(config.stagingDir).length).toBeGreaterThanOrEqual(1);
+  expect(await api.storage.records.get(keptId)).toMatchObject({ workflow_started: false, file_name: 'during_outage' });
 
   await startServer();
   const s = await waitForStatus(api.app, ALICE, id, undefined, 60000);
   expect(s).toMatchObject({ status: 'VALIDATED', promoted: true });
-  expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'survivor.py'), 'utf8')).toBe(slow);
+  expect(await promotedSource(api.storage, 'alice', 'survivor')).toBe(slow);
 
   expect(await api.validations.recoverPendingStarts()).toBe(1);
   expect(await waitForStatus(api.app, ALICE, keptId, undefined, 60000)).toMatchObject({ status: 'VALIDATED', file_name: 'during_outage' });

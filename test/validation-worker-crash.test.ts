@@ -13,7 +13,17 @@ import { LABEL, LABEL_INSTANCE } from '../sandbox/spec';
 import { validationWorkflowId } from '../domain/validation';
 import { testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, buildApi, statusOf, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+import {
+  ALICE,
+  buildApi,
+  promotedSource,
+  quarantined,
+  statusOf,
+  suiteEnv,
+  upload,
+  waitForStatus,
+  type TestApi,
+} from './helpers/validation';
 
 const ROOT = path.resolve(__dirname, '..');
 let temporal: StartedTemporal;
@@ -95,7 +105,7 @@ test('a worker killed mid sandbox run: the validations finish correctly once ano
 
   // With no worker at all, status still answers (from the search attribute) and nothing is promoted.
   expect((await statusOf(api.app, ALICE, goodId)).status).toBe('SANDBOX_RUN');
-  expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'slow_good.py'))).toBe(false);
+  expect(await promotedSource(api.storage, 'alice', 'slow_good')).toBeUndefined();
 
   const second = await startWorkerProcess();
   try {
@@ -104,13 +114,13 @@ test('a worker killed mid sandbox run: the validations finish correctly once ano
       waitForStatus(api.app, ALICE, badId, undefined, 60000),
     ]);
     expect(g).toMatchObject({ status: 'VALIDATED', promoted: true, metrics: { payloads_ok: 1 } });
-    expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'slow_good.py'), 'utf8')).toBe(good);
+    expect(await promotedSource(api.storage, 'alice', 'slow_good')).toBe(good);
     expect(b.status).toBe('REJECTED');
     expect(b.findings).toContainEqual(
       expect.objectContaining({ code: 'handler_raised', message: expect.stringContaining('late failure') }),
     );
-    expect(fs.existsSync(path.join(config.quarantineDir, `${badId}.py`))).toBe(true);
-    expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'slow_bad.py'))).toBe(false);
+    expect((await quarantined(api.storage, badId)).source).toBe(bad);
+    expect(await promotedSource(api.storage, 'alice', 'slow_bad')).toBeUndefined();
 
     // The sandbox run really was retried: its second attempt ran on the new worker.
     for (const id of [goodId, badId]) {
@@ -133,7 +143,7 @@ test('a worker killed mid sandbox run: the validations finish correctly once ano
 });
 
 test('a worker killed inside promote (a local activity): the next worker runs it again and the file is promoted', async () => {
-  const marker = path.join(config.dataDir, 'stall-marker');
+  const marker = path.join(path.dirname(config.dataDir), 'stall-marker'); // the suite's temp root (DATA_DIR itself may not exist)
   const stalling = await startWorkerProcess('test/helpers/stalling-promote-worker.ts', { STALL_MARKER: marker }, 'stalling worker polling');
   const good = 'def handler(payload):\n    return {"ok": True}\n';
   const id = (await upload(api.app, ALICE, 'promoted_late', good).expect(202)).body.validation_id as string;
@@ -143,14 +153,14 @@ test('a worker killed inside promote (a local activity): the next worker runs it
   }
   process.kill(stalling.child.pid!, 'SIGKILL');
   expect(await stalling.exited).toBeNull();
-  expect(fs.existsSync(path.join(config.tasksDir, 'alice', 'promoted_late.py'))).toBe(false);
+  expect(await promotedSource(api.storage, 'alice', 'promoted_late')).toBeUndefined();
 
   const next = await startWorkerProcess();
   try {
     // The workflow task the dead worker held times out (10 s); the next worker replays it and promotes.
     const s = await waitForStatus(api.app, ALICE, id, undefined, 90000);
     expect(s).toMatchObject({ status: 'VALIDATED', promoted: true });
-    expect(fs.readFileSync(path.join(config.tasksDir, 'alice', 'promoted_late.py'), 'utf8')).toBe(good);
+    expect(await promotedSource(api.storage, 'alice', 'promoted_late')).toBe(good);
     const history = await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).fetchHistory();
     const events = history.events ?? [];
     // Local activities leave markers (stage, promote), not activity task events; the dead worker's workflow task timed out.

@@ -10,6 +10,7 @@ import {
   CancellationScope,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertMemo,
@@ -46,6 +47,15 @@ const { runTaskInSandbox } = proxyActivities<TaskActivities>({
   },
 });
 
+// Retried until the database answers: a task's end is never lost, only noted late.
+const { recordTaskEnd } = proxyLocalActivities<TaskActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+/** Bytes the result takes (what the owner's stored-bytes quota counts of it). */
+const resultBytes = (result: unknown): number => (result === undefined ? 0 : new TextEncoder().encode(JSON.stringify(result)).length);
+
 export async function runTask(input: TaskInput): Promise<TaskState> {
   const state: TaskState = { ...initialTaskState(input, Date.now()), status: 'QUEUED' };
   const publish = (patch: Partial<TaskState>) => {
@@ -64,6 +74,9 @@ export async function runTask(input: TaskInput): Promise<TaskState> {
   );
   // The final state, once every waiting `waitForChange` caller has had it.
   const finish = async () => {
+    await CancellationScope.nonCancellable(() =>
+      recordTaskEnd({ taskId: input.taskId, status: state.status, resultBytes: resultBytes(state.result) }),
+    );
     await waitersAnswered();
     return state;
   };

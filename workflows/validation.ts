@@ -54,10 +54,17 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     maximumAttempts: t.maxAttempts,
     nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
   };
-  // Staging, promotion and quarantine are quick local file steps: local activities run them inside the
+  // Staging, promotion and quarantine are quick database steps: local activities run them inside the
   // workflow task (no task-queue round trip); their results are recorded in history like any activity's,
-  // and a worker that dies mid-step re-runs it on replay (each of them is idempotent).
-  const { stageUpload } = proxyLocalActivities<ValidationActivities>({ startToCloseTimeout: '30 seconds', retry });
+  // and a worker that dies mid-step re-runs it on replay (each of them is idempotent). Their only
+  // infrastructure failure is the database being away: no attempt limit (it comes back, the retry completes).
+  const databaseStep: ActivityOptions['retry'] = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
+  };
+  const { stageUpload } = proxyLocalActivities<ValidationActivities>({ startToCloseTimeout: '30 seconds', retry: databaseStep });
   const { staticCheck } = proxyActivities<ValidationActivities>({
     startToCloseTimeout: t.staticCheckMs,
     heartbeatTimeout: t.heartbeatMs,
@@ -68,16 +75,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     heartbeatTimeout: t.heartbeatMs,
     retry,
   });
-  // Finishing must happen: no attempt limit (an operator fixes the disk, the retry completes).
-  const { promote, quarantine } = proxyLocalActivities<ValidationActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      nonRetryableErrorTypes: [REJECTED_ERROR_TYPE],
-    },
-  });
+  const { promote, quarantine } = proxyLocalActivities<ValidationActivities>({ startToCloseTimeout: '1 minute', retry: databaseStep });
 
   const state: ValidationStatus = {
     validation_id: input.validationId,

@@ -6,9 +6,9 @@
  */
 import type { ErrorRequestHandler, Request } from 'express';
 import multer from 'multer';
-import { AppError, BadRequestError, InternalStateError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
+import { AppError, BadRequestError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError } from '../errors';
 import type { Logger } from '../logger';
-import { UnreadableFileError } from '../storage';
+import { isDatabaseUnavailable } from '../db';
 
 function fromMulter(err: multer.MulterError): AppError {
   switch (err.code) {
@@ -74,9 +74,9 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     let app: AppError | undefined;
     if (err instanceof AppError) app = err;
     else if (err instanceof multer.MulterError) app = fromMulter(err);
-    else if (err instanceof UnreadableFileError) {
-      log.error('a stored record cannot be read', { method: req.method, path: req.path, file: err.file, reason: err.reason });
-      app = new InternalStateError('a stored record this request needs cannot be read; the operator has been told', 'record_unreadable');
+    else if (isDatabaseUnavailable(err)) {
+      log.error('the database is unavailable', { method: req.method, path: req.path, error: (err as Error).message });
+      app = new ServiceUnavailableError('the database is unavailable; try again shortly', 'database_unavailable');
     } else if (err && typeof err === 'object') app = fromBodyParser(err) ?? (err instanceof Error ? fromBusboy(err) : undefined);
     if (!app) {
       log.error('unhandled error', { method: req.method, path: req.path, error: err as Error });

@@ -1,7 +1,7 @@
 /**
  * `POST /tasks/upload_file?file_name=NAME`, multipart field `file` (+ optional `test_payloads`).
  * The name is checked before the body is read; the body is held in memory (bounded by
- * MAX_UPLOAD_BYTES) and only ever written to staging, under a fresh random name.
+ * MAX_UPLOAD_BYTES, so no disk buffer is needed) and written once, with its record, to the database.
  */
 import { Router, type RequestHandler } from 'express';
 import multer from 'multer';

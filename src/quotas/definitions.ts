@@ -20,7 +20,7 @@ export const QUOTA_DEFINITIONS = {
     limit: 'uploads_per_minute',
     default: 30,
     min: 1,
-    summary: 'Uploads per owner in any 60 s (counted in the API process: a restart forgets the window)',
+    summary: 'Uploads per owner in any 60 s (counted in the database: every API replica shares the window)',
   },
   validationsInFlight: {
     env: 'QUOTA_VALIDATIONS_IN_FLIGHT',
@@ -35,7 +35,7 @@ export const QUOTA_DEFINITIONS = {
     limit: 'tasks_per_minute',
     default: 120,
     min: 1,
-    summary: 'Tasks created per owner in any 60 s (counted in the API process: a restart forgets the window)',
+    summary: 'Tasks created per owner in any 60 s (counted in the database: every API replica shares the window)',
   },
   tasksInFlight: {
     env: 'QUOTA_TASKS_IN_FLIGHT',
@@ -43,7 +43,7 @@ export const QUOTA_DEFINITIONS = {
     default: 100,
     min: 1,
     retryAfterS: 5,
-    summary: "An owner's unfinished tasks: scheduled, queued or running (counted from Temporal's visibility)",
+    summary: "An owner's unfinished tasks: scheduled, queued or running (counted from the tasks' rows)",
   },
   storedMiB: {
     env: 'QUOTA_STORED_MIB',
@@ -51,7 +51,8 @@ export const QUOTA_DEFINITIONS = {
     default: 64,
     min: 1,
     retryAfterS: 300,
-    summary: "Bytes an owner's files take: uploads being validated, quarantined uploads, validated versions, promoted files",
+    summary:
+      'Bytes kept for an owner: uploads being validated or quarantined, validated versions, records (findings, reports, test payloads), task payloads and results',
   },
   fileNames: {
     env: 'QUOTA_FILE_NAMES',
@@ -96,7 +97,7 @@ export const RETENTION_DEFINITIONS = {
     default: 14,
     integer: false,
     min: 0,
-    summary: 'Days a rejected upload and its report stay in QUARANTINE_DIR',
+    summary: "Days a rejected upload's bytes are kept in quarantine (its record and report stay for RETENTION_RECORD_DAYS)",
   },
   versionDays: {
     env: 'RETENTION_VERSION_DAYS',

@@ -1,31 +1,33 @@
 /**
- * The retention sweep over storage: what has outlived its configured lifetime goes, and what is
- * still in use never does. Run periodically by the `retentionSweep` workflow (a Temporal schedule).
+ * The retention sweep over the database: what has outlived its configured lifetime goes, and what is
+ * still in use never does. Run periodically by the `retentionSweep` workflow (a Temporal schedule);
+ * safe from several hosts at once (one sweep at a time holds the lock, the others skip), and every
+ * step is one statement, so a sweep cut short leaves nothing half removed.
  * - Records of finished uploads older than RETENTION_RECORD_DAYS; a name's last upload stays while the
  *   name does, unless it was rejected (then the name goes with it: it has no usable file).
- * - Quarantined files and reports older than RETENTION_QUARANTINE_DAYS.
+ * - Quarantined bytes of rejected uploads older than RETENTION_QUARANTINE_DAYS (the record stays).
  * - Validated versions that are not current: beyond the newest QUOTA_KEPT_VERSIONS of their name, or
- *   older than RETENTION_VERSION_DAYS. Never one an unfinished task is pinned to, never one used in the
+ *   unused for RETENTION_VERSION_DAYS. Never one an unfinished task is pinned to, never one used in the
  *   last GRACE_MS (a task created a moment ago may not be visible yet), never any when the pins are unknown.
- * - Staged files no unfinished upload refers to (a crash between staging and the record), and the
- *   owner markers and deletion tombstones that lead nowhere, after GRACE_MS.
+ * - Deletion tombstones older than RETENTION_RECORD_DAYS, file bytes nothing refers to (after
+ *   GRACE_MS), and rate-limit events past their window.
  */
-import path from 'node:path';
-import { FILE_NAME_RE, OWNER_RE, SHA256_RE } from '../../domain/names';
+import type { Queryable } from '../db';
 import type { Retention } from '../quotas/definitions';
-import type { Storage, ValidationRecord } from '../storage';
-import { STAGED_NAME_RE } from '../storage';
-import { fileStat, listDir, removeIfExists } from '../storage/fs-safe';
+import type { Storage } from '../storage';
 
 const DAY_MS = 86_400_000;
 /** Younger than this, nothing is swept: uploads and task creations in progress finish well within it. */
 export const GRACE_MS = 10 * 60_000;
+/** Key of the transaction-scoped advisory lock one sweep holds. */
+export const SWEEP_LOCK_KEY = 0x73776570; // "swep"
 
 export interface SweepOptions {
   retention: Retention;
   keptVersions: number;
   /** `owner/sha256` of every version an unfinished task is pinned to; undefined when unknown (no version is removed). */
   pinned: ReadonlySet<string> | undefined;
+  /** The sweep's "now" (tests move it forward); default: the database's clock. */
   now?: number;
 }
 
@@ -33,149 +35,102 @@ export interface SweepReport {
   records: number;
   quarantined: number;
   versions: number;
-  staged: number;
-  markers: number;
+  blobs: number;
   tombstones: number;
   bytesFreed: number;
   /** Why versions were not looked at, when they were not. */
   versionsSkipped?: string;
-  /** Records that could not be read (skipped, and reported: an operator repairs or removes them). */
-  unreadableRecords?: { count: number; ids: string[] };
-  /** Why staged files were not looked at, when they were not. */
-  stagedSkipped?: string;
+  /** Another host's sweep held the lock: this one did nothing. */
+  skipped?: string;
 }
-
-/** The report's counts of removed things. */
-type Counter = 'records' | 'quarantined' | 'versions' | 'staged' | 'markers' | 'tombstones';
-
-/** How many unreadable record ids a report names (the count is always complete). */
-const UNREADABLE_IDS_SHOWN = 20;
 
 export const pinKey = (owner: string, sha256: string): string => `${owner}/${sha256}`;
 
-const timeOf = (iso: string | null | undefined): number => {
-  const t = iso ? Date.parse(iso) : NaN;
-  return Number.isFinite(t) ? t : 0;
-};
-
 export async function sweep(storage: Storage, opts: SweepOptions): Promise<SweepReport> {
-  const { layout, records } = storage;
-  const now = opts.now ?? Date.now();
-  const report: SweepReport = { records: 0, quarantined: 0, versions: 0, staged: 0, markers: 0, tombstones: 0, bytesFreed: 0 };
-  /** Removes `file` and counts it; `st`: its stat, when the caller has just taken it. */
-  const remove = async (file: string, what: Counter, st?: { size: number }) => {
-    const size = (st ?? (await fileStat(file)))?.size ?? 0;
-    if (await removeIfExists(file)) {
-      report[what]++;
-      report.bytesFreed += size;
-    }
-  };
+  const report: SweepReport = { records: 0, quarantined: 0, versions: 0, blobs: 0, tombstones: 0, bytesFreed: 0 };
+  return storage.db.tx(async (c) => {
+    const { rows: lock } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [SWEEP_LOCK_KEY]);
+    if (!lock[0].ok) return { ...report, skipped: 'another retention sweep is running' };
+    const { rows: clock } = await c.query<{ now: Date }>('SELECT now() AS now');
+    const now = new Date(opts.now ?? clock[0].now.getTime());
+    const before = (ms: number) => new Date(now.getTime() - ms);
+    const recordCutoff = before(opts.retention.recordDays * DAY_MS);
+    /** Runs a DELETE/UPDATE that RETURNs `bytes` per row; counts the rows and the bytes. */
+    const count = async (what: keyof Omit<SweepReport, 'bytesFreed' | 'versionsSkipped' | 'skipped'>, sql: string, args: unknown[]) => {
+      const { rows } = await c.query<{ bytes: number | null }>(sql, args);
+      report[what] += rows.length;
+      report.bytesFreed += rows.reduce((n, r) => n + (r.bytes ?? 0), 0);
+    };
 
-  // Every record once: what is in flight, what each name's versions are, what has expired.
-  const all: ValidationRecord[] = [];
-  const unreadable: string[] = [];
-  for (const id of await records.allIds()) {
-    const rec = await records.get(id).catch(() => null);
-    if (rec === null || (rec && !OWNER_RE.test(rec.owner))) unreadable.push(id);
-    else if (rec) all.push(rec);
-  }
-  if (unreadable.length) report.unreadableRecords = { count: unreadable.length, ids: unreadable.slice(0, UNREADABLE_IDS_SHOWN) };
-  // Validation ids that are some name's last upload; a rejected one does not keep its name alive.
-  const current = new Set<string>();
-  const rejectedLast = new Map<string, string>(); // validation id → name
-  const byId = new Map(all.map((r) => [r.validation_id, r]));
-  for (const owner of new Set(all.map((r) => r.owner))) {
-    for (const entry of await listDir(layout.ownerUploadsDir(owner))) {
-      const name = entry.slice(0, -5);
-      if (!entry.endsWith('.json') || !FILE_NAME_RE.test(name)) continue;
-      const p = await records.pointer(owner, name).catch(() => undefined);
-      if (p?.validation_id && byId.get(p.validation_id)?.final?.status === 'REJECTED') rejectedLast.set(p.validation_id, name);
-      else if (p?.validation_id) current.add(p.validation_id);
-      else if (p && p.validation_id === null && now - timeOf(p.deleted_at) > opts.retention.recordDays * DAY_MS) {
-        await remove(layout.uploadPointer(owner, name), 'tombstones');
-      }
-    }
-  }
+    await count('tombstones', 'DELETE FROM task_files WHERE current_validation_id IS NULL AND deleted_at < $1 RETURNING 0 AS bytes', [
+      recordCutoff,
+    ]);
+    // A name whose last upload was rejected and has expired goes with it (nothing usable was left).
+    await c.query(
+      `DELETE FROM task_files t USING validations v WHERE v.validation_id = t.current_validation_id
+         AND v.final->>'status' = 'REJECTED' AND v.finished_at < $1`,
+      [recordCutoff],
+    );
+    await count(
+      'records',
+      `DELETE FROM validations v WHERE final IS NOT NULL AND finished_at < $1
+         AND NOT EXISTS (SELECT 1 FROM task_files t WHERE t.current_validation_id = v.validation_id)
+       RETURNING coalesce(pg_column_size(test_payloads), 0) + coalesce(pg_column_size(final), 0) + coalesce(pg_column_size(report), 0) AS bytes`,
+      [recordCutoff],
+    );
+    await count(
+      'quarantined',
+      `UPDATE validations SET blob_sha256 = NULL WHERE blob_sha256 IS NOT NULL AND final->>'status' = 'REJECTED' AND finished_at < $1
+       RETURNING size AS bytes`,
+      [before(opts.retention.quarantineDays * DAY_MS)],
+    );
 
-  const stagedInUse = new Set<string>();
-  const kept: ValidationRecord[] = [];
-  for (const rec of all) {
-    const finishedAt = timeOf(rec.final?.finished_at) || timeOf(rec.created_at);
-    if (rec.final && !current.has(rec.validation_id) && now - finishedAt > opts.retention.recordDays * DAY_MS) {
-      const st = await fileStat(layout.validationRecord(rec.validation_id));
-      // A name whose last upload was rejected and has expired goes with it (nothing usable was left).
-      const name = rejectedLast.get(rec.validation_id);
-      if (name && (await records.pointer(rec.owner, name).catch(() => undefined))?.validation_id === rec.validation_id) {
-        await removeIfExists(layout.uploadPointer(rec.owner, name));
-      }
-      await records.remove(rec);
-      report.records++;
-      report.bytesFreed += st?.size ?? 0;
-      continue;
-    }
-    kept.push(rec);
-    if (!rec.final) stagedInUse.add(rec.staged_name);
-  }
+    if (opts.pinned) await sweepVersions(c, opts, now, count);
+    else report.versionsSkipped = 'the versions unfinished tasks are pinned to are unknown';
 
-  for (const entry of await listDir(layout.quarantineDir)) {
-    const file = path.join(layout.quarantineDir, entry);
-    const st = await fileStat(file);
-    if (st && now - st.mtimeMs > opts.retention.quarantineDays * DAY_MS) await remove(file, 'quarantined', st);
-  }
-
-  // A record we cannot read may be an upload still validating: its staged file must stay.
-  if (unreadable.length) report.stagedSkipped = `${unreadable.length} record(s) could not be read`;
-  else
-    for (const entry of await listDir(layout.stagingDir)) {
-      if (!STAGED_NAME_RE.test(entry) || stagedInUse.has(entry)) continue;
-      const st = await fileStat(layout.staged(entry));
-      if (st && now - st.mtimeMs > GRACE_MS) await remove(layout.staged(entry), 'staged', st);
-    }
-
-  // Owner markers whose record is gone (a crash between marker and record, or a removal half done).
-  const ownerOf = new Map(kept.map((r) => [r.validation_id, r.owner]));
-  for (const owner of await records.owners()) {
-    for (const id of await records.idsOf(owner)) {
-      if (ownerOf.get(id) === owner || unreadable.includes(id)) continue;
-      const st = await fileStat(layout.ownerRecordMarker(owner, id));
-      if (st && now - st.mtimeMs > GRACE_MS && !(await records.get(id).catch(() => undefined)))
-        await remove(layout.ownerRecordMarker(owner, id), 'markers', st);
-    }
-  }
-
-  if (!opts.pinned) {
-    report.versionsSkipped = 'the versions unfinished tasks are pinned to are unknown';
+    await count(
+      'blobs',
+      `DELETE FROM blobs b WHERE touched_at < $1
+         AND NOT EXISTS (SELECT 1 FROM validations v WHERE v.blob_sha256 = b.sha256)
+         AND NOT EXISTS (SELECT 1 FROM versions s WHERE s.sha256 = b.sha256)
+       RETURNING 0 AS bytes`,
+      [before(GRACE_MS)],
+    );
+    await c.query("DELETE FROM rate_events WHERE at < now() - interval '1 minute'");
     return report;
-  }
-  // The newest QUOTA_KEPT_VERSIONS validated versions of each name (by records still kept).
-  const keptByName = new Set<string>();
-  const byName = new Map<string, ValidationRecord[]>();
-  for (const rec of kept) {
-    if (rec.final?.status !== 'VALIDATED') continue;
-    const key = `${rec.owner}/${rec.file_name}`;
-    byName.set(key, [...(byName.get(key) ?? []), rec]);
-  }
-  for (const list of byName.values()) {
-    const shas = [...new Set(list.sort((a, b) => timeOf(b.final?.finished_at) - timeOf(a.final?.finished_at)).map((r) => r.sha256))];
-    for (const sha of shas.slice(0, opts.keptVersions)) keptByName.add(pinKey(list[0].owner, sha));
-  }
-  for (const owner of (await listDir(layout.dirs.tasksDir)).filter((o) => OWNER_RE.test(o))) {
-    const promoted = new Set<string>();
-    for (const entry of await listDir(layout.ownerTasksDir(owner))) {
-      const name = entry.slice(0, -5);
-      if (!entry.endsWith('.json') || !FILE_NAME_RE.test(name)) continue;
-      const p = await storage.files.promotion(owner, name).catch(() => undefined);
-      if (p) promoted.add(p.sha256);
-    }
-    for (const entry of await listDir(layout.versionsDir(owner))) {
-      const sha = entry.slice(0, -3);
-      if (!entry.endsWith('.py') || !SHA256_RE.test(sha)) continue;
-      if (promoted.has(sha) || opts.pinned.has(pinKey(owner, sha))) continue;
-      const st = await fileStat(layout.version(owner, sha));
-      if (!st || now - st.mtimeMs <= GRACE_MS) continue;
-      const expired = now - st.mtimeMs > opts.retention.versionDays * DAY_MS;
-      if (expired || !keptByName.has(pinKey(owner, sha))) await remove(layout.version(owner, sha), 'versions', st);
-    }
-  }
-  return report;
+  });
+}
+
+/** Versions that are neither promoted, pinned, recently used, nor among the newest kept of their name. */
+async function sweepVersions(
+  c: Queryable,
+  opts: SweepOptions,
+  now: Date,
+  count: (what: 'versions', sql: string, args: unknown[]) => Promise<void>,
+): Promise<void> {
+  // Each name's validated versions, newest first (by their last validation); a version shared by names
+  // takes its best place.
+  const { rows } = await c.query<{ owner: string; sha256: string; last_used_at: Date; rank: number | null }>(
+    `WITH ranked AS (
+       SELECT owner, sha256, row_number() OVER (PARTITION BY owner, file_name ORDER BY max(finished_at) DESC) AS rank
+       FROM validations WHERE final->>'status' = 'VALIDATED' GROUP BY owner, file_name, sha256)
+     SELECT s.owner, s.sha256, s.last_used_at, (SELECT min(r.rank) FROM ranked r WHERE r.owner = s.owner AND r.sha256 = s.sha256) AS rank
+     FROM versions s
+     WHERE NOT EXISTS (SELECT 1 FROM task_files t WHERE t.owner = s.owner AND t.promoted_sha256 = s.sha256)`,
+  );
+  const doomed = rows.filter((v) => {
+    if (opts.pinned?.has(pinKey(v.owner, v.sha256))) return false;
+    const idle = now.getTime() - v.last_used_at.getTime();
+    if (idle <= GRACE_MS) return false;
+    return idle > opts.retention.versionDays * DAY_MS || v.rank === null || v.rank > opts.keptVersions;
+  });
+  if (!doomed.length) return;
+  await count(
+    'versions',
+    `DELETE FROM versions s USING unnest($1::text[], $2::text[]) AS d(owner, sha256), blobs b
+     WHERE s.owner = d.owner AND s.sha256 = d.sha256 AND b.sha256 = s.sha256
+       AND NOT EXISTS (SELECT 1 FROM task_files t WHERE t.owner = s.owner AND t.promoted_sha256 = s.sha256)
+     RETURNING octet_length(b.bytes) AS bytes`,
+    [doomed.map((v) => v.owner), doomed.map((v) => v.sha256)],
+  );
 }

@@ -1,19 +1,12 @@
 /**
- * Identifiers that may appear in a path. Every path under TASKS_DIR, QUARANTINE_DIR, staging and
- * DATA_DIR is built from these alone (the rules are domain/names.ts), and the path builders
- * (`layout.ts`) check them again.
+ * Identifiers that may appear in a path (the worker's version cache) or a row key. The rules are
+ * domain/names.ts; path builders check them again.
  */
 import crypto from 'node:crypto';
 import { FILE_NAME_RE, PY_KEYWORDS } from '../../domain/names';
 
-export const STAGED_NAME_RE = /^[0-9a-f]{32}\.upload$/;
-
 export function newValidationId(): string {
   return crypto.randomBytes(16).toString('hex');
-}
-
-export function newStagedName(): string {
-  return `${crypto.randomBytes(16).toString('hex')}.upload`;
 }
 
 /** Throws (a bug, not a user error) when an identifier that reached a path builder is malformed. */

@@ -1,31 +1,29 @@
-/** Storage of uploads, validation records and task files. Everything else goes through this. */
+/** Storage of uploads, validation records and task files, in PostgreSQL. Everything else goes through this. */
 import type { Config } from '../config';
+import { openDatabase, type Database } from '../db';
+import type { Logger } from '../logger';
 import { TaskFiles } from './files';
-import { Layout } from './layout';
 import { RecordStore } from './records';
-import { UsageReader } from './usage';
+import { TaskRecords } from './tasks';
 
-export { Layout } from './layout';
-export { UnreadableFileError } from './fs-safe';
-export { RecordStore, type UploadPointer, type ValidationRecord } from './records';
-export { TaskFiles, StagedFileError, VersionUnavailableError, sha256Hex, type PromotionRecord } from './files';
+export { RecordStore, lockOwner, clipStatus, type UploadPointer, type ValidationRecord, type NewUpload } from './records';
+export { TaskFiles, StagedFileError, VersionUnavailableError, sha256Hex, type PromotionRecord, type DeleteOutcome } from './files';
 export * from './ids';
-export { UsageReader, type OwnerUsage } from './usage';
+export { TaskRecords, type NewTask } from './tasks';
+export { ownerUsage, isLiveName, type OwnerUsage } from './usage';
 
 export interface Storage {
-  layout: Layout;
+  db: Database;
   records: RecordStore;
   files: TaskFiles;
-  usage: UsageReader;
+  tasks: TaskRecords;
+  close(): Promise<void>;
 }
 
-export async function openStorage(
-  config: Pick<Config, 'dataDir' | 'stagingDir' | 'quarantineDir' | 'tasksDir' | 'maxUploadBytes'>,
-): Promise<Storage> {
-  const layout = new Layout(config);
-  const records = new RecordStore(layout);
-  const files = new TaskFiles(layout, records, config.maxUploadBytes);
-  await records.init();
+/** Connects, migrates the schema (once across replicas), and readies this host's version cache. */
+export async function openStorage(config: Pick<Config, 'database' | 'tasksDir'>, log: Logger): Promise<Storage> {
+  const db = await openDatabase(config.database, log);
+  const files = new TaskFiles(db, config.tasksDir);
   await files.init();
-  return { layout, records, files, usage: new UsageReader(layout, records) };
+  return { db, records: new RecordStore(db), files, tasks: new TaskRecords(db), close: () => db.close() };
 }

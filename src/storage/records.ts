@@ -1,26 +1,13 @@
 /**
- * Durable bookkeeping of uploads, written before any workflow starts so that nothing is lost when
- * the API, a worker or Temporal stops at a bad moment:
- * - one record per validation (owner, name, sha256, staged name; its final status once decided),
- * - one pointer per owner/name to its last upload, which decides what `POST /tasks/` may use,
- * - a marker per validation whose workflow start has not been confirmed yet (re-started at boot),
- * - a marker per record under its owner, so that an owner's records are listed without reading all.
+ * Upload records in PostgreSQL: one row per validation (owner, name, sha256, its final status once
+ * decided), one row per owner/name pointing at its last upload, which decides what `POST /tasks/` may
+ * use. An upload's record, its bytes and its name's pointer are written in one transaction, before
+ * any workflow starts, so nothing is lost when the API, a worker or Temporal stops at a bad moment.
  */
-import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
-import path from 'node:path';
-import {
-  ensureDir,
-  listDir,
-  readIfExists,
-  readJson,
-  removeIfExists,
-  UnreadableFileError,
-  touchExclusive,
-  writeExclusive,
-  writeJsonAtomic,
-} from './fs-safe';
-import { OWNER_RE, VALIDATION_ID_RE } from '../../domain/names';
-import type { Layout } from './layout';
+import type pg from 'pg';
+import type { SandboxRunReport, ValidationFinding, ValidationStatus } from '../../domain/validation';
+import { VALIDATION_ID_RE } from '../../domain/names';
+import type { Database, Queryable } from '../db';
 
 export interface ValidationRecord {
   validation_id: string;
@@ -28,7 +15,6 @@ export interface ValidationRecord {
   file_name: string;
   sha256: string;
   size: number;
-  staged_name: string;
   created_at: string;
   test_payloads?: unknown[];
   workflow_id: string;
@@ -36,7 +22,7 @@ export interface ValidationRecord {
   workflow_started: boolean;
   /** Why the last start attempt failed (the upload answered 503); cleared once started. */
   start_error?: string;
-  /** The status at the workflow's end, written by the promote / quarantine activity. */
+  /** The status at the workflow's end, written once by the promote / quarantine activity. */
   final?: ValidationStatus;
   report?: SandboxRunReport;
 }
@@ -44,32 +30,125 @@ export interface ValidationRecord {
 export type UploadPointer =
   { validation_id: string; uploaded_at: string } | { validation_id: null; deleted_at: string; deleted_validation_id?: string };
 
+export interface NewUpload {
+  validation_id: string;
+  owner: string;
+  file_name: string;
+  bytes: Buffer;
+  sha256: string;
+  test_payloads?: unknown[];
+  workflow_id: string;
+}
+
+/** What a record keeps of a message or snippet: enough to act on, never a record that grows with the input. */
+const MESSAGE_MAX = 2000;
+const SNIPPET_MAX = 1000;
+const FINDINGS_MAX = 200;
+
+/** The final status as stored: finding messages and snippets clipped, at most FINDINGS_MAX findings. */
+export function clipStatus(s: ValidationStatus): ValidationStatus {
+  const clip = (f: ValidationFinding): ValidationFinding => ({
+    ...f,
+    message: f.message.length > MESSAGE_MAX ? `${f.message.slice(0, MESSAGE_MAX)}…` : f.message,
+    ...(typeof f.snippet === 'string' ? { snippet: f.snippet.slice(0, SNIPPET_MAX) } : {}),
+  });
+  const findings = s.findings.slice(0, FINDINGS_MAX).map(clip);
+  if (s.findings.length > FINDINGS_MAX) {
+    const errors = s.findings.slice(FINDINGS_MAX).filter((f) => f.severity === 'error').length;
+    findings.push({
+      code: 'findings_truncated',
+      severity: 'warning',
+      message: `${s.findings.length - FINDINGS_MAX} more findings (${errors} of them errors) are not shown`,
+    });
+  }
+  return { ...s, findings };
+}
+
+const iso = (t: Date | null | undefined): string | undefined => (t ? t.toISOString() : undefined);
+
+interface RecordRow {
+  validation_id: string;
+  owner: string;
+  file_name: string;
+  sha256: string;
+  size: number;
+  created_at: Date;
+  test_payloads: unknown[] | null;
+  workflow_id: string;
+  workflow_started: boolean;
+  start_error: string | null;
+  final: ValidationStatus | null;
+  report: SandboxRunReport | null;
+}
+
+const RECORD_COLUMNS =
+  'validation_id, owner, file_name, sha256, size, created_at, test_payloads, workflow_id, workflow_started, start_error, final, report';
+
+function fromRow(r: RecordRow): ValidationRecord {
+  return {
+    validation_id: r.validation_id,
+    owner: r.owner,
+    file_name: r.file_name,
+    sha256: r.sha256,
+    size: r.size,
+    created_at: r.created_at.toISOString(),
+    ...(r.test_payloads ? { test_payloads: r.test_payloads } : {}),
+    workflow_id: r.workflow_id,
+    workflow_started: r.workflow_started,
+    ...(r.start_error ? { start_error: r.start_error } : {}),
+    ...(r.final ? { final: r.final } : {}),
+    ...(r.report ? { report: r.report } : {}),
+  };
+}
+
+/** Takes the per-owner lock that serializes admission decisions (quotas) across every API replica. */
+export async function lockOwner(c: Queryable, owner: string): Promise<void> {
+  await c.query('INSERT INTO owners (owner) VALUES ($1) ON CONFLICT DO NOTHING', [owner]);
+  await c.query("SELECT pg_advisory_xact_lock(hashtextextended('owner:' || $1, 0))", [owner]);
+}
+
 export class RecordStore {
-  constructor(private readonly layout: Layout) {}
+  constructor(private readonly db: Database) {}
 
-  async init(): Promise<void> {
-    await ensureDir(this.layout.validationsDir);
-    await ensureDir(this.layout.pendingStartDir);
-    await this.indexOwners();
+  /**
+   * A new upload, in one transaction: `admit` runs first under the owner's lock (quotas: it throws to
+   * refuse, and then nothing is written), then the bytes, the record and the name's pointer.
+   */
+  async create(up: NewUpload, admit: (c: pg.PoolClient) => Promise<void>): Promise<ValidationRecord> {
+    return this.db.tx(async (c) => {
+      await lockOwner(c, up.owner);
+      await admit(c);
+      await c.query(`INSERT INTO blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO UPDATE SET touched_at = now()`, [
+        up.sha256,
+        up.bytes,
+      ]);
+      const { rows } = await c.query<RecordRow>(
+        `INSERT INTO validations (validation_id, owner, file_name, sha256, size, blob_sha256, created_at, test_payloads, workflow_id)
+         VALUES ($1, $2, $3, $4, $5, $4, now(), $6, $7) RETURNING ${RECORD_COLUMNS}`,
+        [
+          up.validation_id,
+          up.owner,
+          up.file_name,
+          up.sha256,
+          up.bytes.length,
+          up.test_payloads ? JSON.stringify(up.test_payloads) : null,
+          up.workflow_id,
+        ],
+      );
+      await c.query(
+        `INSERT INTO task_files (owner, file_name, current_validation_id, uploaded_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (owner, file_name) DO UPDATE SET current_validation_id = EXCLUDED.current_validation_id,
+           uploaded_at = EXCLUDED.uploaded_at, deleted_at = NULL, deleted_validation_id = NULL`,
+        [up.owner, up.file_name, up.validation_id],
+      );
+      return fromRow(rows[0]);
+    });
   }
 
-  /** A new record: refuses to overwrite (validation ids are random, a clash is a bug). */
-  async create(rec: ValidationRecord): Promise<void> {
-    // The owner's marker first: a crash in between leaves a marker without a record (skipped and
-    // swept), never a record its owner's quotas do not see.
-    await this.markOwner(rec.owner, rec.validation_id);
-    await writeExclusive(this.layout.validationRecord(rec.validation_id), JSON.stringify(rec) + '\n');
-  }
-
-  /** The record; `UnreadableFileError` when it exists but cannot be used (callers report and skip it). */
-  async get(id: string): Promise<ValidationRecord | undefined> {
+  async get(id: string, c: Queryable = this.db.pool): Promise<ValidationRecord | undefined> {
     if (!VALIDATION_ID_RE.test(id)) return undefined;
-    const file = this.layout.validationRecord(id);
-    const rec = await readJson<ValidationRecord>(file);
-    if (rec !== undefined && !(isObject(rec) && rec.validation_id === id && typeof rec.owner === 'string')) {
-      throw new UnreadableFileError(file, 'not a validation record');
-    }
-    return rec;
+    const { rows } = await c.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM validations WHERE validation_id = $1`, [id]);
+    return rows[0] && fromRow(rows[0]);
   }
 
   /** The record, only if it belongs to `owner`: other owners' ids look exactly like unknown ones. */
@@ -78,87 +157,41 @@ export class RecordStore {
     return rec && rec.owner === owner ? rec : undefined;
   }
 
-  async update(id: string, patch: (rec: ValidationRecord) => ValidationRecord): Promise<ValidationRecord> {
-    const rec = await this.get(id);
-    if (!rec) throw new Error(`validation record ${id} is missing`);
-    const next = patch(rec);
-    await writeJsonAtomic(this.layout.validationRecord(id), next);
-    return next;
+  /** Temporal accepted the start: no recovery pass will start it again. */
+  async markStarted(id: string): Promise<void> {
+    await this.db.pool.query('UPDATE validations SET workflow_started = true, start_error = NULL WHERE validation_id = $1', [id]);
   }
 
-  async pointer(owner: string, name: string): Promise<UploadPointer | undefined> {
-    const file = this.layout.uploadPointer(owner, name);
-    const p = await readJson<UploadPointer>(file);
-    if (p !== undefined && !(isObject(p) && (p.validation_id === null || typeof p.validation_id === 'string'))) {
-      throw new UnreadableFileError(file, 'not an upload pointer');
-    }
-    return p;
+  async setStartError(id: string, message: string): Promise<void> {
+    await this.db.pool.query('UPDATE validations SET start_error = $2 WHERE validation_id = $1', [id, message.slice(0, 500)]);
   }
 
-  async setPointer(owner: string, name: string, p: UploadPointer): Promise<void> {
-    await ensureDir(this.layout.ownerUploadsDir(owner));
-    await writeJsonAtomic(this.layout.uploadPointer(owner, name), p);
-  }
-
-  /** Ids of `owner`'s records (some may have just been removed: `get` then answers undefined). */
-  async idsOf(owner: string): Promise<string[]> {
-    return (await listDir(this.layout.ownerRecordsDir(owner))).filter((n) => VALIDATION_ID_RE.test(n));
-  }
-
-  /** Every record id. */
-  async allIds(): Promise<string[]> {
-    return (await listDir(this.layout.validationsDir)).flatMap((n) =>
-      n.endsWith('.json') && VALIDATION_ID_RE.test(n.slice(0, -5)) ? [n.slice(0, -5)] : [],
+  /** Unfinished validations whose workflow start was never confirmed, oldest first. */
+  async pendingStarts(limit = 100): Promise<ValidationRecord[]> {
+    const { rows } = await this.db.pool.query<RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM validations WHERE NOT workflow_started AND final IS NULL ORDER BY created_at LIMIT $1`,
+      [limit],
     );
+    return rows.map(fromRow);
   }
 
-  /** Owners that have (or had) records. */
-  async owners(): Promise<string[]> {
-    return (await listDir(this.layout.byOwnerDir)).filter((n) => OWNER_RE.test(n));
+  async pointer(owner: string, name: string, c: Queryable = this.db.pool): Promise<UploadPointer | undefined> {
+    const { rows } = await c.query<{
+      current_validation_id: string | null;
+      uploaded_at: Date | null;
+      deleted_at: Date | null;
+      deleted_validation_id: string | null;
+    }>('SELECT current_validation_id, uploaded_at, deleted_at, deleted_validation_id FROM task_files WHERE owner = $1 AND file_name = $2', [
+      owner,
+      name,
+    ]);
+    const p = rows[0];
+    if (!p) return undefined;
+    if (p.current_validation_id) return { validation_id: p.current_validation_id, uploaded_at: iso(p.uploaded_at) ?? '' };
+    return {
+      validation_id: null,
+      deleted_at: iso(p.deleted_at) ?? '',
+      ...(p.deleted_validation_id ? { deleted_validation_id: p.deleted_validation_id } : {}),
+    };
   }
-
-  /** Removes a record, its owner marker and its pending-start marker. */
-  async remove(rec: Pick<ValidationRecord, 'validation_id' | 'owner'>): Promise<void> {
-    await removeIfExists(this.layout.validationRecord(rec.validation_id));
-    await removeIfExists(this.layout.pendingStart(rec.validation_id));
-    await this.unmarkOwner(rec.owner, rec.validation_id);
-  }
-
-  async unmarkOwner(owner: string, id: string): Promise<void> {
-    await removeIfExists(this.layout.ownerRecordMarker(owner, id));
-  }
-
-  private async markOwner(owner: string, id: string): Promise<void> {
-    await ensureDir(this.layout.ownerRecordsDir(owner));
-    await touchExclusive(this.layout.ownerRecordMarker(owner, id));
-  }
-
-  /** Records written before the owner index existed get their markers once (`.indexed` says it is done). */
-  private async indexOwners(): Promise<void> {
-    const done = path.join(this.layout.byOwnerDir, '.indexed');
-    if (await readIfExists(done)) return;
-    await ensureDir(this.layout.byOwnerDir);
-    for (const id of await this.allIds()) {
-      const rec = await this.get(id).catch(() => undefined);
-      if (rec && OWNER_RE.test(rec.owner)) await this.markOwner(rec.owner, id);
-    }
-    await writeJsonAtomic(done, { indexed_at: new Date().toISOString() });
-  }
-
-  async markPendingStart(id: string): Promise<void> {
-    await touchExclusive(this.layout.pendingStart(id));
-  }
-
-  async clearPendingStart(id: string): Promise<void> {
-    await removeIfExists(this.layout.pendingStart(id));
-  }
-
-  /** Validation ids whose workflow start was never confirmed. */
-  async pendingStarts(): Promise<string[]> {
-    return (await listDir(this.layout.pendingStartDir)).filter((n) => VALIDATION_ID_RE.test(n));
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

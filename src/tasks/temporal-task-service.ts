@@ -11,7 +11,7 @@ import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors
 import type { Logger } from '../logger';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import { WorkflowStarter } from '../workflow-starter';
-import { TaskQuotas } from '../quotas/admission';
+import type { TaskRecords } from '../storage';
 import type { CreatedTask, TaskCreateRequest, TaskListQuery, TaskListPage, TaskService } from './task-service';
 import { TASK_ID_RE } from '../../domain/names';
 import { taskPriority } from '../../domain/priority';
@@ -40,56 +40,53 @@ async function temporalCall<T>(what: string, log: Logger, fn: () => Promise<T>):
   }
 }
 
+export interface TemporalTaskServiceDeps {
+  client: Client;
+  config: Config;
+  log: Logger;
+  /** The tasks' rows (quotas across replicas). */
+  records: TaskRecords;
+  /** Starts the task workflows (eagerly when a worker of this process polls the queue); default: through `client`. */
+  starter?: WorkflowStarter;
+}
+
 export class TemporalTaskService implements TaskService {
   private readonly waits: WorkflowWaits;
-  private readonly quotas: TaskQuotas;
+  private readonly client: Client;
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly starter: WorkflowStarter;
 
-  constructor(
-    private readonly client: Client,
-    private readonly config: Config,
-    private readonly log: Logger,
-    /** Starts the task workflows (eagerly when a worker of this process polls the queue); default: through `client`. */
-    private readonly starter = new WorkflowStarter(client),
-  ) {
-    this.waits = new WorkflowWaits(client, log);
-    this.quotas = new TaskQuotas(
-      config.quotas,
-      (owner) => this.countUnfinished(owner),
-      (owner, max) => this.unfinished(owner, max),
-      (taskId) =>
-        temporalCall('describe task', this.log, () => this.client.workflow.getHandle(taskWorkflowId(taskId)).describe()).then(
-          (d) => d.status.name === 'RUNNING',
-          // Not found yet (or Temporal slow): count it, as it was just created.
-          () => true,
-        ),
+  constructor(private readonly deps: TemporalTaskServiceDeps) {
+    ({ client: this.client, config: this.config, log: this.log } = deps);
+    this.starter = deps.starter ?? new WorkflowStarter(deps.client);
+    this.waits = new WorkflowWaits(this.client, this.log);
+  }
+
+  /** Over a quota (tasks per minute, unfinished tasks, stored bytes): 429 and nothing is started. */
+  async create(req: TaskCreateRequest): Promise<CreatedTask> {
+    const taskId = crypto.randomUUID();
+    const payloadBytes = Buffer.byteLength(JSON.stringify(req.payload ?? null));
+    return this.deps.records.create(
+      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes },
+      this.config.quotas,
+      (id) => this.stillRunning(id),
+      () => this.start(taskId, req),
     );
   }
 
-  /** Over a quota (tasks per minute, unfinished tasks): 429 and nothing is started. */
-  async create(req: TaskCreateRequest): Promise<CreatedTask> {
-    return this.quotas.admit(req.owner, () => this.start(req));
+  /** Whether a task's workflow is still running; a workflow Temporal cannot find has ended (its history expired). */
+  private async stillRunning(taskId: string): Promise<boolean> {
+    try {
+      const d = await this.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
+      return d.status.name === 'RUNNING';
+    } catch (err) {
+      // Unsure (Temporal slow or down): count it; only a sure "gone" frees the place.
+      return !(err instanceof WorkflowNotFoundError);
+    }
   }
 
-  /** How many of `owner`'s tasks are unfinished (scheduled, queued or running), from visibility. */
-  async countUnfinished(owner: string): Promise<number> {
-    return temporalCall('count unfinished tasks', this.log, async () => (await this.client.workflow.count(unfinishedQuery(owner))).count);
-  }
-
-  /** Ids of up to `max` of `owner`'s unfinished tasks, from visibility. */
-  async unfinished(owner: string, max: number): Promise<string[]> {
-    const query = unfinishedQuery(owner);
-    const ids: string[] = [];
-    await temporalCall('list unfinished tasks', this.log, async () => {
-      for await (const wf of this.client.workflow.list({ query, pageSize: Math.min(1000, max) })) {
-        ids.push(wf.workflowId);
-        if (ids.length >= max) break;
-      }
-    });
-    return ids.map((w) => w.replace(/^task-/, ''));
-  }
-
-  private async start(req: TaskCreateRequest): Promise<CreatedTask> {
-    const taskId = crypto.randomUUID();
+  private async start(taskId: string, req: TaskCreateRequest): Promise<CreatedTask> {
     const createdAt = new Date().toISOString();
     const input: TaskInput = {
       taskId,
@@ -198,5 +195,3 @@ export class TemporalTaskService implements TaskService {
     return { handle, description };
   }
 }
-
-const unfinishedQuery = (owner: string) => `WorkflowType = '${TASK_WORKFLOW}' AND Owner = '${owner}' AND ExecutionStatus = 'Running'`;

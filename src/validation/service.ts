@@ -7,11 +7,10 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { KeyedMutex } from '../keyed-mutex';
 import { WorkflowWaits, type WaitRequest } from '../long-poll';
 import { WorkflowStarter } from '../workflow-starter';
-import { UploadQuotas } from '../quotas/admission';
-import { newValidationId, UnreadableFileError, type Storage, type ValidationRecord } from '../storage';
+import { admitUpload } from '../quotas/admission';
+import { newValidationId, sha256Hex, type Storage, type ValidationRecord } from '../storage';
 import {
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
@@ -50,66 +49,41 @@ export interface ValidationServiceDeps {
 
 export class ValidationService {
   private readonly log: Logger;
-  /**
-   * Serializes what uploads and deletes do to one owner/name's pointer, so a delete can never
-   * overwrite the pointer of an upload it did not see (the upload wins). The API is the only
-   * writer of pointers, and one API process owns a DATA_DIR.
-   */
-  private readonly names = new KeyedMutex();
-  /** Unreadable records already reported by the recovery pass (reported once per process). */
-  private readonly reportedUnreadable = new Set<string>();
   private readonly waits: WorkflowWaits;
   private readonly starter: WorkflowStarter;
-  private readonly quotas: UploadQuotas;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
     this.waits = new WorkflowWaits(deps.client, this.log);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
-    this.quotas = new UploadQuotas(deps.config.quotas, deps.storage.usage);
   }
 
   /**
-   * Checks the owner's quotas (429), stages the bytes, writes the record and the name's pointer, then
-   * starts the workflow. When the start fails the upload is kept (marked for a later start) and the
-   * caller gets a 503.
+   * In one transaction: checks the owner's quotas (429, nothing written), writes the bytes, the record
+   * and the name's pointer. Then starts the workflow. When the start fails the upload is kept (the
+   * recovery pass starts it later) and the caller gets a 503.
    */
   async upload(owner: string, fileName: string, bytes: Buffer, testPayloads?: unknown[]): Promise<UploadAccepted> {
-    const { storage } = this.deps;
-    // Over a quota: 429 before a byte is written.
-    const rec = await this.quotas.admit(owner, fileName, bytes.length, async () => {
-      const staged = await storage.files.stage(bytes);
-      const id = newValidationId();
-      const created: ValidationRecord = {
+    const { storage, config } = this.deps;
+    const id = newValidationId();
+    const payloadBytes = testPayloads ? Buffer.byteLength(JSON.stringify(testPayloads)) : 0;
+    const rec = await storage.records.create(
+      {
         validation_id: id,
         owner,
         file_name: fileName,
-        sha256: staged.sha256,
-        size: staged.size,
-        staged_name: staged.stagedName,
-        created_at: new Date().toISOString(),
+        bytes,
+        sha256: sha256Hex(bytes),
         ...(testPayloads ? { test_payloads: testPayloads } : {}),
         workflow_id: validationWorkflowId(id),
-        workflow_started: false,
-      };
-      try {
-        await storage.records.create(created);
-      } catch (err) {
-        await storage.files.discardStaged(staged.stagedName).catch(() => undefined); // no record: nothing would ever use them
-        throw err;
-      }
-      await storage.records.markPendingStart(id);
-      await this.names.run(`${owner}/${fileName}`, () =>
-        storage.records.setPointer(owner, fileName, { validation_id: id, uploaded_at: created.created_at }),
-      );
-      return created;
-    });
-    const id = rec.validation_id;
+      },
+      (c) => admitUpload(c, config.quotas, owner, fileName, bytes.length + payloadBytes),
+    );
     try {
       await this.start(rec);
     } catch (err) {
       this.log.error('starting the validation workflow failed; it will be started again later', { validationId: id, error: err as Error });
-      await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
+      await storage.records.setStartError(id, (err as Error).message).catch(() => undefined);
       throw new ServiceUnavailableError(
         'Temporal did not accept the validation; the upload is kept and its validation will start once Temporal is back',
         'temporal_unavailable',
@@ -130,7 +104,6 @@ export class ValidationService {
       fileName: rec.file_name,
       sha256: rec.sha256,
       size: rec.size,
-      stagedName: rec.staged_name,
       createdAt: rec.created_at,
       ...(rec.test_payloads ? { testPayloads: rec.test_payloads } : {}),
       timeouts: {
@@ -168,42 +141,30 @@ export class ValidationService {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await storage.records.update(rec.validation_id, (r) => {
-      const { start_error: _dropped, ...rest } = r;
-      return { ...rest, workflow_started: true };
-    });
-    await storage.records.clearPendingStart(rec.validation_id);
+    // Temporal has it now. Should the database not take the note, the recovery pass takes it later
+    // (its start then answers "already started"): the upload has been accepted either way.
+    await storage.records
+      .markStarted(rec.validation_id)
+      .catch((err: Error) =>
+        this.log.warn('could not note the workflow start yet; the recovery pass will', { validationId: rec.validation_id, error: err }),
+      );
   }
 
   /**
-   * Starts every validation whose workflow start was never confirmed. Returns how many started.
-   * One bad record never stops the pass: it is reported (once) and skipped, and the rest go on.
+   * Starts every validation whose workflow start was never confirmed. Returns how many started. Safe
+   * from several replicas at once: a workflow id starts once, "already started" counts as started.
    */
   async recoverPendingStarts(): Promise<number> {
     const { storage } = this.deps;
     let started = 0;
-    for (const id of await storage.records.pendingStarts()) {
+    for (const rec of await storage.records.pendingStarts()) {
       try {
-        const rec = await storage.records.get(id);
-        if (!rec || rec.final || rec.workflow_started) {
-          await storage.records.clearPendingStart(id);
-          continue;
-        }
-        try {
-          await this.start(rec);
-          started++;
-          this.log.info('started a validation left over from before', { validationId: id });
-        } catch (err) {
-          this.log.warn('could not start a left-over validation yet', { validationId: id, error: err as Error });
-          await storage.records.update(id, (r) => ({ ...r, start_error: (err as Error).message.slice(0, 500) }));
-        }
+        await this.start(rec);
+        started++;
+        this.log.info('started a validation left over from before', { validationId: rec.validation_id });
       } catch (err) {
-        if (!(err instanceof UnreadableFileError)) {
-          this.log.warn('recovery skipped a validation', { validationId: id, error: err as Error });
-        } else if (!this.reportedUnreadable.has(id)) {
-          this.reportedUnreadable.add(id);
-          this.log.error('the record of a left-over validation cannot be read; skipping it', { validationId: id, reason: err.reason });
-        }
+        this.log.warn('could not start a left-over validation yet', { validationId: rec.validation_id, error: err as Error });
+        await storage.records.setStartError(rec.validation_id, (err as Error).message).catch(() => undefined);
       }
     }
     return started;
@@ -298,46 +259,14 @@ export class ValidationService {
    * when nothing is promoted). Validated versions stay, so tasks already pinned to one still run.
    */
   async deleteFile(owner: string, name: string): Promise<DeletedFile> {
-    const { storage } = this.deps;
-    return this.names.run(`${owner}/${name}`, async () => {
-      const pending = await this.pendingUpload(owner, name);
-      if (pending) {
-        throw new ConflictError(
-          `${name}: an upload of it is still being validated (validation ${pending}); delete it once that finished`,
-          'validation_pending',
-        );
-      }
-      const removed = await storage.files.deletePromoted(owner, name);
-      if (!removed) throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
-      await storage.records.setPointer(owner, name, {
-        validation_id: null,
-        deleted_at: new Date().toISOString(),
-        ...(removed.validation_id ? { deleted_validation_id: removed.validation_id } : {}),
-      });
-      return {
-        file_name: name,
-        deleted: true,
-        ...(removed.sha256 ? { sha256: removed.sha256 } : {}),
-        ...(removed.validation_id ? { validation_id: removed.validation_id } : {}),
-      };
-    });
-  }
-
-  /**
-   * The id of the name's last upload while it is still validating. An unreadable pointer or record
-   * counts as not pending (its validation cannot finish either), so a broken upload never stops a delete.
-   */
-  private async pendingUpload(owner: string, name: string): Promise<string | undefined> {
-    const { records } = this.deps.storage;
-    try {
-      const pointer = await records.pointer(owner, name);
-      if (!pointer?.validation_id) return undefined;
-      const rec = await records.getOwned(owner, pointer.validation_id);
-      return rec && !rec.final ? rec.validation_id : undefined;
-    } catch (err) {
-      if (!(err instanceof UnreadableFileError)) throw err;
-      this.log.error('an upload record cannot be read; deleting the file anyway', { owner, fileName: name, reason: err.reason });
-      return undefined;
+    const outcome = await this.deps.storage.files.deleteName(owner, name);
+    if (outcome.kind === 'pending') {
+      throw new ConflictError(
+        `${name}: an upload of it is still being validated (validation ${outcome.validation_id}); delete it once that finished`,
+        'validation_pending',
+      );
     }
+    if (outcome.kind === 'nothing') throw new NotFoundError(`${name}: no promoted task file`, 'task_file_not_found');
+    return { file_name: name, deleted: true, sha256: outcome.sha256, validation_id: outcome.validation_id };
   }
 }

@@ -1,14 +1,15 @@
 /**
- * The chaos run shared by test/chaos.test.ts (small) and bench/chaos.ts (larger): TaskFlow as four
- * real processes — a Temporal dev server on a SQLite file, the API, a validation worker and a task
- * worker (app/main.ts, one role each) — with uploads and tasks in flight while each of them is
- * SIGKILLed and restarted. Afterwards it counts what matters: uploads and tasks lost (accepted but
+ * The chaos run shared by test/chaos.test.ts (small) and bench/chaos.ts (larger): TaskFlow as five
+ * real processes — a Temporal dev server on a SQLite file, a PostgreSQL server of its own, the API, a
+ * validation worker and a task worker (app/main.ts, one role each) — with uploads and tasks in flight
+ * while each of them is SIGKILLed and restarted. Afterwards it counts what matters: uploads and tasks lost (accepted but
  * never final), wrong (final in the wrong state or with a wrong result), duplicated (more tasks than
  * were asked for), records left unfinished, and sandbox containers left behind by the processes.
  *
  * Client rules (what a careful client does): a request that never reached the API (connection
  * refused) is sent again; a 503 or 412 on task creation created nothing and is sent again later; an
- * upload answered 503 carries its kept validation_id; a request cut off mid-way has an unknown
+ * upload answered 503 carries its kept validation_id (Temporal down), or none (the database down: nothing
+ * was kept, it is sent again later); any other 5xx is a problem; a request cut off mid-way has an unknown
  * outcome and is NOT repeated (repeating it could duplicate), but whatever it created is checked too.
  */
 import fs from 'node:fs';
@@ -16,10 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { LABEL, LABEL_INSTANCE } from '../../sandbox/spec';
-import type { Role } from '../../src/config';
-import type { ValidationRecord } from '../../src/storage';
+import { loadConfig, type Role } from '../../src/config';
+import { silentLogger } from '../../src/logger';
+import { openStorage } from '../../src/storage';
+import { startPostgresServer } from './database';
 import { freePort, startDevServer, startRole, type Child } from './processes';
-import { ALICE, suiteEnv } from './validation';
+import { ALICE, promotedSource, suiteEnv } from './validation';
 
 export interface ChaosOptions {
   goodFiles: number;
@@ -33,6 +36,7 @@ export interface ChaosReport {
   uploads: {
     accepted: number;
     keptDuringOutage: number;
+    resentAfterRefusal: number;
     unknownOutcome: number;
     validated: number;
     rejected: number;
@@ -71,7 +75,9 @@ type Sent<T> = { kind: 'answered'; status: number; body: T } | { kind: 'unknown'
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const note = opts.note ?? (() => undefined);
   const [temporalPort, apiPort] = [await freePort(), await freePort()];
+  const postgres = await startPostgresServer(await freePort());
   const env = suiteEnv(`127.0.0.1:${temporalPort}`, {
+    DATABASE_URL: postgres.url,
     HOST: '127.0.0.1',
     PORT: String(apiPort),
     TASK_WORKER_SLOTS: '2',
@@ -88,18 +94,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const base = `http://127.0.0.1:${apiPort}`;
   const auth = { Authorization: `Bearer ${ALICE}` };
   const procs: Partial<Record<Role | 'temporal', Child>> = {};
+  type Target = Role | 'temporal' | 'postgres';
+  const problems: string[] = [];
   const rolePids = new Set<number>();
   const kills: ChaosReport['kills'] = [];
 
-  const start = async (target: Role | 'temporal') => {
+  const start = async (target: Target) => {
+    if (target === 'postgres') return postgres.restart();
     const p = target === 'temporal' ? await startDevServer(temporalPort, dbFile) : await startRole(target, env);
     if (target !== 'temporal') rolePids.add(p.pid);
     procs[target] = p;
   };
-  const killAndRestart = async (target: Role | 'temporal', whileDown?: () => Promise<void>, inFlight?: number) => {
+  const killAndRestart = async (target: Target, whileDown?: () => Promise<void>, inFlight?: number) => {
     inFlight ??= await unfinishedNow();
     const t = performance.now();
-    await procs[target]!.kill();
+    await (target === 'postgres' ? postgres.kill() : procs[target]!.kill());
     note(`SIGKILL ${target}`);
     await whileDown?.();
     await start(target);
@@ -113,6 +122,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       try {
         const headers = typeof body === 'string' ? { ...auth, 'Content-Type': 'application/json' } : auth;
         const res = await fetch(base + url, { method, headers, body, signal: AbortSignal.timeout(30000) });
+        if (res.status >= 500 && res.status !== 503) problems.push(`${method} ${url.split('?')[0]}: HTTP ${res.status}`);
         return { kind: 'answered', status: res.status, body: (await res.json().catch(() => ({}))) as T };
       } catch (err) {
         const code = (err as { cause?: { code?: string } }).cause?.code;
@@ -131,7 +141,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const uploads = new Map<string, string>(); // validation id → file name
   let keptDuringOutage = 0;
   let uploadUnknown = 0;
-  async function upload(name: string): Promise<void> {
+  let uploadsResent = 0;
+  /** Sends the upload; false when it was refused with nothing kept (send it again later). */
+  async function upload(name: string): Promise<boolean> {
     const form = new FormData();
     form.append('file', new Blob([sources.get(name)!], { type: 'text/x-python' }), `${name}.py`);
     const r = await send<{ validation_id?: string; error?: { validation_id?: string } }>(
@@ -144,7 +156,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     else if (r.status === 503 && r.body.error?.validation_id) {
       keptDuringOutage++;
       uploads.set(r.body.error.validation_id, name);
+    } else if (r.status === 503) {
+      uploadsResent++;
+      return false;
     } else throw new Error(`upload ${name}: unexpected HTTP ${r.status} ${JSON.stringify(r.body)}`);
+    return true;
   }
   const file = (kind: 'good' | 'bad', i: number) => {
     const name = `${kind}_${i}`;
@@ -205,7 +221,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   try {
     await start('temporal');
     await Promise.all([start('api'), start('validation-worker'), start('task-worker')]);
-    note('all four processes up');
+    note('all five processes up');
     const t0 = performance.now();
 
     const goods = Array.from({ length: opts.goodFiles }, (_, i) => file('good', i));
@@ -249,9 +265,25 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       if (!(await createTask(t))) toCreate.push(t);
     });
 
-    // 4. The API dies with requests in flight; its restart also starts the upload kept in step 3.
+    // 4. PostgreSQL dies with uploads and tasks in flight (a new batch of each, just sent). Meanwhile an
+    //    upload and a task are refused with 503 (nothing kept or created) and sent again once it is back.
+    const third = [file('good', opts.goodFiles + 2), file('bad', opts.badFiles)];
+    for (const name of third) await upload(name);
+    const quarter = Math.ceil((wanted.length - half) / 2);
+    await createAll(wanted.slice(half, half + quarter));
+    const resend: string[] = [];
+    await killAndRestart('postgres', async () => {
+      const extra = file('good', opts.goodFiles + 3);
+      if (!(await upload(extra))) resend.push(extra);
+      const t = { n: wanted.length, name: firstGoods[0] };
+      wanted.push(t);
+      if (!(await createTask(t))) toCreate.push(t);
+    });
+    for (const name of resend) while (!(await upload(name))) await sleep(500);
+
+    // 5. The API dies with requests in flight; its restart also starts the upload kept in step 3.
     const before = await unfinishedNow();
-    const burst = Promise.all([createAll(wanted.slice(half, wanted.length - 1)), upload(file('good', opts.goodFiles + 1))]);
+    const burst = Promise.all([createAll(wanted.slice(half + quarter, wanted.length - 2)), upload(file('good', opts.goodFiles + 1))]);
     await sleep(150);
     await killAndRestart('api', undefined, before + 1);
     await burst;
@@ -287,9 +319,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     ).catch(() => undefined);
     const workMs = Math.round(performance.now() - t0);
 
-    // Uploads: the right verdict for each; every record on disk (unknown outcomes included) final and right.
+    // Uploads: the right verdict for each; every record in the database (unknown outcomes included) final and right.
     const verdict = (name: string) => (kindOf.get(name) === 'good' ? 'VALIDATED' : 'REJECTED');
-    const problems: string[] = [];
     let lost = 0;
     let wrong = 0;
     for (const [id, name] of uploads) {
@@ -303,10 +334,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
     }
     let unfinishedRecords = 0;
-    const recordsDir = path.join(env.DATA_DIR, 'validations');
+    const storage = await openStorage(loadConfig(env), silentLogger);
     const recorded = new Set<string>();
-    for (const entry of fs.readdirSync(recordsDir).filter((e) => e.endsWith('.json'))) {
-      const rec = JSON.parse(fs.readFileSync(path.join(recordsDir, entry), 'utf8')) as ValidationRecord;
+    const { rows } = await storage.db.pool.query<{ validation_id: string }>("SELECT validation_id FROM validations WHERE owner = 'alice'");
+    for (const { validation_id } of rows) {
+      const rec = (await storage.records.get(validation_id))!;
       recorded.add(rec.file_name);
       if (!rec.final) {
         unfinishedRecords++;
@@ -319,17 +351,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // A name that got a record must end promoted (good) or not at all (bad). (An upload cut off before
     // its record was written left nothing, which is right too.)
     for (const [name, kind] of kindOf) {
-      const promoted = path.join(env.TASKS_DIR, 'alice', `${name}.py`);
-      const there = fs.existsSync(promoted);
-      if (kind === 'bad' && there) {
+      const promoted = await promotedSource(storage, 'alice', name);
+      if (kind === 'bad' && promoted !== undefined) {
         wrong++;
         problems.push(`bad file ${name} promoted`);
       }
-      if (kind === 'good' && recorded.has(name) && (!there || fs.readFileSync(promoted, 'utf8') !== sources.get(name))) {
+      if (kind === 'good' && recorded.has(name) && promoted !== sources.get(name)) {
         wrong++;
         problems.push(`good file ${name} not promoted as uploaded`);
       }
     }
+
+    await storage.close();
 
     // Tasks: completed with the right result, each asked-for task once.
     let taskLost = 0;
@@ -374,6 +407,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       uploads: {
         accepted: uploads.size - keptDuringOutage,
         keptDuringOutage,
+        resentAfterRefusal: uploadsResent,
         unknownOutcome: uploadUnknown,
         validated: counts.filter((s) => s === 'VALIDATED').length,
         rejected: counts.filter((s) => s === 'REJECTED').length,
@@ -398,6 +432,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     };
   } finally {
     for (const p of Object.values(procs)) await p?.kill();
+    await postgres.stop();
     fs.rmSync(path.dirname(env.DATA_DIR), { recursive: true, force: true });
   }
 }

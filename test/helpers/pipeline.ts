@@ -30,7 +30,7 @@ export async function startPipeline(
     const api = await buildApi(
       config,
       temporal.env.client,
-      new TemporalTaskService(temporal.env.client, config, silentLogger),
+      (storage) => new TemporalTaskService({ client: temporal.env.client, config, log: silentLogger, records: storage.tasks }),
       opts.apiLog,
     );
     const connection = temporal.env.nativeConnection;
@@ -43,6 +43,7 @@ export async function startPipeline(
       client: temporal.env.client,
       log: silentLogger,
       loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+      taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
     });
     return {
@@ -53,6 +54,7 @@ export async function startPipeline(
         validationWorker.shutdown();
         await validationRun;
         await sandbox.close();
+        await api.storage.close();
       },
     };
   } catch (err) {

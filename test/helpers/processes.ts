@@ -103,21 +103,41 @@ const READY: Record<Role, string> = {
 };
 
 /** Starts app/main.ts with one role and resolves once that role serves. `env` is the whole app environment. */
-export async function startRole(role: Role, env: Record<string, string>, timeoutMs = 120000): Promise<Child> {
+export function startRole(role: Role, env: Record<string, string>, timeoutMs = 120000): Promise<Child> {
+  return startApp({ env: { ...env, TASKFLOW_ROLES: role }, ready: READY[role], timeoutMs, what: role });
+}
+
+export interface AppOptions {
+  /** Where it runs (default: this checkout) and what (default: app/main.ts through ts-node). */
+  cwd?: string;
+  command?: string[];
+  env: Record<string, string>;
+  /** A line fragment it logs once it serves. */
+  ready: string;
+  timeoutMs?: number;
+  what?: string;
+}
+
+/** Starts a TaskFlow process and resolves once it logged `ready`. */
+export async function startApp(o: AppOptions): Promise<Child> {
+  const [command, ...args] = o.command ?? [path.join(ROOT, 'node_modules/.bin/ts-node'), '--transpile-only', 'app/main.ts'];
+  const cwd = o.cwd ?? ROOT;
+  const what = o.what ?? o.env.TASKFLOW_ROLES ?? 'taskflow';
+  const timeoutMs = o.timeoutMs ?? 120000;
   const proc = track(
-    spawn(path.join(ROOT, 'node_modules/.bin/ts-node'), ['--transpile-only', 'app/main.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, TASKFLOW_ROLES: role, LOG_LEVEL: 'info' },
+    spawn(path.resolve(cwd, command), args, {
+      cwd,
+      env: { ...process.env, ...o.env, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
     }),
   );
   const deadline = Date.now() + timeoutMs;
-  while (!proc.log().includes(READY[role])) {
+  while (!proc.log().includes(o.ready)) {
     if (proc.child.exitCode !== null)
-      throw new Error(`${role} exited (${proc.child.exitCode}) during start-up:\n${proc.log().slice(-3000)}`);
+      throw new Error(`${what} exited (${proc.child.exitCode}) during start-up:\n${proc.log().slice(-3000)}`);
     if (Date.now() > deadline) {
       await proc.kill();
-      throw new Error(`${role} did not start within ${timeoutMs} ms:\n${proc.log().slice(-3000)}`);
+      throw new Error(`${what} did not start within ${timeoutMs} ms:\n${proc.log().slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

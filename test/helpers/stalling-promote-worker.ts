@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger('warn');
   const [storage, sandbox, workflowBundle, connection] = await Promise.all([
-    openStorage(config),
+    openStorage(config, log),
     createSandbox(config.sandbox, log, { validationPool: true }),
     bundleValidationWorkflows(),
     NativeConnection.connect({ address: config.temporal.address }),

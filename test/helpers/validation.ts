@@ -11,23 +11,23 @@ import { silentLogger, type Logger } from '../../src/logger';
 import { openStorage, type Storage } from '../../src/storage';
 import { tasksNotEnabled, type TaskCreateRequest, type TaskService } from '../../src/tasks/task-service';
 import { ValidationService } from '../../src/validation/service';
-import type { ValidationStatus } from '../../domain/validation';
+import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
+import { newTestDatabase } from './database';
 import { testConfig } from './sandbox';
 
 export const ALICE = 'alice-token-0123456789abcdef';
 export const BOB = 'bob-token-0123456789abcdef';
 
 /**
- * The environment of a suite: every directory a fresh temp dir, its own task queue, two owners,
+ * The environment of a suite: a fresh database, every directory a fresh temp dir, its own task queue, two owners,
  * small timeouts. Child processes (app/main.ts) get the same variables, so they agree with the suite.
  */
 export function suiteEnv(address: string, env: Record<string, string> = {}): Record<string, string> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-test-'));
   return {
+    DATABASE_URL: newTestDatabase(),
     DATA_DIR: path.join(root, 'data'),
     TASKS_DIR: path.join(root, 'tasks'),
-    UPLOAD_STAGING_DIR: path.join(root, 'staging'),
-    QUARANTINE_DIR: path.join(root, 'quarantine'),
     TEMPORAL_ADDRESS: address,
     TASK_VALIDATION_QUEUE_NAME: `validation-test-${path.basename(root)}`,
     TASKFLOW_API_KEYS: `alice:${ALICE},bob:${BOB}`,
@@ -68,19 +68,20 @@ export interface TestApi {
   storage: Storage;
 }
 
+/** `tasks`: a TaskService, or how to make one from the API's storage (the real one keeps its rows there). */
 export async function buildApi(
   config: Config,
   client: Client,
-  tasks: TaskService = tasksNotEnabled,
+  tasks: TaskService | ((storage: Storage) => TaskService) = tasksNotEnabled,
   log: Logger = silentLogger,
 ): Promise<TestApi> {
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, log);
   const validations = new ValidationService({ config, storage, client, log });
   const app = createApp({
     config,
     keys: config.apiKeys,
     validations,
-    tasks,
+    tasks: typeof tasks === 'function' ? tasks(storage) : tasks,
     log,
     temporalHealthy: async () => true,
   });
@@ -143,11 +144,33 @@ export function tree(dir: string): string[] {
   return out.sort();
 }
 
-export function allTrees(config: Config): Record<string, string[]> {
-  return {
-    data: tree(config.dataDir),
-    staging: tree(config.stagingDir),
-    tasks: tree(config.tasksDir),
-    quarantine: tree(config.quarantineDir),
-  };
+const TABLES = ['owners', 'blobs', 'validations', 'task_files', 'versions', 'tasks', 'rate_events'];
+
+/** Everything a suite's TaskFlow keeps: its directories and every row of its database (to show "nothing written"). */
+export async function stored(config: Config, storage: Storage): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = { data: tree(config.dataDir), tasks: tree(config.tasksDir) };
+  for (const table of TABLES) {
+    const { rows } = await storage.db.pool.query(`SELECT * FROM ${table}`);
+    out[table] = rows.map((r) => JSON.stringify(r)).sort();
+  }
+  return out;
+}
+
+/** The source of the name's promoted file, as a worker reads it (database, verified), or undefined when none is promoted. */
+export async function promotedSource(storage: Storage, owner: string, name: string): Promise<string | undefined> {
+  const p = await storage.files.promotion(owner, name);
+  return p && storage.files.loadVersion(owner, name, p.sha256);
+}
+
+/** A rejected upload as kept in quarantine: its bytes (while kept), its final status and its sandbox run report. */
+export async function quarantined(
+  storage: Storage,
+  id: string,
+): Promise<{ source?: string; final?: ValidationStatus; report?: SandboxRunReport }> {
+  const rec = await storage.records.get(id);
+  const { rows } = await storage.db.pool.query<{ bytes: Buffer }>(
+    'SELECT b.bytes FROM validations v JOIN blobs b ON b.sha256 = v.blob_sha256 WHERE v.validation_id = $1',
+    [id],
+  );
+  return { source: rows[0]?.bytes.toString('utf8'), final: rec?.final, report: rec?.report };
 }
