@@ -100,10 +100,12 @@ describe('fixtures: every task file under test/fixtures/tasks has an expected ve
     'os_exit.py': [[], ['risky_call']],
     'exit_at_import.py': [[], []], // Python's own SystemExit at load: the sandbox run rejects it
     'print_fake_success.py': [[], []],
-    // Checker-specific fixtures. Introspection is a warning: the run catches what it reaches
-    // (test/sandbox-hostile.test.ts runs these two).
+    // Introspection and run-time imports are warnings: the run stops what they reach
+    // (test/sandbox-hostile.test.ts runs these).
     'forbidden_aliases.py': [['forbidden_import'], ['metaprogramming', 'risky_call', 'risky_import']],
     'dunder_escape.py': [[], ['metaprogramming']],
+    'evade_posix.py': [[], ['metaprogramming', 'risky_call']],
+    'evade_importlib.py': [[], ['metaprogramming']],
     'top_level_side_effects.py': [[], ['import_time_work']],
     'test_payloads_side_effect.py': [['test_payloads_invalid'], ['metaprogramming', 'risky_call']],
     // Evasions the checker cannot see through (computed names, C entry points without a rule): only
