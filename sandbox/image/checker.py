@@ -34,6 +34,7 @@ import json
 import math
 import posixpath
 import re
+import resource
 import sys
 
 
@@ -59,6 +60,12 @@ DEFAULT_POLICY = {code: info["severity"] for code, info in _load_registry().item
 UNANALYSABLE = {"not_utf8", "syntax_error", "too_complex"}
 
 MAX_FINDINGS = 100
+# The checker process's own limits, below its container's, so that a file whose check blows up ends
+# only that check (a MemoryError is a finding; past the CPU time the kernel ends the process and the
+# agent reports the check failed), never the shared checker container or its agent. Under gVisor
+# /proc/meminfo's MemTotal is the container's memory limit.
+MEMORY_SHARE = 0.5  # of MemTotal, as address space (the interpreter with pyflakes takes ~26 MiB of it)
+CPU_SECONDS = 30  # a backstop: the agent's wall-clock timeout (the payload timeout) comes first
 SNIPPET_WIDTH = 120  # characters of a source line shown in a finding
 PYFLAKES_PATH = "/usr/lib/python3/dist-packages"  # python3-pyflakes, on the host and in the image
 MAX_TEST_PAYLOADS = 20
@@ -872,6 +879,14 @@ def compile_problem(text, file_name):
     return None
 
 
+MEMORY_LIMIT = None  # set by main(); unit tests that import nothing see None
+
+
+def out_of_memory():
+    limit = " (%d MiB)" % (MEMORY_LIMIT >> 20) if MEMORY_LIMIT else ""
+    return "checking the file needs more memory than the checker may use%s" % limit
+
+
 def check(source, file_name, max_bytes, policy):
     """The report for one file: (findings, test_payloads)."""
     size = len(source)
@@ -916,8 +931,11 @@ def check(source, file_name, max_bytes, policy):
     except ValueError as exc:  # e.g. NUL bytes when null_bytes is not an error
         report.add("syntax_error", str(exc))
         return report.render(), None
-    except (RecursionError, MemoryError):
+    except RecursionError:
         report.add("too_complex", "the file is nested too deeply to be parsed")
+        return report.render(), None
+    except MemoryError:
+        report.add("too_complex", out_of_memory())
         return report.render(), None
     if problem is not None:
         report.add("syntax_error", problem.msg, line=problem.lineno or None, col=problem.offset or None)
@@ -936,16 +954,39 @@ def check(source, file_name, max_bytes, policy):
         check_import_time(report, tree, main_runs)
         payloads = check_test_payloads(report, tree, main_runs)
         check_lint(report, tree, file_name, handler)
-    except (RecursionError, MemoryError):
+    except RecursionError:
         report.add("too_complex", "the file is too deeply nested to be checked")
         payloads = None
+    except MemoryError:
+        report.add("too_complex", out_of_memory())
+        payloads = None
     return report.render(), payloads
+
+
+def memory_limit_bytes():
+    with open("/proc/meminfo", "rb") as f:
+        for line in f:
+            if line.startswith(b"MemTotal:"):
+                return int(int(line.split()[1]) * 1024 * MEMORY_SHARE)
+    raise RuntimeError("no MemTotal in /proc/meminfo")  # fail closed: no check without the limit
+
+
+def limit_self():
+    """Applies this process's limits before the untrusted request is read."""
+    limits = {}
+    for which, wanted in ((resource.RLIMIT_AS, memory_limit_bytes()), (resource.RLIMIT_CPU, CPU_SECONDS)):
+        _, hard = resource.getrlimit(which)
+        limits[which] = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)  # never raised
+        resource.setrlimit(which, (limits[which], limits[which]))
+    return limits[resource.RLIMIT_AS]
 
 
 def main():
     # The agent starts each checker process ahead of its check: pay for the import (tens of ms under
     # runsc) while it waits for the request, not after.
     load_pyflakes()
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = limit_self()
     try:
         source, file_name, max_bytes, policy = read_request(sys.stdin.buffer.read())
     except RequestError as exc:
