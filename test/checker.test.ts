@@ -301,6 +301,11 @@ describe("errors: a call the sandbox refuses, in the handler's own body (every c
     ['import os\ndef handler(p):\n    os.posix_spawnp("x", ["x"], {})\n', 3, 'os.posix_spawnp'],
     ['import os\ndef handler(p):\n    return list(map(os.system, ["id"]))\n', 3, 'os.system'], // referenced, not called
     ['import asyncio\nasync def handler(p):\n    await asyncio.create_subprocess_exec("id")\n', 3, 'asyncio.create_subprocess_exec'],
+    [
+      'import asyncio\nasync def handler(p):\n    await asyncio.subprocess.create_subprocess_shell("id")\n',
+      3,
+      'asyncio.subprocess.create_subprocess_shell',
+    ],
     ['import os\nmod = os\ndef handler(p):\n    m = mod\n    m.system("id")\n', 5, 'os.system'],
     ['import os\ndef handler(p):\n    (m := os).system("id")\n', 3, 'os.system'],
     ['import os\ndef handler(p):\n    g = getattr\n    return g(os, "popen")\n', 4, 'os.popen'],

@@ -95,7 +95,7 @@ NETWORK_WARN = "the sandbox has no network, so connecting will fail at run time"
 FORBIDDEN_MODULES = {
     "subprocess": SPAWNS, "_posixsubprocess": SPAWNS, "_bootsubprocess": SPAWNS, "asyncio.subprocess": SPAWNS,
     "multiprocessing": SPAWNS, "_multiprocessing": SPAWNS, "concurrent.futures.process": SPAWNS,
-    "concurrent.futures.ProcessPoolExecutor": SPAWNS,  # `from concurrent.futures import` it imports .process
+    "concurrent.futures.ProcessPoolExecutor": SPAWNS,  # a lazy attribute: importing it imports .process
     "pty": SPAWNS, "pipes": SPAWNS, "webbrowser": SPAWNS, "antigravity": SPAWNS,
     "socket": SOCKETS, "_socket": SOCKETS, "socketserver": SOCKETS, "ssl": SOCKETS, "_ssl": SOCKETS,
     "ctypes": NATIVE, "_ctypes": NATIVE, "cffi": NATIVE, "_cffi_backend": NATIVE,
@@ -137,7 +137,7 @@ _REFUSED = {
 }
 REFUSED_REFS = {
     **_REFUSED, **{"posix" + k[len("os"):]: why for k, why in _REFUSED.items()},
-    "asyncio.create_subprocess_exec": "spawns processes", "asyncio.create_subprocess_shell": "spawns processes",
+    "asyncio.create_subprocess_*": "spawns processes", "asyncio.subprocess.create_subprocess_*": "spawns processes",
     "concurrent.futures.ProcessPoolExecutor": "spawns processes",
 }
 RISKY_REFS = {
