@@ -51,3 +51,16 @@ test("the metrics table names exactly TaskFlow's own metrics", async () => {
   expect(inCode.length).toBeGreaterThan(5);
   expect(inReadme).toEqual(inCode);
 });
+
+test("the validation policy lists exactly the checker's FORBIDDEN_MODULES, the one list of modules whose import is an error", () => {
+  const checker = fs.readFileSync(path.join(ROOT, 'sandbox', 'image', 'checker.py'), 'utf8');
+  const block = checker.slice(checker.indexOf('FORBIDDEN_MODULES = {'), checker.indexOf('\n}\n', checker.indexOf('FORBIDDEN_MODULES = {')));
+  const inCode = [...block.matchAll(/"([\w.]+)": [A-Z]+/g)].map((m) => m[1]).sort();
+  expect(inCode).toEqual(expect.arrayContaining(['subprocess', 'socket', 'ctypes', 'multiprocessing']));
+  const start = readme.indexOf('- `forbidden_import`:');
+  const item = readme.slice(start, readme.indexOf('\n\n', start));
+  // Every `name` in that item, the words around the list aside (an NFKC spelling is not ASCII, so not matched).
+  const prose = ['forbidden_import', 'FORBIDDEN_MODULES', 'import', 'from', '__import__', 'importlib.import_module'];
+  const inReadme = [...item.matchAll(/`([a-z_][\w.]*)`/gi)].map((m) => m[1]).filter((m) => !prose.includes(m));
+  expect([...new Set(inReadme)].sort()).toEqual(inCode);
+});

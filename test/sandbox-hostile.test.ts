@@ -228,6 +228,32 @@ describe('escapes and snooping', () => {
   });
 });
 
+describe('introspection and run-time imports: warnings for the checker, stopped by the run', () => {
+  test.each([
+    ['dunder_escape.py', ['os.system']], // ().__class__.__base__.__subclasses__() ... __globals__["system"]
+    ['evade_posix.py', ['os.system']], // posix.system, the C function behind os.system
+    ['evade_importlib.py', ['ctypes.dlopen', 'subprocess.Popen']], // ctypes and subprocess by computed names
+  ])('%s passes the static check and is forbidden at run time (%j), nothing done', async (file, events) => {
+    const c = await sandbox.check({ source: fixture(file), fileName: file });
+    expect(c.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(c.findings.map((f) => f.code)).toContain('metaprogramming');
+    const o = await run(file);
+    expect(o.status).toBe('forbidden');
+    expect(forbiddenEvents(o)).toEqual(expect.arrayContaining(events));
+    const text = JSON.stringify(o.payloads);
+    expect(text).not.toMatch(/uid=\d+/);
+    expect(text).not.toMatch(/CDLL '/); // no library handle came back
+    if (file === 'evade_posix.py') expect(o.payloads[0].result).toMatchObject({ ran: false });
+  });
+
+  test('forbidden_aliases.py (rejected statically for its subprocess import) is stopped by the run too', async () => {
+    const o = await run('forbidden_aliases.py');
+    expect(o.status).toBe('forbidden');
+    expect(forbiddenEvents(o)).toEqual(expect.arrayContaining(['os.system', 'subprocess.Popen']));
+    expect(JSON.stringify(o.payloads)).not.toMatch(/uid=\d+/);
+  });
+});
+
 describe('report integrity and exits', () => {
   test('printing or writing a fake success report fools nobody', async () => {
     const o = await run('print_fake_success.py');

@@ -261,6 +261,29 @@ describe('static check inside the sandbox image', () => {
     expect(out).toContain('/opt/taskflow/agent.py');
   });
 
+  test('a file whose check needs more memory than the checker process may use fails only its own check', async () => {
+    const list = async () =>
+      (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map(
+        (c) => c.Id,
+      );
+    await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' });
+    const before = await list();
+    // 1 MB of list literal: over 500 MB to parse, compile and lint on the host; the checker container has 128 MiB.
+    const big = `def handler(payload):\n    return 1\n\n\nX = [${'1,'.repeat(500_000)}]\n`;
+    const o = await sandbox.check({ source: big, fileName: 'big.py', maxBytes: 2 * 1024 * 1024 });
+    expect(o.findings).toEqual([
+      expect.objectContaining({
+        code: 'too_complex',
+        severity: 'error',
+        message: `checking the file needs more memory than the checker may use (${config.sandbox.limits.memoryMiB / 2} MiB)`,
+      }),
+    ]);
+    // The container (not OOM-killed) and its agent serve the next check.
+    expect(await list()).toEqual(before);
+    expect((await sandbox.check({ source: fixture('good_sync.py'), fileName: 'good_sync.py' })).ok).toBe(true);
+    expect(await list()).toEqual(before);
+  });
+
   test('a cancelled check takes its checker container down; the next check gets a new one', async () => {
     const list = async () =>
       (await docker.listContainers({ filters: { label: [`${LABEL_INSTANCE}=${instanceId()}`, `${LABEL_KIND}=checker`] } })).map(

@@ -14,12 +14,16 @@ Exit 0 whenever a report was written, error findings included. Exit 2 on a malfo
 followed by a line with a caret under `col`, as a compiler shows it.
 
 This check is a first filter and a source of clear messages for honest users. It is not the
-security boundary: the gVisor sandbox and the agent's audit hook are. So errors are kept for what
-cannot work or is plainly not allowed: syntax, the handler contract, and direct or aliased uses
-of forbidden modules, calls and escape gadgets (deliberately obfuscated code, "sys" + "tem", can
-slip past). Ordinary module-level code (calls, class bodies, decorators, comprehensions) runs at
-load time inside the sandbox under its limits and is accepted; loops there get a warning. Lint
-findings come from pyflakes (Debian's python3-pyflakes, copied into the image).
+security boundary: the gVisor sandbox, the child's seccomp filter and its audit hook are. So errors
+are kept for what cannot work: syntax, the handler contract, an undefined name or a refused call
+(a process, a signal) in the handler's own body, and imports of the modules that exist to spawn
+processes, open sockets or load native code (FORBIDDEN_MODULES, the one list). Introspection and
+code built at run time (`__mro__`, frames, `exec`, `compile`, `sys.modules`, `importlib`, ...) are
+warnings, as are threads, network clients and refused calls elsewhere: ordinary Python does them,
+and what they reach at run time meets the sandbox. Ordinary module-level code (calls, class
+bodies, decorators, comprehensions) runs at load time inside the sandbox under its limits and is
+accepted; loops there get a warning. Lint findings come from pyflakes (Debian's python3-pyflakes,
+copied into the image).
 """
 
 import ast
@@ -30,6 +34,7 @@ import json
 import math
 import posixpath
 import re
+import resource
 import sys
 
 
@@ -55,89 +60,116 @@ DEFAULT_POLICY = {code: info["severity"] for code, info in _load_registry().item
 UNANALYSABLE = {"not_utf8", "syntax_error", "too_complex"}
 
 MAX_FINDINGS = 100
+# The checker process's own limits, below its container's, so that a file whose check blows up ends
+# only that check (a MemoryError is a finding; past the CPU time the kernel ends the process and the
+# agent reports the check failed), never the shared checker container or its agent. Under gVisor
+# /proc/meminfo's MemTotal is the container's memory limit.
+MEMORY_SHARE = 0.5  # of MemTotal, as address space (the interpreter with pyflakes takes ~26 MiB of it)
+CPU_SECONDS = 30  # a backstop: the agent's wall-clock timeout (the payload timeout) comes first
 SNIPPET_WIDTH = 120  # characters of a source line shown in a finding
 PYFLAKES_PATH = "/usr/lib/python3/dist-packages"  # python3-pyflakes, on the host and in the image
 MAX_TEST_PAYLOADS = 20
 JSON_SAFE_INT = 2 ** 53 - 1  # beyond this JavaScript's JSON.parse silently changes the number
 
-SPAWNS = "spawns processes"
-NATIVE = "calls native code directly, bypassing every Python-level guard"
-DYNAMIC_IMPORT = "imports modules by computed names, hiding them from this check"
-NETWORK_WARN = "the sandbox has no network, so this will fail at run time"
+# --- What is an error and what is a warning ---------------------------------------------------
+#
+# An error rejects the file before it runs, so errors are kept for what cannot work: the tables
+# below make an error only of importing a module that exists to do what the sandbox refuses, and
+# of a refused call in the handler's own body (every call of the handler gets there and fails).
+# Introspection and code built at run time are warnings ("metaprogramming"): the standard library
+# itself does them every day, no list of names can catch every spelling of them, and whatever they
+# reach at run time meets the sandbox (gVisor, the child's seccomp filter and audit hook).
 
-# Importing any of these (or a submodule: the key matches "a" and "a.b") is an error.
+SPAWNS = "exists to spawn processes, which the sandbox refuses"
+SOCKETS = "exists to open network sockets, which the sandbox refuses (it has no network)"
+NATIVE = "exists to load and call native code, which the sandbox refuses"
+ENFORCED = "allowed, and run-time enforcement applies (the sandbox refuses any forbidden action it leads to)"
+DYNAMIC_IMPORT = "imports modules by computed names"
+NETWORK_WARN = "the sandbox has no network, so connecting will fail at run time"
+
+# The one list of modules whose import is an error (a key matches "a" and its submodules "a.b"):
+# they exist to spawn processes, open sockets or load native code, and the kin listed with them are
+# the C modules behind them or modules that exist only to drive them. Matched on the names Python
+# imports: `import`/`from` statements (whose identifiers the parser has already NFKC-folded, so
+# `import ｓｕｂｐｒｏｃｅｓｓ` is subprocess) and `__import__`/`importlib.import_module` of a literal.
 FORBIDDEN_MODULES = {
-    "subprocess": SPAWNS, "_posixsubprocess": SPAWNS, "asyncio.subprocess": SPAWNS,
+    "subprocess": SPAWNS, "_posixsubprocess": SPAWNS, "_bootsubprocess": SPAWNS, "asyncio.subprocess": SPAWNS,
     "multiprocessing": SPAWNS, "_multiprocessing": SPAWNS, "concurrent.futures.process": SPAWNS,
+    "concurrent.futures.ProcessPoolExecutor": SPAWNS,  # a lazy attribute: importing it imports .process
     "pty": SPAWNS, "pipes": SPAWNS, "webbrowser": SPAWNS, "antigravity": SPAWNS,
-    "posix": "exposes system, fork and exec without the os module's names",
-    "ctypes": NATIVE, "_ctypes": NATIVE, "cffi": NATIVE,
-    "socket": "opens sockets", "_socket": "opens sockets", "socketserver": "opens sockets",
-    "ssl": "opens sockets",
-    "signal": "signals interfere with the sandbox agent's timers", "_signal": "signals interfere with the sandbox agent's timers",
-    "importlib": DYNAMIC_IMPORT, "imp": DYNAMIC_IMPORT, "zipimport": DYNAMIC_IMPORT,
-    "runpy": DYNAMIC_IMPORT, "pkgutil": DYNAMIC_IMPORT, "_imp": DYNAMIC_IMPORT,
-    "_frozen_importlib": DYNAMIC_IMPORT, "_frozen_importlib_external": DYNAMIC_IMPORT,
-    "code": "compiles and runs source built at run time", "codeop": "compiles source built at run time",
-    "pickle": "unpickling runs arbitrary callables", "_pickle": "unpickling runs arbitrary callables",
-    "shelve": "unpickling runs arbitrary callables", "marshal": "loads raw code objects",
-    "gc": "reaches every live object, the sandbox agent's included",
-    "__main__": "reaches the sandbox agent's own module",
+    "socket": SOCKETS, "_socket": SOCKETS, "socketserver": SOCKETS, "ssl": SOCKETS, "_ssl": SOCKETS,
+    "ctypes": NATIVE, "_ctypes": NATIVE, "cffi": NATIVE, "_cffi_backend": NATIVE,
 }
-# Importing these is reported but allowed. shutil, tempfile and os are allowed silently: what they
-# can do to files is confined by the read-only root and the small /tmp.
+# Importing these is a warning (risky_import).
 RISKY_MODULES = {
     "threading": "threads outlive the call that started them; the sandbox caps their number",
     "_thread": "threads outlive the call that started them; the sandbox caps their number",
     "concurrent": "worker pools outlive the call that started them; the sandbox caps their number",
+    "signal": "a handler may signal only its own process; signals to others are refused at run time",
+    "_signal": "a handler may signal only its own process; signals to others are refused at run time",
     "http.client": NETWORK_WARN, "http.server": NETWORK_WARN, "urllib.request": NETWORK_WARN,
     "ftplib": NETWORK_WARN, "smtplib": NETWORK_WARN, "poplib": NETWORK_WARN, "imaplib": NETWORK_WARN,
     "nntplib": NETWORK_WARN, "telnetlib": NETWORK_WARN, "xmlrpc": NETWORK_WARN,
     "requests": NETWORK_WARN, "httpx": NETWORK_WARN, "aiohttp": NETWORK_WARN, "urllib3": NETWORK_WARN,
     "websockets": NETWORK_WARN,
-    "inspect": "frame introspection reaches outside the handler",
-    "builtins": "direct access to the builtins namespace",
 }
-# Any use of these names (a call, a reference, an alias, `from M import name`) is an error.
-# Keys match "a.b" and "a.b.anything"; a key ending in "*" matches any name with that prefix.
-FORBIDDEN_REFS = {
+# Importing these is a warning (metaprogramming).
+META_MODULES = {
+    "importlib": DYNAMIC_IMPORT, "imp": DYNAMIC_IMPORT, "_imp": DYNAMIC_IMPORT, "zipimport": DYNAMIC_IMPORT,
+    "runpy": DYNAMIC_IMPORT, "pkgutil": DYNAMIC_IMPORT,
+    "_frozen_importlib": DYNAMIC_IMPORT, "_frozen_importlib_external": DYNAMIC_IMPORT,
+    "code": "compiles and runs source built at run time", "codeop": "compiles source built at run time",
+    "pickle": "unpickling calls whatever the data names", "_pickle": "unpickling calls whatever the data names",
+    "shelve": "unpickling calls whatever the data names", "marshal": "loads raw code objects",
+    "gc": "reaches every live object", "__main__": "reaches the sandbox process's main module",
+    "posix": "the C module behind os, with its process functions under their own names",
+    "inspect": "reads frames and source", "builtins": "the builtins namespace itself",
+}
+# Names that start a process or signal another one: refused at run time (audit hook, seccomp). A use
+# in the handler's own body is an error (forbidden_call: every call fails there), elsewhere a
+# warning (risky_call: it fails only if that code runs). Keys match "a.b" and "a.b.anything"; a key
+# ending in "*" matches any name with that prefix. posix.* are the same functions as os.*.
+_REFUSED = {
     "os.system": "runs a shell command", "os.popen": "runs a shell command",
-    "os.exec*": "replaces the process with another program", "os.spawn*": SPAWNS,
-    "os.posix_spawn*": SPAWNS, "os.fork": SPAWNS, "os.forkpty": SPAWNS,
+    "os.exec*": "replaces the process with another program", "os.spawn*": "spawns processes",
+    "os.posix_spawn*": "spawns processes", "os.fork": "spawns processes", "os.forkpty": "spawns processes",
     "os.kill": "signals other processes", "os.killpg": "signals other processes",
-    "asyncio.create_subprocess_exec": SPAWNS, "asyncio.create_subprocess_shell": SPAWNS,
-    "asyncio.subprocess": SPAWNS, "concurrent.futures.ProcessPoolExecutor": SPAWNS,
-    "builtins.eval": "runs code built at run time, hiding it from this check",
-    "builtins.exec": "runs code built at run time, hiding it from this check",
-    "builtins.compile": "builds code at run time, hiding it from this check",
-    "builtins.__import__": DYNAMIC_IMPORT,
-    "builtins.breakpoint": "starts an interactive debugger",
-    "types.CodeType": "builds code objects at run time", "types.FunctionType": "builds functions from raw code objects",
-    "sys._getframe": "walks interpreter frames outside the handler",
-    "sys._current_frames": "walks interpreter frames outside the handler",
-    "sys.settrace": "hooks into the interpreter", "sys.setprofile": "hooks into the interpreter",
-    "sys.addaudithook": "hooks into the interpreter's audit events",
-    "sys.modules": "reaches every loaded module, the sandbox agent's included",
-    "sys.meta_path": DYNAMIC_IMPORT, "sys.path_hooks": DYNAMIC_IMPORT,
+}
+REFUSED_REFS = {
+    **_REFUSED, **{"posix" + k[len("os"):]: why for k, why in _REFUSED.items()},
+    "asyncio.create_subprocess_*": "spawns processes", "asyncio.subprocess.create_subprocess_*": "spawns processes",
+    "concurrent.futures.ProcessPoolExecutor": "spawns processes",
 }
 RISKY_REFS = {
     "os._exit": "ends the sandbox process; the run is reported as failed",
     "os.abort": "ends the sandbox process; the run is reported as failed",
     "builtins.globals": "exposes the module namespace for dynamic rebinding",
+    "builtins.breakpoint": "starts an interactive debugger; the sandbox has no terminal",
 }
-# Attribute names that are escape gadgets: from any object they lead to builtins, other modules'
-# globals, code objects or interpreter frames. Flagged as `.name`, in `match` class patterns and
-# inside string constants (getattr(x, "__globals__"), "{0.__globals__}".format(f)).
-FORBIDDEN_ATTRIBUTES = {
+META_REFS = {
+    "builtins.eval": "runs code built at run time", "builtins.exec": "runs code built at run time",
+    "builtins.compile": "builds code at run time", "builtins.__import__": DYNAMIC_IMPORT,
+    "types.CodeType": "builds code objects", "types.FunctionType": "builds functions from code objects",
+    "sys._getframe": "reads interpreter frames", "sys._current_frames": "reads interpreter frames",
+    "sys.settrace": "hooks into the interpreter", "sys.setprofile": "hooks into the interpreter",
+    "sys.addaudithook": "hooks into the interpreter's audit events",
+    "sys.modules": "reaches every loaded module", "sys.meta_path": DYNAMIC_IMPORT, "sys.path_hooks": DYNAMIC_IMPORT,
+}
+# Calls that import the module named by their first argument: with a literal, an import like any other.
+IMPORT_FUNCS = {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
+# Attribute names that lead from an object to builtins, other modules' globals, code objects or
+# interpreter frames. Reported (metaprogramming) as `.name`, in `match` class patterns and inside
+# string constants (getattr(x, "__globals__"), "{0.__globals__}".format(f)).
+META_ATTRIBUTES = {
     "__subclasses__", "__globals__", "__builtins__", "__code__", "__loader__", "__spec__",
     "__bases__", "__base__", "__mro__", "__closure__", "__self__", "__getattribute__", "__import__",
     "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame",
     "gi_frame", "cr_frame", "ag_frame", "gi_code", "cr_code", "ag_code",
 }
-# Module globals that are escape gadgets by themselves.
-FORBIDDEN_GLOBALS = {"__builtins__", "__loader__", "__spec__"}
-FORBIDDEN_IN_STRINGS = re.compile(
-    r"(?<![A-Za-z0-9_])(%s)(?![A-Za-z0-9_])" % "|".join(sorted(FORBIDDEN_ATTRIBUTES)))
+# Module globals of the same kind.
+META_GLOBALS = {"__builtins__", "__loader__", "__spec__"}
+META_IN_STRINGS = re.compile(
+    r"(?<![A-Za-z0-9_])(%s)(?![A-Za-z0-9_])" % "|".join(sorted(META_ATTRIBUTES)))
 OPEN_FUNCS = {"builtins.open", "io.open", "os.open", "codecs.open"}
 DYNAMIC_ATTR_FUNCS = {"builtins.getattr", "builtins.setattr", "builtins.delattr"}
 BUILTIN_NAMES = set(dir(builtins))
@@ -336,6 +368,11 @@ class Names:
     """
 
     ALIAS_PASSES = 8  # enough for `a = os; b = a; c = b`, bounded so `a = a.b` cannot grow forever
+    # Names assigned from each other's attributes multiply their meanings with every pass (a dozen
+    # such names in 2 KB of never-called code reached a GB). Past either bound the analysis stops
+    # where it is, with what it has, and says so (analysis_limited): never an unbounded set.
+    MAX_MEANINGS = 64  # qualified names one name may stand for
+    MAX_ALIAS_WORK = 200_000  # meanings computed over all passes
 
     def __init__(self, tree):
         self.bindings = {}
@@ -358,13 +395,21 @@ class Names:
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 aliases.extend((t.id, node.value, scopes) for t in targets if isinstance(t, ast.Name))
+        self.limited = False
+        work = 0
         for _ in range(self.ALIAS_PASSES):
             changed = False
             for name, value, scopes in aliases:
                 meanings = self.resolve(value, scopes)
-                if not meanings <= self.bindings.get(name, set()):
-                    self.bindings.setdefault(name, set()).update(meanings)
-                    changed = True
+                work += len(meanings)
+                known = self.bindings.get(name, set())
+                if meanings <= known:
+                    continue
+                if work > self.MAX_ALIAS_WORK or len(known | meanings) > self.MAX_MEANINGS:
+                    self.limited = True
+                    return
+                self.bindings.setdefault(name, set()).update(meanings)
+                changed = True
             if not changed:
                 break
 
@@ -392,6 +437,14 @@ class Names:
                 node = node.args[0]
             elif isinstance(node, ast.NamedExpr):
                 node = node.value  # (o := os).system is os.system
+            elif (isinstance(node, ast.Call) and node.args and str_const(node.args[0])
+                  and self.resolve(node.func, scopes) & IMPORT_FUNCS):
+                # __import__("os").system is os.system. __import__("a.b") alone returns package a;
+                # import_module("a.b") and __import__ with a fromlist return a.b.
+                module = node.args[0].value
+                if len(node.args) == 1 and not node.keywords and "importlib.import_module" not in self.resolve(node.func, scopes):
+                    module = module.split(".")[0]
+                return {module + "".join("." + a for a in reversed(attrs))}
             else:
                 break
         if not isinstance(node, ast.Name):
@@ -444,12 +497,19 @@ def shown(qualified):
 # --- Imports, calls and attributes anywhere in the file ---------------------------------------
 
 def check_module_name(report, node, module):
-    for table, code in ((FORBIDDEN_MODULES, "forbidden_import"), (RISKY_MODULES, "risky_import")):
+    for table, code in ((FORBIDDEN_MODULES, "forbidden_import"), (RISKY_MODULES, "risky_import"),
+                        (META_MODULES, "metaprogramming")):
         key = match_table(module, table)
-        if key:
-            verb = "forbidden" if code == "forbidden_import" else "discouraged"
-            report.add(code, "import of %s is %s: %s" % (short(module), verb, table[key]), node, key=key)
-            return
+        if not key:
+            continue
+        if code == "forbidden_import":
+            message = "import of %s is forbidden: it %s" % (short(module), table[key])
+        elif code == "risky_import":
+            message = "import of %s: %s" % (short(module), table[key])
+        else:
+            message = "import of %s (%s): %s" % (short(module), table[key], ENFORCED)
+        report.add(code, message, node, key=key)
+        return
 
 
 def check_imports(report, node):
@@ -462,33 +522,46 @@ def check_imports(report, node):
     check_module_name(report, node, node.module)
     for alias in node.names:
         if alias.name == "*":
-            hidden = sorted(k for k in FORBIDDEN_REFS if k.startswith(node.module + "."))
+            hidden = sorted(k for k in REFUSED_REFS if k.startswith(node.module + "."))
             if hidden:
-                report.add("forbidden_import", "'from %s import *' brings in forbidden names: %s"
-                           % (node.module, ", ".join(hidden)), node, key="*")
+                report.add("risky_import", "'from %s import *' brings in names the sandbox refuses at run "
+                           "time: %s" % (node.module, ", ".join(hidden)), node, key="*")
             continue
         full = node.module + "." + alias.name
         check_module_name(report, node, full)  # `from http import client` imports http.client
-        for table, code in ((FORBIDDEN_REFS, "forbidden_import"), (RISKY_REFS, "risky_import")):
-            key = match_table(full, table)
-            if key:
-                report.add(code, "import of %s is %s: %s" % (short(full),
-                           "forbidden" if code == "forbidden_import" else "discouraged", table[key]),
-                           node, key=key)
+        key = match_table(full, REFUSED_REFS)
+        if key:  # the import alone fails nothing; a use in the handler's body is an error (check_reference)
+            report.add("risky_import", "import of %s: it %s, which the sandbox refuses at run time"
+                       % (short(full), REFUSED_REFS[key]), node, key=key)
+        key = match_table(full, META_REFS)
+        if key:
+            report.add("metaprogramming", "import of %s (%s): %s" % (short(full), META_REFS[key], ENFORCED),
+                       node, key=key)
 
 
-def check_reference(report, node, names, scopes):
+def check_reference(report, node, names, scopes, in_handler):
     for qualified in sorted(names.resolve(node, scopes)):
-        for table, code in ((FORBIDDEN_REFS, "forbidden_call"), (RISKY_REFS, "risky_call")):
-            key = match_table(qualified, table)
-            if key:
-                verb = "forbidden" if code == "forbidden_call" else "discouraged"
-                report.add(code, "use of %s is %s: %s" % (short(shown(qualified)), verb, table[key]),
-                           node, key=key)
+        name = short(shown(qualified))
+        key = match_table(qualified, REFUSED_REFS)
+        if key and in_handler:
+            report.add("forbidden_call", "use of %s in the handler's own body: it %s, which the sandbox "
+                       "refuses, so every call of the handler that gets here fails" % (name, REFUSED_REFS[key]),
+                       node, key=key)
+        elif key:
+            report.add("risky_call", "use of %s: it %s, which the sandbox refuses at run time if this code "
+                       "runs" % (name, REFUSED_REFS[key]), node, key=key)
+        key = match_table(qualified, RISKY_REFS)
+        if key:
+            report.add("risky_call", "use of %s: %s" % (name, RISKY_REFS[key]), node, key=key)
+        key = match_table(qualified, META_REFS)
+        if key:
+            report.add("metaprogramming", "use of %s (%s): %s" % (name, META_REFS[key], ENFORCED), node, key=key)
 
 
 def check_call(report, node, names, scopes):
     funcs = names.resolve(node.func, scopes)
+    if funcs & IMPORT_FUNCS and node.args and str_const(node.args[0]) and not node.args[0].value.startswith("."):
+        check_module_name(report, node, node.args[0].value)  # __import__("socket") imports socket
     if funcs & DYNAMIC_ATTR_FUNCS and not (len(node.args) >= 2 and str_const(node.args[1])):
         report.add("risky_call", "attribute access by a computed name hides what is used from this check",
                    node, key="getattr")
@@ -505,39 +578,43 @@ def check_call(report, node, names, scopes):
                            "else of the host is visible there" % short(target.value), node, key=path)
 
 
-def check_everywhere(report, tree, names):
+def meta_attribute(report, attr, node, how):
+    report.add("metaprogramming", "%s .%s (introspection: it leads to builtins, globals, code or frames): %s"
+               % (how, attr, ENFORCED), node, key=attr)
+
+
+def check_everywhere(report, tree, names, handler):
+    """`handler` is the handler's def (or None): a refused call in its own body is an error."""
     # Docstrings and other bare string statements are prose: nothing can use them as a name.
     prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     for node, scopes, inner in walk(tree):
+        in_handler = handler is not None and scopes == (handler,)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             check_imports(report, node)
         elif isinstance(node, ast.Attribute):
-            if node.attr in FORBIDDEN_ATTRIBUTES:
-                report.add("forbidden_attribute", "access to .%s is forbidden: it is a way out of the "
-                           "handler to builtins, globals, code or frames" % node.attr, node, key=node.attr)
+            if node.attr in META_ATTRIBUTES:
+                meta_attribute(report, node.attr, node, "access to")
             if not inner:  # only the whole chain: `os.system.x` is checked once, as os.system.x
-                check_reference(report, node, names, scopes)
+                check_reference(report, node, names, scopes, in_handler)
         elif isinstance(node, ast.Name):
-            if node.id in FORBIDDEN_GLOBALS:
-                report.add("forbidden_attribute", "use of %s is forbidden: it is a way out of the "
-                           "handler" % node.id, node, key=node.id)
+            if node.id in META_GLOBALS:
+                report.add("metaprogramming", "use of %s (introspection: the module's import machinery and "
+                           "builtins): %s" % (node.id, ENFORCED), node, key=node.id)
             if not inner and not isinstance(node.ctx, ast.Store):
-                check_reference(report, node, names, scopes)
+                check_reference(report, node, names, scopes, in_handler)
         elif isinstance(node, ast.Call):
             check_call(report, node, names, scopes)
             if not inner:  # getattr(os, "system") is os.system
-                check_reference(report, node, names, scopes)
+                check_reference(report, node, names, scopes, in_handler)
         elif isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:  # `case C(__globals__=g)` reads f.__globals__
-                if attr in FORBIDDEN_ATTRIBUTES:
-                    report.add("forbidden_attribute", "matching on .%s is forbidden: it is a way out of "
-                               "the handler" % attr, node, key=attr)
+                if attr in META_ATTRIBUTES:
+                    meta_attribute(report, attr, node, "matching on")
         elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and id(node) not in prose:
             text = node.value if isinstance(node.value, str) else node.value.decode("latin-1")
-            hit = FORBIDDEN_IN_STRINGS.search(text)
+            hit = META_IN_STRINGS.search(text)
             if hit:
-                report.add("forbidden_attribute", "the string mentions %s, which only serves dynamic "
-                           "access to an escape gadget" % hit.group(1), node, key=hit.group(1))
+                meta_attribute(report, hit.group(1), node, "a string naming")
 
 
 # --- What runs at import time -----------------------------------------------------------------
@@ -802,6 +879,14 @@ def compile_problem(text, file_name):
     return None
 
 
+MEMORY_LIMIT = None  # set by main(); unit tests that import nothing see None
+
+
+def out_of_memory():
+    limit = " (%d MiB)" % (MEMORY_LIMIT >> 20) if MEMORY_LIMIT else ""
+    return "checking the file needs more memory than the checker may use%s" % limit
+
+
 def check(source, file_name, max_bytes, policy):
     """The report for one file: (findings, test_payloads)."""
     size = len(source)
@@ -846,8 +931,11 @@ def check(source, file_name, max_bytes, policy):
     except ValueError as exc:  # e.g. NUL bytes when null_bytes is not an error
         report.add("syntax_error", str(exc))
         return report.render(), None
-    except (RecursionError, MemoryError):
+    except RecursionError:
         report.add("too_complex", "the file is nested too deeply to be parsed")
+        return report.render(), None
+    except MemoryError:
+        report.add("too_complex", out_of_memory())
         return report.render(), None
     if problem is not None:
         report.add("syntax_error", problem.msg, line=problem.lineno or None, col=problem.offset or None)
@@ -857,21 +945,48 @@ def check(source, file_name, max_bytes, policy):
     main_runs = re.sub(r"\.py$", "", posixpath.basename(file_name)) == "__main__"
     try:
         names = Names(tree)
-        check_everywhere(report, tree, names)
-        check_import_time(report, tree, main_runs)
         handler = check_handler(report, tree, main_runs)
+        if names.limited:
+            report.add("analysis_limited", "names in this file are assigned from each other's attributes in "
+                       "too many ways to follow; the check stopped following them, so a use of a name through "
+                       "such an alias may go unreported: run-time enforcement applies")
+        check_everywhere(report, tree, names, handler)
+        check_import_time(report, tree, main_runs)
         payloads = check_test_payloads(report, tree, main_runs)
         check_lint(report, tree, file_name, handler)
-    except (RecursionError, MemoryError):
+    except RecursionError:
         report.add("too_complex", "the file is too deeply nested to be checked")
         payloads = None
+    except MemoryError:
+        report.add("too_complex", out_of_memory())
+        payloads = None
     return report.render(), payloads
+
+
+def memory_limit_bytes():
+    with open("/proc/meminfo", "rb") as f:
+        for line in f:
+            if line.startswith(b"MemTotal:"):
+                return int(int(line.split()[1]) * 1024 * MEMORY_SHARE)
+    raise RuntimeError("no MemTotal in /proc/meminfo")  # fail closed: no check without the limit
+
+
+def limit_self():
+    """Applies this process's limits before the untrusted request is read."""
+    limits = {}
+    for which, wanted in ((resource.RLIMIT_AS, memory_limit_bytes()), (resource.RLIMIT_CPU, CPU_SECONDS)):
+        _, hard = resource.getrlimit(which)
+        limits[which] = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)  # never raised
+        resource.setrlimit(which, (limits[which], limits[which]))
+    return limits[resource.RLIMIT_AS]
 
 
 def main():
     # The agent starts each checker process ahead of its check: pay for the import (tens of ms under
     # runsc) while it waits for the request, not after.
     load_pyflakes()
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = limit_self()
     try:
         source, file_name, max_bytes, policy = read_request(sys.stdin.buffer.read())
     except RequestError as exc:
