@@ -277,7 +277,11 @@ beforeAll(async () => {
   [temporal, bundle] = await Promise.all([startTemporal(), bundleTaskWorkflows()]);
   config = testConfig(suiteEnv(temporal.address, { SANDBOX_POOL_SIZE: '2', TASK_WORKER_SLOTS: '2', TASK_MEMORY_MIB: '128' }));
   sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-  api = await buildApi(config, temporal.env.client, new TemporalTaskService(temporal.env.client, config, silentLogger));
+  api = await buildApi(
+    config,
+    temporal.env.client,
+    (storage) => new TemporalTaskService({ client: temporal.env.client, config, log: silentLogger, records: storage.tasks }),
+  );
   worker = await createValidationWorker({
     config,
     sandbox,
@@ -293,6 +297,7 @@ beforeAll(async () => {
     client: temporal.env.client,
     log: silentLogger,
     loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+    taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
     workflowBundle: bundle,
   });
 
