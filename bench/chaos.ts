@@ -4,7 +4,7 @@
  * file) and the API are each SIGKILLed and restarted — with more items, reporting what was lost,
  * wrong or duplicated (all must be 0), how long each process was down and how long the whole
  * workload took to settle.
- * Run: npx ts-node --transpile-only bench/chaos.ts [--good N] [--bad N] [--tasks N]
+ * Run: bash scripts/bench.sh chaos [--good N] [--bad N] [--tasks N]
  */
 import { runChaos } from '../test/helpers/chaos';
 import { writeSection } from './report';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     ...(r.problems.length ? ['', 'Problems:', ...r.problems.map((p) => `- ${p}`)] : []),
   ].join('\n');
   process.stdout.write(body + '\n');
-  writeSection('chaos', `npx ts-node --transpile-only bench/chaos.ts --good ${good} --bad ${bad} --tasks ${tasks}`, body);
+  writeSection('chaos', `bash scripts/bench.sh chaos --good ${good} --bad ${bad} --tasks ${tasks}`, body);
   if (r.problems.length || r.leftoverContainers) process.exit(1);
 }
 

@@ -5,7 +5,7 @@
  * Temporal's fairness on (TaskFlow's setting) and off (first come first served) on the same
  * machine. Real HTTP API, one validation worker (concurrency 2), one task worker (2 slots), runsc.
  * Quotas are raised so the flood is not refused. The interesting numbers are the ratios.
- * Run: npx ts-node --transpile-only bench/fairness.ts [--flood N] [--task-flood N] [--runs N]
+ * Run: bash scripts/bench.sh fairness [--flood N] [--task-flood N] [--runs N]
  * (--flood / --task-flood: how many of A's uploads / tasks are in flight while B measures)
  */
 import fs from 'node:fs';
@@ -242,11 +242,7 @@ async function main(): Promise<void> {
     ),
   ].join('\n');
   process.stdout.write(body + '\n');
-  writeSection(
-    'fairness',
-    `npx ts-node --transpile-only bench/fairness.ts --flood ${flood} --task-flood ${taskFlood} --runs ${runs}`,
-    body,
-  );
+  writeSection('fairness', `bash scripts/bench.sh fairness --flood ${flood} --task-flood ${taskFlood} --runs ${runs}`, body);
 }
 
 main().catch((err) => {

@@ -7,7 +7,7 @@
  * Runs are back to back on one server at a time: the default server's ~50 ms per step is a rate limiter
  * (20 polls/s) that refills while the server idles, so interleaving servers would flatter it.
  *
- * Alone: npx ts-node --transpile-only bench/floor.ts [--runs N]   (prints both servers' floors)
+ * Alone: bash scripts/bench.sh floor [--runs N]   (prints both servers' floors)
  */
 import { randomUUID } from 'node:crypto';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';

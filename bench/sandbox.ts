@@ -2,7 +2,7 @@
  * Cold `docker run --rm`-style execution vs warm pool containers, static checks in the long-lived checker
  * container vs a fresh one, and warm keyed calls (async and sync handler) against their floor: the same
  * handler in host Python over pipes, and the agent's bare round trip over Docker's attach stream.
- * Run: npx ts-node --transpile-only bench/sandbox.ts [--runs N] [--calls N] [--no-write]
+ * Run: bash scripts/bench.sh sandbox [--runs N] [--calls N] [--no-write]
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -180,8 +180,7 @@ async function main(): Promise<void> {
       "(pipes, under runsc's ptrace platform, where every syscall is trapped) and the handler itself.",
   ].join('\n');
   process.stdout.write(body + '\n');
-  if (!process.argv.includes('--no-write'))
-    writeSection('sandbox', `npx ts-node --transpile-only bench/sandbox.ts --runs ${runs} --calls ${calls}`, body);
+  if (!process.argv.includes('--no-write')) writeSection('sandbox', `bash scripts/bench.sh sandbox --runs ${runs} --calls ${calls}`, body);
 }
 
 main().catch((err) => {

@@ -3,7 +3,7 @@
  * syscall monitor on and off, in the same run (runs interleaved, so drift hits both alike). Both
  * sandboxes enforce the same seccomp profile and the child's own filter; only the monitor (gVisor's
  * debug log through a pipe, parsed by the host) differs.
- * Run: npx ts-node --transpile-only bench/syscall-monitor.ts [--runs N] [--calls N]
+ * Run: bash scripts/bench.sh syscall-monitor [--runs N] [--calls N]
  */
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
         "Both columns enforce the same seccomp profile and the child's own filter; " +
         'only the host-side monitor (runsc --debug into a per-container pipe, parsed by the host) differs.',
     ].join('\n');
-    writeSection('syscall-monitor', `npx ts-node --transpile-only bench/syscall-monitor.ts --runs ${runs} --calls ${calls}`, body);
+    writeSection('syscall-monitor', `bash scripts/bench.sh syscall-monitor --runs ${runs} --calls ${calls}`, body);
     process.stdout.write(body + '\n');
   } finally {
     await Promise.all([on.close(), off.close()]);

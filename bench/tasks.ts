@@ -8,7 +8,7 @@
  *   - sandboxed over HTTP: POST /tasks/, then the long poll `GET /tasks/{id}?wait=&until=final` to the end, and
  *     the same following each status change (`until=change`, one workflow Update per change).
  * The engine floor is measured in the same run (bench/floor.ts).
- * Run: npx ts-node --transpile-only bench/tasks.ts [--latency N] [--burst N] [--floor-runs N]
+ * Run: bash scripts/bench.sh tasks [--latency N] [--burst N] [--floor-runs N]
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -285,11 +285,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!process.argv.includes('--no-write')) {
-    writeSection(
-      'tasks',
-      `npx ts-node --transpile-only bench/tasks.ts --latency ${latencyRuns} --burst ${burst} --floor-runs ${floorRuns}`,
-      body,
-    );
+    writeSection('tasks', `bash scripts/bench.sh tasks --latency ${latencyRuns} --burst ${burst} --floor-runs ${floorRuns}`, body);
   }
 }
 

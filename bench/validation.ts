@@ -4,7 +4,7 @@
  * process as app/main.ts runs them (eager workflow start, warm run containers, a long-lived checker
  * container); and validations per minute sustained by several clients at once. Real Temporal dev server
  * (TaskFlow's settings), runsc. The engine floor is measured in the same run (bench/floor.ts).
- * Run: npx ts-node --transpile-only bench/validation.ts [--runs N] [--clients N] [--seconds N] [--floor-runs N] [--cold]
+ * Run: bash scripts/bench.sh validation [--runs N] [--clients N] [--seconds N] [--floor-runs N] [--cold]
  */
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-write')) {
     writeSection(
       'validation',
-      `npx ts-node --transpile-only bench/validation.ts --runs ${runs} --clients ${clients} --seconds ${seconds} --floor-runs ${floorRuns}${cold ? ' --cold' : ''}`,
+      `bash scripts/bench.sh validation --runs ${runs} --clients ${clients} --seconds ${seconds} --floor-runs ${floorRuns}${cold ? ' --cold' : ''}`,
       body,
     );
   }

@@ -15,7 +15,7 @@ const E = temporal.api.enums.v1.EventType;
 export type Steps = Record<string, number>;
 
 export const STEP_NAMES = [
-  'upload → workflow started (HTTP, staging, record, eager start)',
+  'upload → workflow started (HTTP, one transaction: quotas, bytes, record; eager start)',
   'first workflow task (stage as a local activity, search attributes)',
   'static check activity: scheduled → completed',
   '… of which the check in the checker container',
