@@ -70,7 +70,7 @@ const bad = (j: number) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FINAL_TASK = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
-type Sent<T> = { kind: 'answered'; status: number; body: T } | { kind: 'unknown' };
+type Sent<T> = { kind: 'answered'; status: number; body: T; retryAfter: string | null } | { kind: 'unknown' };
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const note = opts.note ?? (() => undefined);
@@ -123,7 +123,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const headers = typeof body === 'string' ? { ...auth, 'Content-Type': 'application/json' } : auth;
         const res = await fetch(base + url, { method, headers, body, signal: AbortSignal.timeout(30000) });
         if (res.status >= 500 && res.status !== 503) problems.push(`${method} ${url.split('?')[0]}: HTTP ${res.status}`);
-        return { kind: 'answered', status: res.status, body: (await res.json().catch(() => ({}))) as T };
+        // Every 503 says when to come back.
+        if (res.status === 503 && !res.headers.get('retry-after')) problems.push(`${method} ${url.split('?')[0]}: 503 without Retry-After`);
+        return {
+          kind: 'answered',
+          status: res.status,
+          body: (await res.json().catch(() => ({}))) as T,
+          retryAfter: res.headers.get('retry-after'),
+        };
       } catch (err) {
         const code = (err as { cause?: { code?: string } }).cause?.code;
         if (code === 'ECONNREFUSED') {
@@ -273,6 +280,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await createAll(wanted.slice(half, half + quarter));
     const resend: string[] = [];
     await killAndRestart('postgres', async () => {
+      const ready = await send<{ checks?: { database?: { ok: boolean } } }>('GET', '/readyz');
+      if (ready.kind !== 'answered' || ready.status !== 503 || ready.body.checks?.database?.ok !== false)
+        problems.push(`/readyz with PostgreSQL down: ${JSON.stringify(ready)}`);
       const extra = file('good', opts.goodFiles + 3);
       if (!(await upload(extra))) resend.push(extra);
       const t = { n: wanted.length, name: firstGoods[0] };
