@@ -6,25 +6,19 @@
  * `compile`, `sys._getframe`, `sys.modules`, `importlib`, `posix`), and run it, in validation and in
  * production alike. A file importing subprocess is still REJECTED by the static check, and one that
  * reaches a process or native code through `posix` or `importlib` (warnings only) by the run.
- * Real Temporal dev server, the validation worker and a task worker in this process, real runsc.
+ * Real Temporal dev server, the validation worker and a task worker in this process (startPipeline), real runsc.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import request from 'supertest';
-import type { Config } from '../src/config';
-import { silentLogger } from '../src/logger';
-import { bundleTaskWorkflows, startTaskWorkers, type RunningTaskWorkers } from '../app/task-worker';
-import { createValidationWorker } from '../app/validation-worker';
-import { TemporalTaskService } from '../src/tasks/temporal-task-service';
-import type { Sandbox } from '../sandbox';
 import type { TaskState } from '../domain/task';
 import type { ValidationStatus } from '../domain/validation';
-import { startSandbox, testConfig } from './helpers/sandbox';
+import { startPipeline, type Pipeline } from './helpers/pipeline';
+import { testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
-import { ALICE, buildApi, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
+import { ALICE, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 /** Where the sandbox image's interpreter and its stdlib come from (sandbox/image.ts copies them). */
 const STDLIB = '/usr/lib/python3.11';
@@ -235,12 +229,8 @@ print(json.dumps(out))
 let sweep: Promise<Record<string, string[]>>;
 
 let temporal: StartedTemporal;
-let config: Config;
-let sandbox: Sandbox;
+let pipeline: Pipeline | undefined;
 let api: TestApi;
-let worker: Worker;
-let running: Promise<void>;
-let taskWorkers: RunningTaskWorkers;
 const validations = new Map<string, ValidationStatus>();
 const tasks = new Map<string, TaskState>();
 const IN_FLIGHT = 3;
@@ -273,33 +263,10 @@ beforeAll(async () => {
     ({ stdout }) => JSON.parse(stdout) as Record<string, string[]>,
   );
   sweep.catch(() => undefined); // awaited (and so reported) by its test
-  let bundle: WorkflowBundleWithSourceMap;
-  [temporal, bundle] = await Promise.all([startTemporal(), bundleTaskWorkflows()]);
-  config = testConfig(suiteEnv(temporal.address, { SANDBOX_POOL_SIZE: '2', TASK_WORKER_SLOTS: '2', TASK_MEMORY_MIB: '128' }));
-  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
-  api = await buildApi(
-    config,
-    temporal.env.client,
-    (storage) => new TemporalTaskService({ client: temporal.env.client, config, log: silentLogger, records: storage.tasks }),
-  );
-  worker = await createValidationWorker({
-    config,
-    sandbox,
-    storage: api.storage,
-    connection: temporal.env.nativeConnection,
-    log: silentLogger,
-  });
-  running = worker.run();
-  taskWorkers = await startTaskWorkers({
-    config,
-    sandbox,
-    connection: temporal.env.nativeConnection,
-    client: temporal.env.client,
-    log: silentLogger,
-    loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
-    taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
-    workflowBundle: bundle,
-  });
+  temporal = await startTemporal();
+  const config = testConfig(suiteEnv(temporal.address, { SANDBOX_POOL_SIZE: '2', TASK_WORKER_SLOTS: '2', TASK_MEMORY_MIB: '128' }));
+  pipeline = await startPipeline(config, temporal);
+  api = pipeline.api;
 
   const queue: [string, string, Record<string, unknown>?][] = [
     ...Object.entries(CASES).map(([name, c]): [string, string, Record<string, unknown>] => [
@@ -319,10 +286,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await taskWorkers?.shutdown();
-  worker?.shutdown();
-  await running;
-  await sandbox?.close();
+  await pipeline?.stop();
   await temporal?.stop();
 });
 
