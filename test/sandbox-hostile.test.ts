@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import net from 'node:net';
 import os from 'node:os';
 import type { RunOutcome, Sandbox } from '../sandbox';
+import { parseExactJson } from '../sandbox/exact-json';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig();
@@ -287,5 +288,38 @@ describe('the handler contract', () => {
   test('a non-JSON result is an error', async () => {
     const o = await run('non_json_result.py');
     expect(o.payloads[0].error?.type).toBe('NonJSONResult');
+  });
+
+  test('a result JavaScript cannot hold exactly is refused, plain, nested or forged; the edges pass exactly', async () => {
+    const kinds = ['huge', 'int64', 'twenty_digits', 'just_past', 'nested'];
+    const o = await run(
+      'unsafe_numbers.py',
+      [...kinds, 'edges'].map((kind) => ({ kind })),
+    );
+    expect(o.payloads.slice(0, kinds.length).map((p) => [p.status, p.error?.type])).toEqual(
+      kinds.map(() => ['error', 'ResultUnsafeNumber']),
+    );
+    expect(o.payloads[0].error?.message).toContain('(401 digits)');
+    expect(o.payloads[kinds.length]).toMatchObject({ status: 'ok' });
+    expect(o.payloads[kinds.length].result).toEqual([2 ** 53 - 1, -(2 ** 53 - 1), 1e20, 1.5, 2 ** 70, '12345678901234567890', true, null]);
+    for (const kind of ['forge_int', 'forge_nan', 'forge_overflow']) {
+      const f = await run('unsafe_numbers.py', [{ kind }]);
+      expect([kind, f.payloads[0].status, f.payloads[0].error?.type]).toEqual([kind, 'error', 'ResultUnsafeNumber']);
+    }
+  });
+});
+
+describe("the host's own check of result numbers (not relying on the agent's)", () => {
+  test.each([
+    ['[9007199254740991, -9007199254740991, 1e20, 1.5e300, 0.1]', true],
+    ['{"a": "12345678901234567890", "b\\"c": "\\"99999999999999999999"}', true],
+    ['[9007199254740992]', false],
+    ['{"a": [{"b": -12345678901234567890}]}', false],
+    ['[1e400]', false],
+    ['[-1.5E+309]', false],
+  ])('%s exact: %s', (text, ok) => {
+    const r = parseExactJson(text);
+    expect(r.ok).toBe(ok);
+    if (r.ok) expect(r.value).toEqual(JSON.parse(text));
   });
 });

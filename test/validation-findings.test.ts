@@ -62,6 +62,7 @@ test('each failure kind is named', () => {
   ).toEqual(['error:crashed']);
   expect(codes({ status: 'handler_error', payloads: died('ValueError') })).toEqual(['error:handler_raised']);
   expect(codes({ status: 'handler_error', payloads: died('NonJSONResult') })).toEqual(['error:result_not_json']);
+  expect(codes({ status: 'handler_error', payloads: died('ResultUnsafeNumber') })).toEqual(['error:result_unsafe_number']);
   expect(
     codes({
       status: 'handler_error',

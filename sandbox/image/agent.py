@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import os
+import re
 import select
 import signal
 import subprocess
@@ -26,6 +28,11 @@ PYTHON = sys.executable
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 CHILD_SETUP_FAILED = 78  # child.py's exit status when it could not install its seccomp filter
+# Results leave as JSON that JavaScript reads into doubles: integers beyond this would change silently.
+MAX_SAFE_INTEGER = 2**53 - 1
+# A result line can hold an unsafe number only if it has a 16-digit run, a 3-digit exponent or
+# NaN/Infinity (json.loads reads those); only such lines are walked.
+UNSAFE_HINT = re.compile(rb"\d{16}|[eE][+-]?\d{3}|NaN|Infinity")
 
 _out_lock = threading.Lock()
 _key = b""
@@ -178,6 +185,15 @@ class Child:
                 frame.pop("result", None)
                 frame["status"] = "error"
                 frame["error"] = error("ResultTooDeep", "result nests deeper than %d levels" % self.max_depth)
+            # Checked here, not only where the child encodes: the handler can write its own call's frame.
+            if frame.get("op") == "result" and "result" in frame and UNSAFE_HINT.search(line):
+                bad = unsafe_number(frame["result"])
+                if bad is not None:
+                    frame.pop("result")
+                    frame["status"] = "error"
+                    frame["error"] = error("ResultUnsafeNumber", "result holds %s, which JSON readers such as "
+                                           "JavaScript cannot hold exactly (integers must lie within ±(2**53 - 1), "
+                                           "floats must be finite): return it as a string" % bad)
             return frame
 
     def next_frame(self, deadline):
@@ -273,6 +289,23 @@ def reap_orphans():
 
 def error(kind, message):
     return {"type": kind, "message": message}
+
+
+def unsafe_number(value):
+    """The first number in `value` that a double cannot hold exactly (described), or None. Iterative."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            return repr(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SAFE_INTEGER:
+            text = str(v)
+            return "the integer %s" % (text if len(text) <= 40 else "%s... (%d digits)" % (text[:20], len(text)))
+    return None
 
 
 def nests_deeper(value, limit):
@@ -381,7 +414,8 @@ class Session:
             out["error"] = error("Timeout", "handler ran longer than %d ms" % int(timeout_s * 1000))
         elif op == "result" and frame.get("status") == "ok":
             out["status"] = "ok"
-            out["result"] = frame.get("result")
+            # As text: the host parses it itself, refusing what a plain JSON.parse would change.
+            out["resultJson"] = json.dumps(frame.get("result"), separators=(",", ":"), ensure_ascii=False)
         elif op == "result":
             out["error"] = sanitize_error(frame.get("error"))
         elif op == "oversize":
