@@ -176,6 +176,30 @@ describe('escapes and snooping', () => {
     expect(forbiddenEvents(o)).toContain('open');
   });
 
+  test("the agent's descriptors, environ and maps are out of the handler's reach, by any path, hook or no hook", async () => {
+    const o = await run('evade_agent_fds.py', [{ hook: 'on' }, { hook: 'off' }, { ping: true }]);
+    type Tour = Record<string, Record<string, string>>;
+    const [hooked, unhooked] = [o.payloads[0].result as Tour, o.payloads[1].result as Tour];
+    const ways = ['dir_fd /proc', 'dir_fd /proc/1', '/proc/self/fd', 'symlink', 'chdir', 'thread'];
+    expect(Object.keys(hooked)).toEqual(ways);
+    expect(Object.keys(unhooked)).toEqual(ways);
+    for (const way of ways) {
+      // With the hook: every path is judged where it leads, refused and reported.
+      for (const [target, r] of Object.entries(hooked[way]))
+        expect([way, target, r]).toEqual([way, target, expect.stringMatching(/^refused: PermissionError: TaskFlow sandbox/)]);
+      // Without it, the agent's uid is not the handler's: its descriptors do not open.
+      for (const fd of ['fd/0', 'fd/1', 'fd/2'])
+        expect([way, fd, unhooked[way][fd]]).toEqual([way, fd, expect.stringMatching(/^refused: PermissionError: \[Errno 13\]/)]);
+    }
+    expect(o.status).toBe('forbidden');
+    expect(o.forbidden.filter((f) => f.payloadIndex === 0 && f.event === 'open').length).toBeGreaterThanOrEqual(ways.length * 5 - 5);
+    expect(o.forbidden.filter((f) => f.payloadIndex !== 0)).toEqual([]);
+    // The agent's channel is intact: every payload answered, the last as it should, nothing forged.
+    expect(o.payloads.map((p) => p.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(o.payloads[2].result).toEqual({ pong: true });
+    expect(o.forgedFrames).toBe(0);
+  });
+
   test('the host environment is invisible', async () => {
     process.env.TASKFLOW_TEST_SECRET = 'hunter2-do-not-leak';
     const o = await run('read_env.py');

@@ -5,6 +5,8 @@ it runs in a child interpreter (child.py) whose stdout/stderr are pipes this age
 caps, and whose only way to report is a private pipe. Every line the agent writes to stdout is
 authenticated with an HMAC keyed by a secret the host sends first, before any user code
 exists, so whatever the handler prints or writes to any descriptor cannot pass for a report.
+The agent runs under a uid of its own and its children under another (drop_root), so a handler
+cannot open the agent's descriptors through /proc/1/fd.
 A checker container's agent (hello role "checker") runs no user code at all: it serves static
 checks (class Checker).
 """
@@ -28,6 +30,15 @@ PYTHON = sys.executable
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 CHILD_SETUP_FAILED = 78  # child.py's exit status when it could not install its seccomp filter
+# Two identities: the agent's own, and that of every process it starts (handler children, checkers).
+# gVisor lets any process of the agent's uid open /proc/1/fd/* (the host's request stream, the report
+# channel), PR_SET_DUMPABLE notwithstanding; another uid gets EACCES.
+AGENT_UID = 65533
+CHILD_UID = 65534  # nobody
+CHILD_IDENTITY = {"user": CHILD_UID, "group": CHILD_UID, "extra_groups": []}
+# All the agent keeps of root (spec.ts grants no more): starting children as CHILD_UID, and killing them.
+CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
+AGENT_CAPS = (1 << CAP_KILL) | (1 << CAP_SETGID) | (1 << CAP_SETUID)
 # Results leave as JSON that JavaScript reads into doubles: integers beyond this would change silently.
 MAX_SAFE_INTEGER = 2**53 - 1
 # A result line can hold an unsafe number only if it has a 16-digit run, a 3-digit exponent or
@@ -46,8 +57,37 @@ def new_nonce():
     return hmac.new(_nonce_seed, b"%d" % next(_nonce_count), hashlib.sha256).hexdigest()[:32]
 
 
+def drop_root():
+    """The container starts this process as root holding only AGENT_CAPS. Become AGENT_UID at once,
+    keeping those (KEEPCAPS, then capset: a uid change clears the effective set). Children get
+    CHILD_UID and no capabilities (a non-root execve keeps none). Raises unless all of it holds."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_KEEPCAPS = 8
+    SYS_CAPSET = 126  # x86_64, the only architecture the image is built for
+    if os.getuid() != 0 or libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
+        raise OSError("the agent must start as root with CAP_SETUID (uid %d)" % os.getuid())
+    os.setgroups([])
+    os.setresgid(AGENT_UID, AGENT_UID, AGENT_UID)
+    os.setresuid(AGENT_UID, AGENT_UID, AGENT_UID)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)(Data(AGENT_CAPS, AGENT_CAPS, 0), Data(0, 0, 0))
+    if libc.syscall(SYS_CAPSET, ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    if os.getresuid() != (AGENT_UID,) * 3 or os.getresgid() != (AGENT_UID,) * 3 or os.getgroups():
+        raise OSError("the agent's identity did not change")
+
+
 def make_undumpable():
-    """Same-uid processes may not read our memory or open /proc/1/fd/* once we are not dumpable."""
+    """Defence in depth (not honoured for /proc/1/fd by this gVisor: the separate uid is what holds)."""
     try:
         import ctypes
 
@@ -137,6 +177,7 @@ class Child:
             cwd="/tmp",
             start_new_session=True,
             close_fds=True,
+            **CHILD_IDENTITY,
         )
         for fd in (res_w, ctl_r, out_w, err_w):
             os.close(fd)
@@ -494,7 +535,8 @@ class Checker:
     @staticmethod
     def spawn():
         return subprocess.Popen([PYTHON, "-I", "-S", "-B", CHECKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=CHILD_ENV, cwd="/tmp", start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, env=CHILD_ENV, cwd="/tmp", start_new_session=True, close_fds=True,
+                                **CHILD_IDENTITY)
 
     @staticmethod
     def sweep():
@@ -563,6 +605,11 @@ def read_line(stream):
 def main():
     global _key
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:
+        drop_root()
+    except OSError as exc:  # fail closed: no child runs beside an agent it could reach
+        log("cannot take the agent's own identity: %s" % exc)
+        return 2
     undumpable = make_undumpable()
     stdin = sys.stdin.buffer
     hello = read_line(stdin)
@@ -573,7 +620,7 @@ def main():
     # A container either checks uploads (role "checker", long-lived, never runs them) or runs user code.
     role = "checker" if hello.get("role") == "checker" else "run"
     worker = Checker() if role == "checker" else Session()
-    emit({"type": "ready", "role": role, "undumpable": undumpable, "python": sys.version.split()[0]})
+    emit({"type": "ready", "role": role, "undumpable": undumpable, "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         try:
             req = read_line(stdin)
