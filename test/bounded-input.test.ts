@@ -162,7 +162,6 @@ beforeAll(async () => {
   const env = suiteEnv(temporal.address, {
     TASK_WORKER_SLOTS: '1',
     TASK_PAYLOAD_TIMEOUT_MS: '4000',
-    TASK_MEMORY_MIB: '128',
     VALIDATION_WORKER_CONCURRENCY: '2',
   });
   config = testConfig(env);

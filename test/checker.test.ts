@@ -120,6 +120,7 @@ describe('fixtures: every task file under test/fixtures/tasks has an expected ve
     'evade_sigmask.py': [[], ['risky_call']],
     'evade_agent_fds.py': [[], ['risky_call']],
     'unsafe_numbers.py': [['forbidden_attribute', 'forbidden_call'], []],
+    'probe_environment.py': [[], ['risky_call']],
   };
 
   it('covers every fixture file', () => {

@@ -1,6 +1,7 @@
 /** The sandbox runtime's machinery against the real engine: pools, cancellation, clean-up, checks. */
 import os from 'node:os';
 import Docker from 'dockerode';
+import { loadConfig } from '../src/config';
 import { silentLogger } from '../src/logger';
 import { createSandbox, SandboxCancelledError, sha256, type Sandbox } from '../sandbox';
 import { verifyEngine } from '../sandbox/engine';
@@ -121,6 +122,25 @@ describe('keyed pool', () => {
     );
     expect(other.spec.containerId).not.toBe(mine.spec.containerId);
     expect(v2.spec.containerId).not.toBe(mine.spec.containerId);
+  });
+
+  test('a validation run and a production run look the same from inside: memory, CPUs, limits, names, environment', async () => {
+    const probe = fixture('probe_environment.py');
+    const validation = await sandbox.validate({ source: probe, fileName: 'probe_environment.py', payloads: [{}] });
+    const production = await sandbox.runKeyed(
+      { owner: 'alice', sha256: sha256(probe) },
+      { source: probe, fileName: 'probe_environment.py', payloads: [{}] },
+    );
+    expect([validation.status, production.status]).toEqual(['ok', 'ok']);
+    const seen = validation.payloads[0].result as { mem_total: string; phys_pages: number; page_size: number };
+    expect(seen.phys_pages * seen.page_size).toBe(config.sandbox.limits.memoryMiB * 1024 * 1024);
+    expect(production.payloads[0].result).toEqual(seen);
+  });
+
+  test('the limits are one set: a keyed pool with other container limits, or TASK_MEMORY_MIB, is refused', async () => {
+    const other = { ...config.taskLimits, memoryMiB: config.taskLimits.memoryMiB * 2 };
+    await expect(createSandbox(config.sandbox, silentLogger, { keyedLimits: other })).rejects.toThrow(/validation containers' limits/);
+    expect(() => loadConfig({ TASK_MEMORY_MIB: '512' })).toThrow(/TASK_MEMORY_MIB: removed/);
   });
 
   test('a container that misbehaved is not handed out again', async () => {
