@@ -264,8 +264,8 @@ def reply(nonce, value, cap):
 
 class ChildLoop:
     """Reads the control pipe and runs what it asks for. A module whose handler is an `async def` gets
-    one event loop, running for the child's whole life: the handler's calls are tasks on it, so what a
-    call leaves running keeps running between calls, and a call costs no loop start-up. A plain `def`
+    one event loop, living for the child's whole life: the handler's calls are tasks on it, so what a
+    call leaves running lives on (frozen by the agent between runs), and a call costs no loop start-up. A plain `def`
     handler is called straight from a blocking read, as before, with no loop running, so asyncio.run()
     and get_event_loop().run_until_complete() work in it (and at import time).
 
