@@ -180,7 +180,7 @@ describe('escapes and snooping', () => {
     const o = await run('evade_agent_fds.py', [{ hook: 'on' }, { hook: 'off' }, { ping: true }]);
     type Tour = Record<string, Record<string, string>>;
     const [hooked, unhooked] = [o.payloads[0].result as Tour, o.payloads[1].result as Tour];
-    const ways = ['dir_fd /proc', 'dir_fd /proc/1', '/proc/self/fd', 'symlink', 'chdir', 'thread'];
+    const ways = ['dir_fd /proc', 'dir_fd /proc/1', '/proc/self/fd', '/dev/fd', 'symlink', 'chdir', 'thread'];
     expect(Object.keys(hooked)).toEqual(ways);
     expect(Object.keys(unhooked)).toEqual(ways);
     for (const way of ways) {
