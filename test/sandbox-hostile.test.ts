@@ -326,6 +326,10 @@ describe('the handler contract', () => {
     expect(o.payloads[0].error?.message).toContain('(401 digits)');
     expect(o.payloads[kinds.length]).toMatchObject({ status: 'ok' });
     expect(o.payloads[kinds.length].result).toEqual([2 ** 53 - 1, -(2 ** 53 - 1), 1e20, 1.5, 2 ** 70, '12345678901234567890', true, null]);
+    // Numbers the host sent come back as sent: a double past 2^53 is no Python int in the sandbox.
+    const doubles = [1e20, 2 ** 60, -(2 ** 70), 12345678901234567000, 1e300, 2 ** 53 - 1];
+    const echo = await run('unsafe_numbers.py', [{ kind: 'echo', value: doubles }]);
+    expect([echo.payloads[0].status, echo.payloads[0].result]).toEqual(['ok', doubles]);
     for (const kind of ['forge_int', 'forge_nan', 'forge_overflow']) {
       const f = await run('unsafe_numbers.py', [{ kind }]);
       expect([kind, f.payloads[0].status, f.payloads[0].error?.type]).toEqual([kind, 'error', 'ResultUnsafeNumber']);

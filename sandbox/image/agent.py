@@ -615,11 +615,18 @@ def sanitize_error(err):
     return out
 
 
+def host_int(text):
+    """The host is JavaScript: an integer it writes past ±(2**53 - 1) was a double there, so it is one
+    here too (the same value), and a payload that holds one comes back exact instead of refused."""
+    value = int(text)
+    return value if abs(value) <= MAX_SAFE_INTEGER else float(text)
+
+
 def read_line(stream):
     line = stream.readline(MAX_REQUEST_BYTES)
     if not line:
         return None
-    return json.loads(line)
+    return json.loads(line, parse_int=host_int)
 
 
 def main():
