@@ -182,7 +182,11 @@ describe('escapes and snooping', () => {
     const [hooked, unhooked] = [o.payloads[0].result as Tour, o.payloads[1].result as Tour];
     const ways = ['dir_fd /proc', 'dir_fd /proc/1', '/proc/self/fd', '/dev/fd', 'symlink', 'chdir', 'thread'];
     expect(Object.keys(hooked)).toEqual(ways);
-    expect(Object.keys(unhooked)).toEqual(ways);
+    expect(Object.keys(unhooked)).toEqual([...ways, 'every fd']);
+    // Every descriptor the agent holds, its pipes to the handler's process included, refused both ways.
+    const everyFd = Object.entries(unhooked['every fd']);
+    expect(everyFd.length).toBeGreaterThanOrEqual(2 * 7); // stdin/out/err and the four pipes at least
+    for (const [fd, r] of everyFd) expect([fd, r]).toEqual([fd, expect.stringMatching(/^refused: PermissionError: \[Errno 13\]/)]);
     for (const way of ways) {
       // With the hook: every path is judged where it leads, refused and reported.
       for (const [target, r] of Object.entries(hooked[way]))
