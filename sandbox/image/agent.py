@@ -289,8 +289,11 @@ class Child:
         group is all of the user's code. Two kill() calls per run, where a docker pause + unpause
         round trip took ~100 ms here."""
         if self.alive() and not self.frozen:
-            os.killpg(self.proc.pid, signal.SIGSTOP)
-            self.frozen = True
+            try:
+                os.killpg(self.proc.pid, signal.SIGSTOP)
+                self.frozen = True
+            except OSError:
+                pass  # ended meanwhile: nothing of it runs
 
     def thaw(self):
         if self.frozen:
