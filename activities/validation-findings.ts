@@ -2,7 +2,8 @@
  * Turns a sandbox run's outcome into findings a user can read, switching on the run's one status
  * (decided in sandbox/runner.ts). Codes: `forbidden_syscall` (each system call gVisor refused, by
  * name), `forbidden_behaviour` (what the audit hook saw), `forged_report`, `memory_limit`,
- * `timeout`, `crashed`, `handler_raised`, `result_not_json`, `result_too_large`, the contract codes
+ * `timeout`, `crashed`, `handler_raised`, `result_not_json`, `result_too_large`, `result_too_deep`,
+ * `result_unsafe_number`, the contract codes
  * of the in-sandbox loader (`handler_missing`, `handler_arity`, `import_failed`, ...), and
  * `sandbox_run_failed` when nothing more precise fits (fail closed: a run that did not succeed
  * always yields at least one error finding).
@@ -103,6 +104,9 @@ export function runFindings(o: RunOutcome, limits: SandboxLimits): ValidationFin
         break;
       case 'ResultTooDeep':
         add('result_too_deep', `payload ${p.index}: ${e.message}`);
+        break;
+      case 'ResultUnsafeNumber':
+        add('result_unsafe_number', `payload ${p.index}: ${e.message}`);
         break;
       default:
         add('handler_raised', `payload ${p.index}: ${e?.type ?? 'Error'}: ${e?.message ?? ''}`);

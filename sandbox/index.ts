@@ -4,7 +4,7 @@ import { DEFAULT_CHECK_MAX_BYTES, sameContainerLimits, type SandboxLimits } from
 import type { SandboxLogger as Logger } from './logger';
 import { AgentContainer } from './agent-container';
 import { connectDocker, verifyEngine } from './engine';
-import { SandboxCancelledError } from './errors';
+import { SandboxCancelledError, SandboxInfraError } from './errors';
 import { ensureImage } from './image';
 import { instanceId, removeLeftovers, removeOwn } from './leftovers';
 import { CheckerPool } from './checker-pool';
@@ -62,7 +62,7 @@ export interface Sandbox {
 export interface SandboxOptions {
   /** Keep single-use validation containers warm (size from config). */
   validationPool?: boolean;
-  /** Keep a keyed pool for production runs, with these container limits. */
+  /** Keep a keyed pool for production runs, with these limits: the container limits must be the config's (validation's). */
   keyedLimits?: SandboxLimits;
   /** Told about container starts and finished runs (metrics). */
   observer?: SandboxObserver;
@@ -131,6 +131,10 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const checkers = new CheckerPool(() => start('checker', cfg.limits, true), cfg.checkerContainers, CHECKER_MAX_CHECKS, log);
   // A validation worker checks every upload: have them ready. Others (the CLI) start one on first use.
   if (opts.validationPool) checkers.fill();
+  if (opts.keyedLimits && !sameContainerLimits(opts.keyedLimits, cfg.limits)) {
+    // A production container unlike a validation one would let a file behave only while validated.
+    throw new SandboxInfraError("keyed (production) containers must have the validation containers' limits");
+  }
   const keyedPool = opts.keyedLimits
     ? new KeyedPool(
         start,

@@ -15,7 +15,15 @@ export interface LimitDefinition {
 }
 
 export const LIMIT_DEFINITIONS = {
-  memoryMiB: { env: 'SANDBOX_MEMORY_MIB', default: 128, min: 16, integer: true, doc: 'Container memory (= memory + swap)' },
+  // One memory size for validation and production containers alike: from inside, MemTotal and
+  // SC_PHYS_PAGES would otherwise tell a validation run from a production one.
+  memoryMiB: {
+    env: 'SANDBOX_MEMORY_MIB',
+    default: 256,
+    min: 16,
+    integer: true,
+    doc: 'Container memory (= memory + swap), the same for validation and production runs',
+  },
   cpus: { env: 'SANDBOX_CPUS', default: 1, min: 0.01, max: 64, integer: false, doc: 'CPUs per container' },
   pidsMax: { env: 'SANDBOX_PIDS_MAX', default: 128, min: 16, integer: true, doc: 'Processes/threads per container' },
   nofile: { env: 'SANDBOX_NOFILE', default: 64, min: 16, integer: true, doc: 'Open files per process' },
@@ -42,7 +50,11 @@ export const LIMIT_NAMES = Object.keys(LIMIT_DEFINITIONS) as LimitName[];
 
 export const DEFAULT_LIMITS: SandboxLimits = Object.fromEntries(LIMIT_NAMES.map((k) => [k, LIMIT_DEFINITIONS[k].default])) as SandboxLimits;
 
-/** Limits fixed when a container is created; a run asking for other values needs its own container. */
+/**
+ * Limits fixed when a container is created; a run asking for other values needs its own container.
+ * Validation and production containers share all of them (createSandbox refuses otherwise), so a
+ * handler cannot tell the two apart from inside; only the wall-time budgets differ.
+ */
 export const CONTAINER_LIMITS: readonly LimitName[] = ['memoryMiB', 'cpus', 'pidsMax', 'nofile', 'fsizeMiB', 'tmpfsMiB'];
 
 export function sameContainerLimits(a: SandboxLimits, b: SandboxLimits): boolean {

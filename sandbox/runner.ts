@@ -3,6 +3,7 @@
  * total timeout, a cancellation, an OOM kill, a refused system call, a dead agent — into a typed
  * outcome with exactly one status, decided here and nowhere else (`decideStatus`).
  */
+import { parseExactJson, type ExactJson } from './exact-json';
 import { sha256Hex } from './hash';
 import type { SandboxLimits } from './limits';
 import { AgentExitedError, type AgentContainer, type ExitInfo, type Frame } from './agent-container';
@@ -61,12 +62,21 @@ function asPayload(p: unknown): PayloadOutcome | undefined {
   if (!p || typeof p !== 'object') return undefined;
   const o = p as Record<string, unknown>;
   if (typeof o.index !== 'number' || !['ok', 'error', 'timeout'].includes(o.status as string)) return undefined;
-  return {
-    index: o.index,
-    status: o.status as PayloadOutcome['status'],
-    ...(o.status === 'ok' ? { result: o.result } : { error: o.error as PayloadOutcome['error'] }),
-    wallMs: Number(o.wallMs) || 0,
-  };
+  const wallMs = Number(o.wallMs) || 0;
+  if (o.status !== 'ok')
+    return { index: o.index, status: o.status as PayloadOutcome['status'], error: o.error as PayloadOutcome['error'], wallMs };
+  // The agent refuses unsafe numbers already; this side does not rely on it.
+  let parsed: ExactJson | undefined;
+  try {
+    parsed = typeof o.resultJson === 'string' ? parseExactJson(o.resultJson) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed?.ok) return { index: o.index, status: 'ok', result: parsed.value, wallMs };
+  const error = parsed
+    ? { type: 'ResultUnsafeNumber', message: `result holds ${parsed.number.slice(0, 40)}, which JavaScript cannot hold exactly` }
+    : { type: 'ProtocolError', message: 'the sandbox reported a result that is not JSON text' };
+  return { index: o.index, status: 'error', error, wallMs };
 }
 
 /**

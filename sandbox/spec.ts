@@ -1,6 +1,6 @@
 /**
  * The container spec every sandbox gets. Deny by default: no network, read-only root, no
- * capabilities, no host paths or host environment, every resource bounded, and under runsc the
+ * capabilities but the agent's three (see SANDBOX_USER), no host paths or host environment, every resource bounded, and under runsc the
  * seccomp profile gVisor enforces on every process (seccomp-profile.ts; under runc Docker's
  * default profile stays, as it is stricter for a shared kernel).
  */
@@ -13,7 +13,14 @@ import type { ContainerSpecRecord } from './types';
 export const LABEL = 'taskflow.sandbox';
 export const LABEL_INSTANCE = 'taskflow.instance';
 export const LABEL_KIND = 'taskflow.kind';
-export const SANDBOX_USER = '65534:65534';
+/**
+ * The agent starts as root holding only these capabilities, and at once becomes a uid of its own
+ * keeping them (image/agent.py, drop_root); every process it starts runs as 65534 with none. Two
+ * uids because gVisor lets any process of the agent's uid open /proc/1/fd/* (the host's request
+ * stream and the report channel), and a separate uid is what it refuses.
+ */
+export const SANDBOX_USER = '0:0';
+export const AGENT_CAPABILITIES = ['KILL', 'SETGID', 'SETUID'];
 export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '-B', '/opt/taskflow/agent.py'];
 const MiB = 1024 * 1024;
 
@@ -47,6 +54,7 @@ export function containerSpec(
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,nosuid,nodev,noexec,size=${limits.tmpfsMiB}m,mode=1777` },
       CapDrop: ['ALL'],
+      CapAdd: AGENT_CAPABILITIES,
       SecurityOpt: runtime === 'runsc' ? ['no-new-privileges', SECCOMP_SECURITY_OPT] : ['no-new-privileges'],
       PidsLimit: limits.pidsMax,
       Memory: limits.memoryMiB * MiB,
@@ -83,6 +91,7 @@ export function specRecord(
     networkMode: hc.NetworkMode ?? '',
     readOnlyRootfs: hc.ReadonlyRootfs ?? false,
     capDrop: hc.CapDrop ?? [],
+    capAdd: hc.CapAdd ?? [],
     // The profile's JSON is long: the record names it (its content hash is in the name).
     securityOpt: (hc.SecurityOpt ?? []).map((o: string) => (o === SECCOMP_SECURITY_OPT ? `seccomp=${SECCOMP_PROFILE_NAME}` : o)),
     syscallMonitor,

@@ -126,10 +126,13 @@ export interface ContainerSpecRecord {
   containerId: string;
   image: string;
   runtime: string;
+  /** The container's user: root, which the agent leaves at once (sandbox/spec.ts, SANDBOX_USER). */
   user: string;
   networkMode: string;
   readOnlyRootfs: boolean;
   capDrop: string[];
+  /** The only capabilities: the agent's, to start its children under another uid and kill them. */
+  capAdd: string[];
   /** `no-new-privileges` and the seccomp profile's name (the profile itself: sandbox/seccomp-profile.ts). */
   securityOpt: string[];
   /** Whether gVisor's record of refused system calls was read for this container. */

@@ -104,7 +104,6 @@ const EnvSchema = z.object({
   SANDBOX_KEYED_MAX_USES: int(100),
   SANDBOX_KEYED_IDLE_TTL_MS: int(60000, 100),
   TASK_PAYLOAD_TIMEOUT_MS: int(30000, 100),
-  TASK_MEMORY_MIB: int(256, 16),
   TASK_WORKER_SLOTS: int(2),
 });
 
@@ -173,7 +172,7 @@ export interface Config {
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   sandbox: SandboxConfig;
-  /** Limits for production task runs: the validation limits with a longer timeout and more memory. */
+  /** Limits for production task runs: the validation containers' limits (a handler must not tell them apart), a longer wall time. */
   taskLimits: SandboxLimits;
   /** Sandbox runs one task worker process executes at once (Temporal hands it high priority first). */
   taskWorkerSlots: number;
@@ -204,6 +203,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const limits = Object.fromEntries(LIMIT_NAMES.map((k) => [k, parsedLimits.data[LIMIT_DEFINITIONS[k].env]])) as SandboxLimits;
   if (limits.payloadTimeoutMs > limits.totalTimeoutMs) {
     throw new ConfigError(['SANDBOX_PAYLOAD_TIMEOUT_MS: must not exceed SANDBOX_TOTAL_TIMEOUT_MS']);
+  }
+  if (env.TASK_MEMORY_MIB !== undefined) {
+    // Silently ignored, it would change a deployment's task memory: say so instead.
+    throw new ConfigError([
+      'TASK_MEMORY_MIB: removed; tasks and validations share SANDBOX_MEMORY_MIB (they must look the same from inside)',
+    ]);
   }
   if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(['HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS']);
@@ -250,7 +255,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...limits,
       payloadTimeoutMs: e.TASK_PAYLOAD_TIMEOUT_MS,
       totalTimeoutMs: Math.max(e.TASK_PAYLOAD_TIMEOUT_MS + 5000, limits.totalTimeoutMs),
-      memoryMiB: e.TASK_MEMORY_MIB,
     },
     taskWorkerSlots: e.TASK_WORKER_SLOTS,
     quotas: Object.fromEntries(Object.entries(QUOTA_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Quotas,

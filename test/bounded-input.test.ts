@@ -59,6 +59,11 @@ def handler(payload):
     return {"ok": True}
 `;
 
+// Returns {"n": 2**p + 1}: exact in JavaScript up to p = 52.
+const POWER = `def handler(payload):
+    return {"n": 2 ** payload.get("p", 0) + 1}
+`;
+
 /** `{"a": [[...]]}` with `depth` levels of containers in all, as JSON text (JSON.stringify itself overflows past a few thousand). */
 function nestedJson(depth: number): string {
   return `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
@@ -155,7 +160,6 @@ beforeAll(async () => {
   const env = suiteEnv(temporal.address, {
     TASK_WORKER_SLOTS: '1',
     TASK_PAYLOAD_TIMEOUT_MS: '4000',
-    TASK_MEMORY_MIB: '128',
     VALIDATION_WORKER_CONCURRENCY: '2',
   });
   config = testConfig(env);
@@ -235,6 +239,22 @@ describe('JSON depth and size are bounded at the edge', () => {
     const res = await uploadFile('too_deep_result', ECHO, JSON.stringify([{ n: 65 }]));
     const s = await finalStatus(res.body.validation_id);
     expect(s).toMatchObject({ status: 'REJECTED', findings: [expect.objectContaining({ code: 'result_too_deep' })] });
+  });
+
+  test("a result past JavaScript's safe integers fails the task and rejects the validation: result_unsafe_number", async () => {
+    await validated('power', POWER);
+    expect(await runTask({ title: 'power', payload: { p: 52 } })).toMatchObject({ status: 'COMPLETED', result: { n: 2 ** 52 + 1 } });
+    for (const p of [53, 63, 400]) {
+      const t = await runTask({ title: 'power', payload: { p } });
+      expect(t).toMatchObject({
+        status: 'FAILED',
+        attempts: 1,
+        error: { type: 'HandlerFailed', message: expect.stringContaining('ResultUnsafeNumber') },
+      });
+    }
+    const res = await uploadFile('power_rejected', POWER, JSON.stringify([{ p: 3 }, { p: 64 }]));
+    const s = await finalStatus(res.body.validation_id);
+    expect(s).toMatchObject({ status: 'REJECTED', findings: [expect.objectContaining({ code: 'result_unsafe_number' })] });
   });
 
   test('a handler writing a 5000-deep line on its result channel does not kill the sandbox agent', async () => {

@@ -32,7 +32,7 @@ let pipeline: Pipeline | undefined;
 beforeAll(async () => {
   let bundle: WorkflowBundleWithSourceMap;
   [temporal, bundle] = await Promise.all([startTemporal(), bundleTaskWorkflows()]);
-  config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '60000', TASK_MEMORY_MIB: '128' }));
+  config = testConfig(suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '60000' }));
   pipeline = await startPipeline(config, temporal, { workflowBundle: bundle });
   ({ api } = pipeline);
   server = http.createServer(api.app);

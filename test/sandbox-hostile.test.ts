@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import net from 'node:net';
 import os from 'node:os';
 import type { RunOutcome, Sandbox } from '../sandbox';
+import { parseExactJson } from '../sandbox/exact-json';
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig();
@@ -175,6 +176,34 @@ describe('escapes and snooping', () => {
     expect(forbiddenEvents(o)).toContain('open');
   });
 
+  test("the agent's descriptors, environ and maps are out of the handler's reach, by any path, hook or no hook", async () => {
+    const o = await run('evade_agent_fds.py', [{ hook: 'on' }, { hook: 'off' }, { ping: true }]);
+    type Tour = Record<string, Record<string, string>>;
+    const [hooked, unhooked] = [o.payloads[0].result as Tour, o.payloads[1].result as Tour];
+    const ways = ['dir_fd /proc', 'dir_fd /proc/1', '/proc/self/fd', '/dev/fd', 'symlink', 'chdir', 'thread'];
+    expect(Object.keys(hooked)).toEqual(ways);
+    expect(Object.keys(unhooked)).toEqual([...ways, 'every fd']);
+    // Every descriptor the agent holds, its pipes to the handler's process included, refused both ways.
+    const everyFd = Object.entries(unhooked['every fd']);
+    expect(everyFd.length).toBeGreaterThanOrEqual(2 * 7); // stdin/out/err and the four pipes at least
+    for (const [fd, r] of everyFd) expect([fd, r]).toEqual([fd, expect.stringMatching(/^refused: PermissionError: \[Errno 13\]/)]);
+    for (const way of ways) {
+      // With the hook: every path is judged where it leads, refused and reported.
+      for (const [target, r] of Object.entries(hooked[way]))
+        expect([way, target, r]).toEqual([way, target, expect.stringMatching(/^refused: PermissionError: TaskFlow sandbox/)]);
+      // Without it, the agent's uid is not the handler's: its descriptors do not open.
+      for (const fd of ['fd/0', 'fd/1', 'fd/2'])
+        expect([way, fd, unhooked[way][fd]]).toEqual([way, fd, expect.stringMatching(/^refused: PermissionError: \[Errno 13\]/)]);
+    }
+    expect(o.status).toBe('forbidden');
+    expect(o.forbidden.filter((f) => f.payloadIndex === 0 && f.event === 'open').length).toBeGreaterThanOrEqual(ways.length * 5 - 5);
+    expect(o.forbidden.filter((f) => f.payloadIndex !== 0)).toEqual([]);
+    // The agent's channel is intact: every payload answered, the last as it should, nothing forged.
+    expect(o.payloads.map((p) => p.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(o.payloads[2].result).toEqual({ pong: true });
+    expect(o.forgedFrames).toBe(0);
+  });
+
   test('the host environment is invisible', async () => {
     process.env.TASKFLOW_TEST_SECRET = 'hunter2-do-not-leak';
     const o = await run('read_env.py');
@@ -313,5 +342,42 @@ describe('the handler contract', () => {
   test('a non-JSON result is an error', async () => {
     const o = await run('non_json_result.py');
     expect(o.payloads[0].error?.type).toBe('NonJSONResult');
+  });
+
+  test('a result JavaScript cannot hold exactly is refused, plain, nested or forged; the edges pass exactly', async () => {
+    const kinds = ['huge', 'int64', 'twenty_digits', 'just_past', 'nested'];
+    const o = await run(
+      'unsafe_numbers.py',
+      [...kinds, 'edges'].map((kind) => ({ kind })),
+    );
+    expect(o.payloads.slice(0, kinds.length).map((p) => [p.status, p.error?.type])).toEqual(
+      kinds.map(() => ['error', 'ResultUnsafeNumber']),
+    );
+    expect(o.payloads[0].error?.message).toContain('(401 digits)');
+    expect(o.payloads[kinds.length]).toMatchObject({ status: 'ok' });
+    expect(o.payloads[kinds.length].result).toEqual([2 ** 53 - 1, -(2 ** 53 - 1), 1e20, 1.5, 2 ** 70, '12345678901234567890', true, null]);
+    // Numbers the host sent come back as sent: a double past 2^53 is no Python int in the sandbox.
+    const doubles = [1e20, 2 ** 60, -(2 ** 70), 12345678901234567000, 1e300, 2 ** 53 - 1];
+    const echo = await run('unsafe_numbers.py', [{ kind: 'echo', value: doubles }]);
+    expect([echo.payloads[0].status, echo.payloads[0].result]).toEqual(['ok', doubles]);
+    for (const kind of ['forge_int', 'forge_nan', 'forge_overflow']) {
+      const f = await run('unsafe_numbers.py', [{ kind }]);
+      expect([kind, f.payloads[0].status, f.payloads[0].error?.type]).toEqual([kind, 'error', 'ResultUnsafeNumber']);
+    }
+  });
+});
+
+describe("the host's own check of result numbers (not relying on the agent's)", () => {
+  test.each([
+    ['[9007199254740991, -9007199254740991, 1e20, 1.5e300, 0.1]', true],
+    ['{"a": "12345678901234567890", "b\\"c": "\\"99999999999999999999"}', true],
+    ['[9007199254740992]', false],
+    ['{"a": [{"b": -12345678901234567890}]}', false],
+    ['[1e400]', false],
+    ['[-1.5E+309]', false],
+  ])('%s exact: %s', (text, ok) => {
+    const r = parseExactJson(text);
+    expect(r.ok).toBe(ok);
+    if (r.ok) expect(r.value).toEqual(JSON.parse(text));
   });
 });

@@ -1,8 +1,9 @@
 /** The sandbox runtime's machinery against the real engine: pools, cancellation, clean-up, checks. */
 import os from 'node:os';
 import Docker from 'dockerode';
+import { loadConfig } from '../src/config';
 import { silentLogger } from '../src/logger';
-import { createSandbox, SandboxCancelledError, sha256, type Sandbox } from '../sandbox';
+import { createSandbox, SandboxCancelledError, sha256, type RunOutcome, type Sandbox } from '../sandbox';
 import { verifyEngine } from '../sandbox/engine';
 import { EngineUnavailableError } from '../sandbox/errors';
 import { imageTag } from '../sandbox/image';
@@ -123,6 +124,25 @@ describe('keyed pool', () => {
     expect(v2.spec.containerId).not.toBe(mine.spec.containerId);
   });
 
+  test('a validation run and a production run look the same from inside: memory, CPUs, limits, names, environment', async () => {
+    const probe = fixture('probe_environment.py');
+    const validation = await sandbox.validate({ source: probe, fileName: 'probe_environment.py', payloads: [{}] });
+    const production = await sandbox.runKeyed(
+      { owner: 'alice', sha256: sha256(probe) },
+      { source: probe, fileName: 'probe_environment.py', payloads: [{}] },
+    );
+    expect([validation.status, production.status]).toEqual(['ok', 'ok']);
+    const seen = validation.payloads[0].result as { mem_total: string; phys_pages: number; page_size: number };
+    expect(seen.phys_pages * seen.page_size).toBe(config.sandbox.limits.memoryMiB * 1024 * 1024);
+    expect(production.payloads[0].result).toEqual(seen);
+  });
+
+  test('the limits are one set: a keyed pool with other container limits, or TASK_MEMORY_MIB, is refused', async () => {
+    const other = { ...config.taskLimits, memoryMiB: config.taskLimits.memoryMiB * 2 };
+    await expect(createSandbox(config.sandbox, silentLogger, { keyedLimits: other })).rejects.toThrow(/validation containers' limits/);
+    expect(() => loadConfig({ TASK_MEMORY_MIB: '512' })).toThrow(/TASK_MEMORY_MIB: removed/);
+  });
+
   test('a container that misbehaved is not handed out again', async () => {
     const bad = fixture('subprocess_shell.py');
     const k = { owner: 'alice', sha256: sha256(bad) };
@@ -132,7 +152,7 @@ describe('keyed pool', () => {
     expect(b.spec.containerId).not.toBe(a.spec.containerId);
   });
 
-  test("one event loop for the container's life: async handlers share it and what they start keeps running", async () => {
+  test("one event loop for the container's life: async handlers share it, what they start lives on and runs during calls only", async () => {
     const asyncSrc = [
       'import asyncio',
       'ticks = [0]',
@@ -146,22 +166,35 @@ describe('keyed pool', () => {
       '    if not loops:',
       '        loop.create_task(tick())',
       '    loops.add(id(loop))',
-      '    await asyncio.sleep(0)',
+      '    await asyncio.sleep(payload.get("wait", 0))',
       '    return {"loops": len(loops), "ticks": ticks[0]}',
       '',
     ].join('\n');
     const k = { owner: 'alice', sha256: sha256(asyncSrc) };
-    const run = () => sandbox.runKeyed(k, { source: asyncSrc, fileName: 'ticker.py', payloads: [{}] });
+    const run = (wait = 0) => sandbox.runKeyed(k, { source: asyncSrc, fileName: 'ticker.py', payloads: [{ wait }] });
+    const ticks = (o: RunOutcome) => (o.payloads[0].result as { ticks: number }).ticks;
     const first = await run();
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1000)); // ~90 ticks, were the task running
     const second = await run();
-    expect(second.spec.containerId).toBe(first.spec.containerId);
-    expect(first.payloads[0].result).toMatchObject({ loops: 1 });
-    // The same loop, and the task it started ran while no call was in progress.
-    expect(second.payloads[0].result).toMatchObject({ loops: 1 });
-    expect((second.payloads[0].result as { ticks: number }).ticks).toBeGreaterThan(
-      (first.payloads[0].result as { ticks: number }).ticks + 5,
-    );
+    const third = await run(0.2);
+    expect(new Set([first, second, third].map((o) => o.spec.containerId)).size).toBe(1);
+    // The same loop throughout; the task it started was frozen between calls, and ticks again during one.
+    expect([first, second, third].map((o) => o.payloads[0].result)).toEqual([1, 1, 1].map((loops) => expect.objectContaining({ loops })));
+    expect(ticks(second) - ticks(first)).toBeLessThan(20);
+    expect(ticks(third) - ticks(second)).toBeGreaterThan(5);
+  });
+
+  test('no user code runs between tasks: a thread left spinning is frozen while its container is idle', async () => {
+    const spinner = fixture('idle_spinner.py');
+    const k = { owner: 'alice', sha256: sha256(spinner) };
+    const run = () => sandbox.runKeyed(k, { source: spinner, fileName: 'idle_spinner.py', payloads: [{}] });
+    const first = await run();
+    await new Promise((r) => setTimeout(r, 1500)); // idle: the container is not in use
+    const second = await run();
+    expect([first.status, second.status, second.spec.containerId]).toEqual(['ok', 'ok', first.spec.containerId]);
+    // The thread itself saw a pause as long as the idle time, and the handler's process used little CPU across it.
+    expect((second.payloads[0].result as { longest_pause_s: number }).longest_pause_s).toBeGreaterThanOrEqual(1.4);
+    expect(second.cpuMs).toBeLessThan(750);
   });
 
   test('plain def handlers still run outside any running loop: asyncio.run and run_until_complete work, call after call', async () => {

@@ -16,7 +16,7 @@ import { taskWorkflowId, type TaskInput, type TaskPriority, type TaskState } fro
 import { fixture, startSandbox, testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
 
-const config = testConfig({ TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '3000', TASK_MEMORY_MIB: '128' });
+const config = testConfig({ TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '3000' });
 let temporal: StartedTemporal;
 let sandbox: Sandbox;
 let bundle: WorkflowBundleWithSourceMap;

@@ -98,7 +98,7 @@ async function startTaskWorkersInProcess(): Promise<void> {
 
 beforeAll(async () => {
   temporal = await startTemporal();
-  env = suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '4000', TASK_MEMORY_MIB: '128' });
+  env = suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '4000' });
   config = testConfig(env);
   [sandbox, bundle] = await Promise.all([
     startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits }),

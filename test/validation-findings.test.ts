@@ -21,10 +21,11 @@ const base: RunOutcome = {
     containerId: 'c',
     image: 'i',
     runtime: 'runsc',
-    user: '65534',
+    user: '0:0',
     networkMode: 'none',
     readOnlyRootfs: true,
     capDrop: ['ALL'],
+    capAdd: ['KILL', 'SETGID', 'SETUID'],
     securityOpt: [],
     syscallMonitor: true,
     limits,
@@ -62,6 +63,7 @@ test('each failure kind is named', () => {
   ).toEqual(['error:crashed']);
   expect(codes({ status: 'handler_error', payloads: died('ValueError') })).toEqual(['error:handler_raised']);
   expect(codes({ status: 'handler_error', payloads: died('NonJSONResult') })).toEqual(['error:result_not_json']);
+  expect(codes({ status: 'handler_error', payloads: died('ResultUnsafeNumber') })).toEqual(['error:result_unsafe_number']);
   expect(
     codes({
       status: 'handler_error',

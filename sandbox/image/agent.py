@@ -5,6 +5,8 @@ it runs in a child interpreter (child.py) whose stdout/stderr are pipes this age
 caps, and whose only way to report is a private pipe. Every line the agent writes to stdout is
 authenticated with an HMAC keyed by a secret the host sends first, before any user code
 exists, so whatever the handler prints or writes to any descriptor cannot pass for a report.
+The agent runs under a uid of its own and its children under another (drop_root), so a handler
+cannot open the agent's descriptors through /proc/1/fd.
 A checker container's agent (hello role "checker") runs no user code at all: it serves static
 checks (class Checker).
 """
@@ -12,7 +14,9 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import os
+import re
 import select
 import signal
 import subprocess
@@ -26,6 +30,20 @@ PYTHON = sys.executable
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 CHILD_SETUP_FAILED = 78  # child.py's exit status when it could not install its seccomp filter
+# Two identities: the agent's own, and that of every process it starts (handler children, checkers).
+# gVisor lets any process of the agent's uid open /proc/1/fd/* (the host's request stream, the report
+# channel), PR_SET_DUMPABLE notwithstanding; another uid gets EACCES.
+AGENT_UID = 65533
+CHILD_UID = 65534  # nobody
+CHILD_IDENTITY = {"user": CHILD_UID, "group": CHILD_UID, "extra_groups": []}
+# All the agent keeps of root (spec.ts grants no more): starting children as CHILD_UID, and killing them.
+CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
+AGENT_CAPS = (1 << CAP_KILL) | (1 << CAP_SETGID) | (1 << CAP_SETUID)
+# Results leave as JSON that JavaScript reads into doubles: integers beyond this would change silently.
+MAX_SAFE_INTEGER = 2**53 - 1
+# A result line can hold an unsafe number only if it has a 16-digit run, a 3-digit exponent or
+# NaN/Infinity (json.loads reads those); only such lines are walked.
+UNSAFE_HINT = re.compile(rb"\d{16}|[eE][+-]?\d{3}|NaN|Infinity")
 
 _out_lock = threading.Lock()
 _key = b""
@@ -39,8 +57,37 @@ def new_nonce():
     return hmac.new(_nonce_seed, b"%d" % next(_nonce_count), hashlib.sha256).hexdigest()[:32]
 
 
+def drop_root():
+    """The container starts this process as root holding only AGENT_CAPS. Become AGENT_UID at once,
+    keeping those (KEEPCAPS, then capset: a uid change clears the effective set). Children get
+    CHILD_UID and no capabilities (a non-root execve keeps none). Raises unless all of it holds."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_KEEPCAPS = 8
+    SYS_CAPSET = 126  # x86_64, the only architecture the image is built for
+    if os.getuid() != 0 or libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
+        raise OSError("the agent must start as root with CAP_SETUID (uid %d)" % os.getuid())
+    os.setgroups([])
+    os.setresgid(AGENT_UID, AGENT_UID, AGENT_UID)
+    os.setresuid(AGENT_UID, AGENT_UID, AGENT_UID)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)(Data(AGENT_CAPS, AGENT_CAPS, 0), Data(0, 0, 0))
+    if libc.syscall(SYS_CAPSET, ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    if os.getresuid() != (AGENT_UID,) * 3 or os.getresgid() != (AGENT_UID,) * 3 or os.getgroups():
+        raise OSError("the agent's identity did not change")
+
+
 def make_undumpable():
-    """Same-uid processes may not read our memory or open /proc/1/fd/* once we are not dumpable."""
+    """Defence in depth (not honoured for /proc/1/fd by this gVisor: the separate uid is what holds)."""
     try:
         import ctypes
 
@@ -130,6 +177,7 @@ class Child:
             cwd="/tmp",
             start_new_session=True,
             close_fds=True,
+            **CHILD_IDENTITY,
         )
         for fd in (res_w, ctl_r, out_w, err_w):
             os.close(fd)
@@ -144,6 +192,7 @@ class Child:
         self.printed = [0, 0]
         self.line_cap = 1024 * 1024 + 4096
         self.max_depth = 64
+        self.frozen = False
         threading.Thread(target=drain, args=(out_r, stdout_tail), daemon=True).start()
         threading.Thread(target=drain, args=(err_r, stderr_tail), daemon=True).start()
 
@@ -178,6 +227,15 @@ class Child:
                 frame.pop("result", None)
                 frame["status"] = "error"
                 frame["error"] = error("ResultTooDeep", "result nests deeper than %d levels" % self.max_depth)
+            # Checked here, not only where the child encodes: the handler can write its own call's frame.
+            if frame.get("op") == "result" and "result" in frame and UNSAFE_HINT.search(line):
+                bad = unsafe_number(frame["result"])
+                if bad is not None:
+                    frame.pop("result")
+                    frame["status"] = "error"
+                    frame["error"] = error("ResultUnsafeNumber", "result holds %s, which JSON readers such as "
+                                           "JavaScript cannot hold exactly (integers must lie within ±(2**53 - 1), "
+                                           "floats must be finite): return it as a string" % bad)
             return frame
 
     def next_frame(self, deadline):
@@ -224,6 +282,26 @@ class Child:
 
     def alive(self):
         return not self.eof and self.proc.poll() is None
+
+    def freeze(self):
+        """No user code runs between runs: SIGSTOP stops every thread of the process (what a handler
+        left running included) and cannot be caught or blocked; the child cannot fork, so its process
+        group is all of the user's code. Two kill() calls per run, where a docker pause + unpause
+        round trip took ~100 ms here."""
+        if self.alive() and not self.frozen:
+            try:
+                os.killpg(self.proc.pid, signal.SIGSTOP)
+                self.frozen = True
+            except OSError:
+                pass  # ended meanwhile: nothing of it runs
+
+    def thaw(self):
+        if self.frozen:
+            self.frozen = False
+            try:
+                os.killpg(self.proc.pid, signal.SIGCONT)
+            except OSError:
+                pass  # gone meanwhile: the run finds it dead
 
     def settle_output(self, stdout_tail, stderr_tail, limit_s=0.05):
         """Wait (briefly) until the drain threads have read what the child says it printed
@@ -273,6 +351,23 @@ def reap_orphans():
 
 def error(kind, message):
     return {"type": kind, "message": message}
+
+
+def unsafe_number(value):
+    """The first number in `value` that a double cannot hold exactly (described), or None. Iterative."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            return repr(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SAFE_INTEGER:
+            text = str(v)
+            return "the integer %s" % (text if len(text) <= 40 else "%s... (%d digits)" % (text[:20], len(text)))
+    return None
 
 
 def nests_deeper(value, limit):
@@ -381,7 +476,8 @@ class Session:
             out["error"] = error("Timeout", "handler ran longer than %d ms" % int(timeout_s * 1000))
         elif op == "result" and frame.get("status") == "ok":
             out["status"] = "ok"
-            out["result"] = frame.get("result")
+            # As text: the host parses it itself, refusing what a plain JSON.parse would change.
+            out["resultJson"] = json.dumps(frame.get("result"), separators=(",", ":"), ensure_ascii=False)
         elif op == "result":
             out["error"] = sanitize_error(frame.get("error"))
         elif op == "oversize":
@@ -404,6 +500,7 @@ class Session:
         self.stderr_tail.reset(output_cap)
         events = []
         cpu_ms, peak = 0, 0
+        self.child.thaw()
         self.child.line_cap = result_cap + 4096
         self.child.max_depth = int(req.get("result_max_depth", 64))
 
@@ -438,6 +535,7 @@ class Session:
                       "payload": results[-1], "forbidden": events})
         if not self.child.eof:
             self.child.settle_output(self.stdout_tail, self.stderr_tail)
+        self.child.freeze()  # before the host hears the run is done, so idle means frozen
         out, out_total, out_trunc = self.stdout_tail.snapshot()
         err, err_total, err_trunc = self.stderr_tail.snapshot()
         emit({
@@ -460,7 +558,8 @@ class Checker:
     @staticmethod
     def spawn():
         return subprocess.Popen([PYTHON, "-I", "-S", "-B", CHECKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=CHILD_ENV, cwd="/tmp", start_new_session=True, close_fds=True)
+                                stderr=subprocess.PIPE, env=CHILD_ENV, cwd="/tmp", start_new_session=True, close_fds=True,
+                                **CHILD_IDENTITY)
 
     @staticmethod
     def sweep():
@@ -519,16 +618,28 @@ def sanitize_error(err):
     return out
 
 
+def host_int(text):
+    """The host is JavaScript: an integer it writes past ±(2**53 - 1) was a double there, so it is one
+    here too (the same value), and a payload that holds one comes back exact instead of refused."""
+    value = int(text)
+    return value if abs(value) <= MAX_SAFE_INTEGER else float(text)
+
+
 def read_line(stream):
     line = stream.readline(MAX_REQUEST_BYTES)
     if not line:
         return None
-    return json.loads(line)
+    return json.loads(line, parse_int=host_int)
 
 
 def main():
     global _key
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:
+        drop_root()
+    except OSError as exc:  # fail closed: no child runs beside an agent it could reach
+        log("cannot take the agent's own identity: %s" % exc)
+        return 2
     undumpable = make_undumpable()
     stdin = sys.stdin.buffer
     hello = read_line(stdin)
@@ -539,7 +650,7 @@ def main():
     # A container either checks uploads (role "checker", long-lived, never runs them) or runs user code.
     role = "checker" if hello.get("role") == "checker" else "run"
     worker = Checker() if role == "checker" else Session()
-    emit({"type": "ready", "role": role, "undumpable": undumpable, "python": sys.version.split()[0]})
+    emit({"type": "ready", "role": role, "undumpable": undumpable, "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         try:
             req = read_line(stdin)

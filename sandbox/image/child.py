@@ -5,8 +5,9 @@ its own seccomp filter (syscall_filter.py): the kernel (gVisor's) then ends this
 SIGSYS on any attempt to start a process, open a network socket, trace or signal another process,
 however the attempt is made. Before any user code runs, an
 audit hook is installed that blocks (and reports to the agent) process spawning, signals,
-ctypes, network sockets, writes outside /tmp and reads of other processes' /proc entries. The
-container is the real boundary; the hook makes attempts visible and fails them early.
+ctypes, network sockets, writes outside /tmp and reads of other processes' /proc entries (however
+the path gets there: symlinks, /proc/self/fd, a directory descriptor). The container is the real
+boundary (the agent runs under another uid); the hook makes attempts visible and fails them early.
 """
 import asyncio
 import base64
@@ -138,11 +139,11 @@ def _verdict(event, args):
         if family not in (socket.AF_UNIX, -1):
             return "creates a network socket"
         return None
-    if event == "open":
+    if event in ("open", "os.listdir", "os.scandir"):
         path = _path_of(args[0]) if args else None
         if path is None:
             return None
-        norm = os.path.normpath(path if path.startswith("/") else os.path.join(os.getcwd(), path))
+        norm = _resolved(path)
         flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
         mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
         writing = bool(flags & WRITE_FLAGS) or any(c in mode for c in "wax+")
@@ -154,6 +155,33 @@ def _verdict(event, args):
                 return "reads another process's /proc entry"
         return None
     return None
+
+
+def _resolved(path):
+    """Where `path` leads, symlinks followed: those a handler plants in /tmp, /proc's own
+    (/proc/self/fd/N naming a directory, /proc/self/cwd) and /dev's (/dev/fd -> /proc/self/fd). Not
+    under /usr, which the image made without links out of it: imports cost no extra system calls."""
+    norm = os.path.normpath(path if path.startswith("/") else os.path.join(os.getcwd(), path))
+    if not norm.startswith("/usr/"):
+        norm = os.path.realpath(norm)
+    return norm
+
+
+_os_open = os.open
+
+
+def open_at(path, flags, mode=0o777, *, dir_fd=None):
+    """os.open, whose audit event leaves out `dir_fd`: a path relative to a directory descriptor is
+    judged where it leads (os.open("fd/0", dir_fd=<a descriptor of /proc/1>) is a read of /proc/1)."""
+    if dir_fd is not None:
+        try:
+            rel = os.fsdecode(path)
+            base = os.readlink("/proc/self/fd/%d" % dir_fd)
+        except (OSError, TypeError, ValueError, OverflowError):
+            rel = base = None  # not a path or not a descriptor: the call below fails as it would have
+        if base is not None and not rel.startswith("/"):
+            sys.audit("open", os.path.join(base, rel), None, flags)
+    return _os_open(path, flags, mode, dir_fd=dir_fd)
 
 
 def audit(event, args):
@@ -236,8 +264,8 @@ def reply(nonce, value, cap):
 
 class ChildLoop:
     """Reads the control pipe and runs what it asks for. A module whose handler is an `async def` gets
-    one event loop, running for the child's whole life: the handler's calls are tasks on it, so what a
-    call leaves running keeps running between calls, and a call costs no loop start-up. A plain `def`
+    one event loop, living for the child's whole life: the handler's calls are tasks on it, so what a
+    call leaves running lives on (frozen by the agent between runs), and a call costs no loop start-up. A plain `def`
     handler is called straight from a blocking read, as before, with no loop running, so asyncio.run()
     and get_event_loop().run_until_complete() work in it (and at import time).
 
@@ -327,6 +355,9 @@ class ChildLoop:
         module.__file__ = filename
         sys.modules[module.__name__] = module
         if not self.hooked:
+            import posix
+
+            os.open = posix.open = open_at
             sys.addaudithook(audit)
             self.hooked = True
         try:
