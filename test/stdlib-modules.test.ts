@@ -264,7 +264,7 @@ beforeAll(async () => {
   );
   sweep.catch(() => undefined); // awaited (and so reported) by its test
   temporal = await startTemporal();
-  const config = testConfig(suiteEnv(temporal.address, { SANDBOX_POOL_SIZE: '2', TASK_WORKER_SLOTS: '2', TASK_MEMORY_MIB: '128' }));
+  const config = testConfig(suiteEnv(temporal.address, { SANDBOX_POOL_SIZE: '2', TASK_WORKER_SLOTS: '2' }));
   pipeline = await startPipeline(config, temporal);
   api = pipeline.api;
 
