@@ -5,9 +5,10 @@
 import pg from 'pg';
 import type { Logger } from '../logger';
 import { isDatabaseUnavailable, untilDatabaseAnswers } from './faults';
+import { withClient } from './client';
 import { migrate } from './migrate';
 
-export { isDatabaseUnavailable, untilDatabaseAnswers };
+export { isDatabaseUnavailable, untilDatabaseAnswers, withClient };
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
@@ -49,18 +50,17 @@ export async function openDatabase(config: DatabaseConfig, log: Logger): Promise
   const db: Database = {
     pool,
     async tx(fn) {
-      const c = await pool.connect();
-      try {
+      return withClient(pool, async (c) => {
         await c.query('BEGIN');
-        const out = await fn(c);
-        await c.query('COMMIT');
-        return out;
-      } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        c.release();
-      }
+        try {
+          const out = await fn(c);
+          await c.query('COMMIT');
+          return out;
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      });
     },
     async healthy() {
       try {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from '../logger';
+import { withClient } from './client';
 
 const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 /** Any constant: the key of the session advisory lock held while migrating. */
@@ -39,32 +40,36 @@ export class SchemaTooNewError extends Error {
 }
 
 export async function migrate(pool: pg.Pool, log: Logger, known: Migration[] = migrations()): Promise<number> {
-  const c = await pool.connect();
-  try {
+  return withClient(pool, async (c) => {
     await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-    await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    const applied = new Set(rows.map((r) => r.version));
-    const newest = known.at(-1)?.version ?? 0;
-    const found = rows.at(-1)?.version ?? 0;
-    if (found > newest) throw new SchemaTooNewError(found, newest);
-    for (const m of known) {
-      if (applied.has(m.version)) continue;
-      await c.query('BEGIN');
-      try {
-        await c.query(m.sql);
-        await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-        await c.query('COMMIT');
-      } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`);
-      }
-      log.info('database migration applied', { version: m.version, name: m.name });
+    try {
+      return await applyMissing(c, log, known);
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     }
-    return newest;
-  } finally {
-    await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
-    c.release();
+  });
+}
+
+async function applyMissing(c: pg.PoolClient, log: Logger, known: Migration[]): Promise<number> {
+  await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  const { rows } = await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  const applied = new Set(rows.map((r) => r.version));
+  const newest = known.at(-1)?.version ?? 0;
+  const found = rows.at(-1)?.version ?? 0;
+  if (found > newest) throw new SchemaTooNewError(found, newest);
+  for (const m of known) {
+    if (applied.has(m.version)) continue;
+    await c.query('BEGIN');
+    try {
+      await c.query(m.sql);
+      await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw new Error(`migration ${m.version}_${m.name} failed: ${(err as Error).message}`);
+    }
+    log.info('database migration applied', { version: m.version, name: m.name });
   }
+  return newest;
 }
