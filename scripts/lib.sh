@@ -89,8 +89,9 @@ pg_bindir() {
   return 1
 }
 
-# initdb, pg_ctl and postgres refuse to run as root: as root they run as the postgres user.
-as_pg_user() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# initdb, pg_ctl and postgres refuse to run as root: as root they run as the postgres user (from /, since
+# the caller's directory may be closed to that user; every path given them is absolute).
+as_pg_user() { if [[ $EUID -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 # start_postgres DIR PORT [SETTING=VALUE ...]: a PostgreSQL cluster in DIR (made on first use: superuser
 # `taskflow`, trust authentication, reachable only on 127.0.0.1:PORT and a unix socket inside DIR), started
