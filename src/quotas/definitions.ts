@@ -62,6 +62,15 @@ export const QUOTA_DEFINITIONS = {
     retryAfterS: 300,
     summary: 'Task file names per owner (a deleted name no longer counts)',
   },
+  longPolls: {
+    env: 'QUOTA_LONG_POLLS',
+    limit: 'long_polls',
+    default: 20,
+    min: 1,
+    retryAfterS: 1,
+    summary:
+      "An owner's long polls (`?wait=`) waiting at once, on validations and on tasks each, per API process (counted in memory: waiters of one workflow share one watch, so this bounds timers, not Temporal calls)",
+  },
   keptVersions: {
     env: 'QUOTA_KEPT_VERSIONS',
     limit: 'kept_versions',

@@ -5,7 +5,7 @@
  * and, once it has closed, from its result; lists come from visibility (search attributes).
  */
 import crypto from 'node:crypto';
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
@@ -22,7 +22,6 @@ import {
   OWNER,
   TASK_STATUS,
   TASK_WORKFLOW,
-  taskWaitUpdate,
   taskWorkflowId,
   type TaskInput,
   type TaskState,
@@ -51,7 +50,7 @@ export interface TemporalTaskServiceDeps {
 }
 
 export class TemporalTaskService implements TaskService {
-  private readonly waits: WorkflowWaits;
+  private readonly waits: WorkflowWaits<TaskState, TaskStatus>;
   private readonly client: Client;
   private readonly config: Config;
   private readonly log: Logger;
@@ -60,7 +59,12 @@ export class TemporalTaskService implements TaskService {
   constructor(private readonly deps: TemporalTaskServiceDeps) {
     ({ client: this.client, config: this.config, log: this.log } = deps);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
-    this.waits = new WorkflowWaits(this.client, this.log);
+    this.waits = new WorkflowWaits(
+      this.client,
+      this.log,
+      { status: (s) => s.status, isFinal: isFinalTaskStatus },
+      this.config.quotas.longPolls,
+    );
   }
 
   /** Over a quota (tasks per minute, unfinished tasks, stored bytes): 429 and nothing is started. */
@@ -132,17 +136,20 @@ export class TemporalTaskService implements TaskService {
    * (src/long-poll.ts).
    */
   async get(owner: string, taskId: string, wait?: WaitRequest<TaskStatus>): Promise<TaskState> {
+    const deadline = Date.now() + (wait?.seconds ?? 0) * 1000;
     const { handle, description } = await this.describe(owner, taskId);
+    if (!wait?.seconds || description.status.name !== 'RUNNING') return this.stateOf(handle, description);
+    // One read per change of the workflow, shared by its waiters: the memo, or the result once closed.
+    const answer = await this.waits.wait(owner, handle.workflowId, wait, deadline, async () =>
+      this.stateOf(handle, await handle.describe()),
+    );
+    return answer ?? this.get(owner, taskId);
+  }
+
+  /** The public state: the memo while the workflow runs, its result (which carries the task's result) once closed. */
+  private async stateOf(handle: WorkflowHandle, description: WorkflowExecutionDescription): Promise<TaskState> {
     const memo = (description.memo as { state?: TaskState } | undefined)?.state;
-    if (description.status.name === 'RUNNING') {
-      if (!wait?.seconds) return memo!;
-      if (wait.until === 'final') return (await this.waits.result<TaskState>(handle.workflowId, wait.seconds)) ?? this.get(owner, taskId);
-      const answer = await this.waits.wait(handle.workflowId, taskWaitUpdate, wait, (s) => s.status);
-      if (!answer) return this.get(owner, taskId);
-      // The workflow's answer leaves the result out (it would be copied into the history per waiter):
-      // a final status is read with its result from the workflow's own result, which it closes with now.
-      if (!isFinalTaskStatus(answer.status)) return answer;
-    }
+    if (description.status.name === 'RUNNING') return memo!;
     return temporalCall('read task result', this.log, async () => {
       try {
         return (await handle.result()) as TaskState;
@@ -183,10 +190,7 @@ export class TemporalTaskService implements TaskService {
     return state!;
   }
 
-  private async describe(
-    owner: string,
-    taskId: string,
-  ): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
+  private async describe(owner: string, taskId: string): Promise<{ handle: WorkflowHandle; description: WorkflowExecutionDescription }> {
     if (!TASK_ID_RE.test(taskId)) throw new NotFoundError('no such task', 'task_not_found');
     const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
     const description = await temporalCall('describe task', this.log, () => handle.describe());

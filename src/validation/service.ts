@@ -19,7 +19,6 @@ import {
   isFinal,
   statusPath,
   statusQuery,
-  validationWaitUpdate,
   VALIDATION_WORKFLOW,
   validationWorkflowId,
   type DeletedFile,
@@ -49,12 +48,12 @@ export interface ValidationServiceDeps {
 
 export class ValidationService {
   private readonly log: Logger;
-  private readonly waits: WorkflowWaits;
+  private readonly waits: WorkflowWaits<ValidationStatus, ValidationState>;
   private readonly starter: WorkflowStarter;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
-    this.waits = new WorkflowWaits(deps.client, this.log);
+    this.waits = new WorkflowWaits(deps.client, this.log, { status: (s) => s.status, isFinal }, deps.config.quotas.longPolls);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
   }
 
@@ -176,17 +175,18 @@ export class ValidationService {
    * `wait.seconds` (the workflow answers; see src/long-poll.ts).
    */
   async status(owner: string, id: string, wait?: WaitRequest<ValidationState>): Promise<ValidationStatus> {
+    const deadline = Date.now() + (wait?.seconds ?? 0) * 1000;
     const rec = await this.deps.storage.records.getOwned(owner, id);
     if (!rec) throw new NotFoundError(`no validation ${id}`, 'validation_not_found');
     if (!wait?.seconds || rec.final) return this.statusOf(rec);
     if (!rec.workflow_started) {
       // Its start is still pending (Temporal was unavailable): nothing can tell us sooner.
-      await new Promise((r) => setTimeout(r, wait.seconds * 1000));
+      await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())));
     } else {
-      const answer =
-        wait.until === 'final'
-          ? await this.waits.result<ValidationStatus>(rec.workflow_id, wait.seconds)
-          : await this.waits.wait(rec.workflow_id, validationWaitUpdate, wait, (s) => s.status);
+      // One read per change of the workflow, shared by its waiters: the record (final once written) or a query.
+      const answer = await this.waits.wait(owner, rec.workflow_id, wait, deadline, async () =>
+        this.statusOf((await this.deps.storage.records.get(id)) ?? rec),
+      );
       if (answer) return answer;
     }
     return this.statusOf((await this.deps.storage.records.getOwned(owner, id)) ?? rec);
