@@ -2,7 +2,7 @@
  * The long poll (`?wait=SECONDS&known_status=STATUS`) on validations and tasks, over HTTP against a real
  * Temporal dev server, real workers and real sandboxes: it answers when the status changes, when it is
  * final, and (unchanged) when the wait runs out; many waiters on one workflow share one watch; reads never
- * grow a workflow's history; deadlines hold under many waiters.
+ * grow a workflow's history; deadlines hold under many waiters; a workflow ended from outside is reconciled.
  */
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
@@ -14,6 +14,7 @@ import { validationWorkflowId, type ValidationStatus } from '../domain/validatio
 import { testConfig } from './helpers/sandbox';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
+import { ownerUsage } from '../src/storage/usage';
 import { ALICE, BOB, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let temporal: StartedTemporal;
@@ -304,5 +305,41 @@ describe('a status read never changes or endangers a workflow', () => {
     // Every wait has ended: the places are free again.
     expect((await task(id, { wait: 0.2 })).status).toBe(200);
     expect((await cancel(id)).status).toBe(202);
+  });
+});
+
+describe('a validation whose workflow ends without a verdict', () => {
+  test('is REJECTED with validation_aborted by the recovery pass: its quota place is free, the name takes a new upload', async () => {
+    const id = (await upload(api.app, ALICE, 'terminated', SLOW_TO_VALIDATE, [{ validating: true }])).body.validation_id as string;
+    expect((await waitForStatus(api.app, ALICE, id, (s) => s.status === 'SANDBOX_RUN' || s.status === 'VALIDATED')).status).toBe(
+      'SANDBOX_RUN',
+    );
+    const inFlight = async () => (await ownerUsage(api.storage.db.pool, 'alice')).validationsInFlight;
+    const before = await inFlight();
+    // As Temporal does past the history limit, or an operator would.
+    await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).terminate('history size exceeds limit');
+    expect(await api.validations.reconcileEnded()).toBe(1);
+
+    const after = await validationStatus(id);
+    expect(after.body).toMatchObject({ status: 'REJECTED', finished_at: expect.any(String) });
+    expect(after.body.findings.map((f: { code: string }) => f.code)).toEqual(['validation_aborted']);
+    expect(await inFlight()).toBe(before - 1);
+    // Final: the name is no longer "still validating" (412 / 409), it is a rejected upload.
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'terminated', payload: {} });
+    expect([created.status, created.body.error?.code]).toEqual([404, 'task_file_not_found']);
+    const deleted = await request(api.app)
+      .delete('/tasks/delete_file')
+      .query({ file_name: 'terminated' })
+      .set('Authorization', `Bearer ${ALICE}`);
+    expect(deleted.status).toBe(404);
+
+    const again = (await upload(api.app, ALICE, 'terminated', SLOW_TO_VALIDATE)).body.validation_id as string;
+    expect((await waitForStatus(api.app, ALICE, again, (s) => s.status === 'VALIDATED' || s.status === 'REJECTED')).status).toBe(
+      'VALIDATED',
+    );
+    expect(await api.validations.reconcileEnded()).toBe(0);
   });
 });

@@ -170,6 +170,48 @@ export class ValidationService {
   }
 
   /**
+   * Finishes the record of every validation whose workflow ended without writing its final status
+   * (terminated from outside, timed out, past Temporal's history limit, or gone): REJECTED with
+   * `validation_aborted`. That frees the owner's validations-in-flight place, lets the name be deleted
+   * or uploaded again, and retention remove it. Returns how many. Safe from several replicas at once:
+   * a final status is written only where there is none (a workflow writes its own before it closes).
+   */
+  async reconcileEnded(): Promise<number> {
+    const { storage, client, config } = this.deps;
+    let ended = 0;
+    for (const rec of await storage.records.unfinishedStarted()) {
+      let how: string;
+      try {
+        const handle = client.workflow.getHandle(rec.workflow_id);
+        const desc = await client.connection.withDeadline(Date.now() + config.temporal.callTimeoutMs, () => handle.describe());
+        if (desc.status.name === 'RUNNING') continue;
+        how = `ended ${desc.status.name.toLowerCase().replace(/_/g, ' ')}`;
+      } catch (err) {
+        // Unsure (Temporal slow or down): leave it for a later pass; only a sure answer finishes a record.
+        if (!(err instanceof WorkflowNotFoundError)) continue;
+        how = 'is gone';
+      }
+      const final: ValidationStatus = {
+        ...this.fromRecord(rec, 'REJECTED'),
+        findings: [
+          {
+            code: 'validation_aborted',
+            severity: 'error',
+            message: `the validation's workflow ${how} before it reached a verdict; upload the file again`,
+          },
+        ],
+        finished_at: new Date().toISOString(),
+      };
+      const written = await storage.files.quarantine(rec.validation_id, final);
+      if (written.findings.some((f) => f.code === 'validation_aborted')) {
+        ended++;
+        this.log.warn('a validation ended without a verdict; its record is now REJECTED', { validationId: rec.validation_id, how });
+      }
+    }
+    return ended;
+  }
+
+  /**
    * The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones.
    * With `wait`, answers once the status differs from `wait.known` (or, `until: 'final'`, only) when it is final, at the latest after
    * `wait.seconds` (the workflow answers; see src/long-poll.ts).
