@@ -25,6 +25,7 @@ import {
   taskWorkflowId,
   type TaskInput,
   type TaskState,
+  type TaskPriority,
   type TaskStatus,
 } from '../../domain/task';
 
@@ -72,10 +73,10 @@ export class TemporalTaskService implements TaskService {
     const taskId = crypto.randomUUID();
     const payloadBytes = Buffer.byteLength(JSON.stringify(req.payload ?? null));
     return this.deps.records.create(
-      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes },
+      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes, priority: req.priority },
       this.config.quotas,
       (id) => this.stillRunning(id),
-      () => this.start(taskId, req),
+      (priority) => this.start(taskId, { ...req, priority }, req.priority),
     );
   }
 
@@ -90,7 +91,8 @@ export class TemporalTaskService implements TaskService {
     }
   }
 
-  private async start(taskId: string, req: TaskCreateRequest): Promise<CreatedTask> {
+  /** Starts the workflow with `req.priority` as admitted; the answer names `requested` when that differs. */
+  private async start(taskId: string, req: TaskCreateRequest, requested: TaskPriority): Promise<CreatedTask> {
     const createdAt = new Date().toISOString();
     const input: TaskInput = {
       taskId,
@@ -118,12 +120,13 @@ export class TemporalTaskService implements TaskService {
         memo: { state },
       }),
     );
-    this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, status });
+    this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, requested, status });
     return {
       task_id: taskId,
       status,
       title: req.title,
       priority: req.priority,
+      ...(requested !== req.priority ? { requested_priority: requested } : {}),
       sha256: req.sha256,
       created_at: createdAt,
       ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}),
