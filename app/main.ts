@@ -99,8 +99,12 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       await serve(app, config.http.port, 'API');
 
       attributes = ensureSearchAttributes(client, config, log);
-      // Uploads whose workflow start was never confirmed (a crash, Temporal down): start them now and then.
-      const recover = () => validations.recoverPendingStarts().catch((err: Error) => log.warn('recovery pass failed', { error: err }));
+      // Uploads whose workflow start was never confirmed (a crash, Temporal down): start them now and then;
+      // validations whose workflow ended without a verdict (terminated, timed out): finish their records.
+      const recover = () =>
+        Promise.all([validations.recoverPendingStarts(), validations.reconcileEnded()]).catch((err: Error) =>
+          log.warn('recovery pass failed', { error: err }),
+        );
       void recover();
       const timer = setInterval(recover, RECOVERY_INTERVAL_MS);
       timer.unref();

@@ -41,6 +41,7 @@ export function benchEnv(): Record<string, string> {
     QUOTA_TASKS_IN_FLIGHT: '100000',
     QUOTA_FILE_NAMES: '100000',
     QUOTA_STORED_MIB: '1000000',
+    QUOTA_LONG_POLLS: '100000',
   };
 }
 

@@ -199,7 +199,7 @@ async function main(): Promise<void> {
     'Latency is what the client sees: multipart upload, eager workflow start, stage (local activity), static check (checker',
     'container, one fresh checker process), sandbox run (a warm single-use container: load and call), promotion (local',
     "activity), and the long poll `?wait=30&until=final` answering with the final status (the workflow's result). The",
-    '"following each change" column is the same with `until=change` (one workflow Update per status change, as the CLI',
+    '"following each change" column is the same with `until=change` (answered at each status change, as the CLI',
     "follows progress), measured alternately with it. The static check and sandbox run columns are the activities' own",
     "wall times (from the final status's metrics); the rest is the engine, the API and storage. Throughput uses `until=final`.",
     '',

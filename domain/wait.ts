@@ -1,12 +1,13 @@
 /**
- * The long poll both workflows answer (`GET ...?wait=SECONDS&known_status=STATUS`): a workflow Update
- * named `waitForChange` that resolves once the status differs from `known` (absent: the status when the
- * update reaches the workflow) or is final, or after `timeoutMs` with the status unchanged. Pure.
+ * The long poll (`GET ...?wait=SECONDS&known_status=STATUS`; the API side is src/long-poll.ts). Pure.
+ * `waitForChange` is the workflow Update earlier versions of the API sent (it resolves once the status
+ * differs from `known` or is final, or after `timeoutMs`); workflows keep answering it only so that
+ * those which took it replay (workflows/wait-for-change.ts).
  */
 export const WAIT_FOR_CHANGE_UPDATE = 'waitForChange';
 /**
  * What a long poll waits for: `change` (default) answers at the first status change, `final` only at
- * the final status — read from the workflow's result, which costs the workflow no extra step per status.
+ * the final status.
  */
 export const WAIT_UNTIL = ['change', 'final'] as const;
 export type WaitUntil = (typeof WAIT_UNTIL)[number];

@@ -1,7 +1,9 @@
 /**
  * Fairness by the engine: while owner alice floods the validation queue and the task queue, owner
  * bob's single validation and single task are served in turn with hers (Temporal's fairness key =
- * owner), not after her whole backlog. One validation slot and one task slot make the order plain.
+ * owner), not after her whole backlog — also when her tasks are `high` and his `low` (her `high` tasks
+ * beyond QUOTA_HIGH_TASKS_IN_FLIGHT are queued as `low`). One validation slot and one task slot make the
+ * order plain.
  * The latency numbers (idle vs under a flood) are bench/fairness.ts's job; this judges order only.
  */
 import request from 'supertest';
@@ -14,6 +16,7 @@ import { startTemporal, type StartedTemporal } from './helpers/temporal';
 import { ALICE, BOB, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 const FLOOD = 8;
+const HIGH_BUDGET = 2;
 let temporal: StartedTemporal;
 let config: Config;
 let api: TestApi;
@@ -30,6 +33,7 @@ beforeAll(async () => {
       TASK_WORKER_SLOTS: '1',
       SANDBOX_POOL_SIZE: '1',
       TASK_PAYLOAD_TIMEOUT_MS: '4000',
+      QUOTA_HIGH_TASKS_IN_FLIGHT: String(HIGH_BUDGET),
     }),
   );
   pipeline = await startPipeline(config, temporal);
@@ -63,6 +67,16 @@ test("bob's validation is served in turn with alice's flood, not after it", asyn
   ).toBeGreaterThanOrEqual(FLOOD / 2);
 }, 240000);
 
+const waitTask = async (token: string, id: string): Promise<TaskState> => {
+  const until = Date.now() + 120000;
+  for (;;) {
+    const res = await request(api.app).get(`/tasks/${id}`).set('Authorization', `Bearer ${token}`).expect(200);
+    if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(res.body.status)) return res.body as TaskState;
+    if (Date.now() > until) throw new Error(`task ${id} still ${res.body.status}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
 test("bob's task starts in turn with alice's flood of tasks, not after it", async () => {
   // Both files are validated by the test above.
   const create = (token: string, title: string, payload: Record<string, unknown>) =>
@@ -71,20 +85,39 @@ test("bob's task starts in turn with alice's flood of tasks, not after it", asyn
   for (let i = 0; i < 2 * FLOOD; i++) flood.push((await create(ALICE, `flood_${i % FLOOD}`, { i })).body.task_id);
   const bobTask = (await create(BOB, 'bobs_file', { me: 'bob' })).body.task_id as string;
 
-  const wait = async (token: string, id: string): Promise<TaskState> => {
-    const until = Date.now() + 120000;
-    for (;;) {
-      const res = await request(api.app).get(`/tasks/${id}`).set('Authorization', `Bearer ${token}`).expect(200);
-      if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(res.body.status)) return res.body as TaskState;
-      if (Date.now() > until) throw new Error(`task ${id} still ${res.body.status}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
-  const bob = await wait(BOB, bobTask);
+  const bob = await waitTask(BOB, bobTask);
   const theirs: TaskState[] = [];
-  for (const id of flood) theirs.push(await wait(ALICE, id));
+  for (const id of flood) theirs.push(await waitTask(ALICE, id));
   expect(bob).toMatchObject({ status: 'COMPLETED', result: { n: 99, echo: { me: 'bob' } } });
   expect(theirs.every((t) => t.status === 'COMPLETED')).toBe(true);
+  expect(
+    after(
+      bob.started_at!,
+      theirs.map((t) => t.started_at!),
+    ),
+  ).toBeGreaterThanOrEqual(FLOOD);
+}, 240000);
+
+test("bob's low task starts in turn with alice's flood of high tasks: beyond her budget they queue as low", async () => {
+  const create = (token: string, title: string, payload: Record<string, unknown>, priority: 'high' | 'low') =>
+    request(api.app).post('/tasks/').set('Authorization', `Bearer ${token}`).send({ title, payload, priority }).expect(201);
+  const created = [];
+  for (let i = 0; i < 2 * FLOOD; i++) created.push((await create(ALICE, `flood_${i % FLOOD}`, { i }, 'high')).body);
+  const bobTask = (await create(BOB, 'bobs_file', { me: 'bob' }, 'low')).body.task_id as string;
+  // The answer says what was admitted: high while fewer than her budget were unfinished (a finished one
+  // frees its place), low with requested_priority for the rest — most of her flood.
+  const high = created.filter((t) => t.priority === 'high');
+  expect(high.length).toBeGreaterThanOrEqual(HIGH_BUDGET);
+  expect(high.length).toBeLessThan(FLOOD);
+  for (const t of created.filter((c) => c.priority === 'low')) expect(t.requested_priority).toBe('high');
+
+  const bob = await waitTask(BOB, bobTask);
+  const theirs: TaskState[] = [];
+  for (const t of created) theirs.push(await waitTask(ALICE, t.task_id as string));
+  expect(bob.status).toBe('COMPLETED');
+  expect(theirs.every((t) => t.status === 'COMPLETED')).toBe(true);
+  // Priority before fairness would start bob after all 2 × FLOOD of hers; with her high work bounded he
+  // starts after her budget and a turn or two, with most of her flood still to go.
   expect(
     after(
       bob.started_at!,

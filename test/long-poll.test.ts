@@ -1,9 +1,11 @@
 /**
  * The long poll (`?wait=SECONDS&known_status=STATUS`) on validations and tasks, over HTTP against a real
  * Temporal dev server, real workers and real sandboxes: it answers when the status changes, when it is
- * final, and (unchanged) when the wait runs out; many waiters on one workflow share its update.
+ * final, and (unchanged) when the wait runs out; many waiters on one workflow share one watch; reads never
+ * grow a workflow's history; deadlines hold under many waiters; a workflow ended from outside is reconciled.
  */
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { temporal as proto } from '@temporalio/proto';
 import request from 'supertest';
 import type { Config } from '../src/config';
 import { bundleTaskWorkflows } from '../app/task-worker';
@@ -12,6 +14,7 @@ import { validationWorkflowId, type ValidationStatus } from '../domain/validatio
 import { testConfig } from './helpers/sandbox';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
+import { ownerUsage } from '../src/storage/usage';
 import { ALICE, BOB, suiteEnv, upload, waitForStatus, type TestApi } from './helpers/validation';
 
 let temporal: StartedTemporal;
@@ -19,6 +22,7 @@ let config: Config;
 let api: TestApi;
 let bundle: WorkflowBundleWithSourceMap;
 let pipeline: Pipeline | undefined;
+const LONG_POLLS = 45;
 
 // The validation run takes ~3 s (its test payload sleeps), so the suite can catch it in SANDBOX_RUN.
 const SLOW_TO_VALIDATE = `import time
@@ -35,7 +39,12 @@ def handler(payload):
 beforeAll(async () => {
   temporal = await startTemporal();
   config = testConfig(
-    suiteEnv(temporal.address, { TASK_WORKER_SLOTS: '1', TASK_PAYLOAD_TIMEOUT_MS: '6000', SANDBOX_PAYLOAD_TIMEOUT_MS: '6000' }),
+    suiteEnv(temporal.address, {
+      TASK_WORKER_SLOTS: '1',
+      TASK_PAYLOAD_TIMEOUT_MS: '6000',
+      SANDBOX_PAYLOAD_TIMEOUT_MS: '6000',
+      QUOTA_LONG_POLLS: String(LONG_POLLS),
+    }),
   );
   bundle = await bundleTaskWorkflows();
   pipeline = await startPipeline(config, temporal, { workflowBundle: bundle });
@@ -55,10 +64,27 @@ function task(id: string, query: Record<string, string | number | undefined> = {
   return request(api.app).get(`/tasks/${id}`).query(query).set('Authorization', `Bearer ${ALICE}`);
 }
 
-/** How many workflow Updates the workflow took (each `until=change` answer is one). */
-async function updatesTaken(workflowId: string): Promise<number> {
+/** The workflow's history: its events, its encoded size, and how many workflow Updates it took. */
+async function historyOf(workflowId: string): Promise<{ events: number; bytes: number; updates: number }> {
   const history = await temporal.env.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+  const events = history.events ?? [];
+  return {
+    events: events.length,
+    bytes: proto.api.history.v1.History.encode(history).finish().length,
+    updates: events.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length,
+  };
+}
+
+const updatesTaken = async (workflowId: string): Promise<number> => (await historyOf(workflowId)).updates;
+
+/** `n` GETs with `concurrency` in flight at a time; each answer's HTTP status. */
+async function polls(n: number, concurrency: number, get: () => Promise<{ status: number }>): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i += concurrency) {
+    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, n - i) }, get));
+    statuses.push(...batch.map((r) => r.status));
+  }
+  return statuses;
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -204,5 +230,116 @@ describe('task long poll', () => {
       const res = await task('00000000-0000-0000-0000-000000000000', q);
       expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_query']);
     }
+  });
+});
+
+describe('a status read never changes or endangers a workflow', () => {
+  const scheduledTask = async (): Promise<string> => {
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'slow_to_validate', payload: {}, scheduled_at: Math.floor(Date.now() / 1000) + 3600 });
+    expect(created.status).toBe(201);
+    return created.body.task_id as string;
+  };
+  const cancel = (id: string) => request(api.app).delete(`/tasks/${id}`).set('Authorization', `Bearer ${ALICE}`);
+
+  test("hundreds of short polls leave a validation's history as long as an unpolled one's, and it finishes", async () => {
+    const quiet = (await upload(api.app, ALICE, 'quiet', SLOW_TO_VALIDATE, [{ validating: true }])).body.validation_id as string;
+    const polled = (await upload(api.app, ALICE, 'polled', SLOW_TO_VALIDATE, [{ validating: true }])).body.validation_id as string;
+    // No known_status, a short wait: the pattern that used to start one workflow Update per request.
+    let answered = 0;
+    let status = 'PENDING';
+    while (answered < 300 || !['VALIDATED', 'REJECTED'].includes(status)) {
+      const batch = await Promise.all(Array.from({ length: 15 }, () => validationStatus(polled, { wait: 0.1 })));
+      for (const r of batch) expect(r.status).toBe(200);
+      answered += batch.length;
+      status = batch[batch.length - 1].body.status;
+    }
+    expect(status).toBe('VALIDATED');
+    expect((await waitForStatus(api.app, ALICE, quiet, (s) => s.status === 'VALIDATED' || s.status === 'REJECTED')).status).toBe(
+      'VALIDATED',
+    );
+    const [a, b] = [await historyOf(validationWorkflowId(quiet)), await historyOf(validationWorkflowId(polled))];
+    expect(b.updates).toBe(0);
+    // The workflow's own steps only (a little slack for a workflow-task heartbeat on a busy machine).
+    expect(b.events).toBeLessThanOrEqual(a.events + 6);
+    expect(b.bytes).toBeLessThanOrEqual(a.bytes + 4096);
+  });
+
+  test("hundreds of short polls add nothing to a task's history", async () => {
+    const id = await scheduledTask();
+    // Once its timer is started the workflow has nothing to do for an hour: its history stays as it is.
+    const timerStarted = async () => {
+      const history = await temporal.env.client.workflow.getHandle(taskWorkflowId(id)).fetchHistory();
+      return (history.events ?? []).some((e) => e.timerStartedEventAttributes);
+    };
+    while (!(await timerStarted())) await new Promise((r) => setTimeout(r, 50));
+    const before = await historyOf(taskWorkflowId(id));
+    const statuses = await polls(300, 15, () => task(id, { wait: 0.1 }));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(await historyOf(taskWorkflowId(id))).toEqual(before);
+    expect((await cancel(id)).status).toBe(202);
+  });
+
+  test('40 waiters on one unfinished task are each answered within their wait + 0.5 s', async () => {
+    const id = await scheduledTask();
+    const waited = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => timed(() => task(id, i % 2 ? { wait: 2 } : { wait: 2, known_status: 'SCHEDULED' }))),
+    );
+    for (const w of waited) {
+      expect([w.value.status, w.value.body.status]).toEqual([200, 'SCHEDULED']);
+      expect(w.ms).toBeGreaterThanOrEqual(1950);
+      expect(w.ms).toBeLessThanOrEqual(2500);
+    }
+    expect((await cancel(id)).status).toBe(202);
+  });
+
+  test('an owner has at most QUOTA_LONG_POLLS waits open: 429 long_polls beyond, the places free again once the waits end', async () => {
+    const id = await scheduledTask();
+    const waits = await Promise.all(Array.from({ length: LONG_POLLS + 5 }, () => task(id, { wait: 3 })));
+    const refused = waits.filter((w) => w.status === 429);
+    expect(refused).toHaveLength(5);
+    for (const r of refused) expect(r.body.error).toMatchObject({ code: 'quota_exceeded', limit: 'long_polls', max: LONG_POLLS });
+    expect(waits.filter((w) => w.status === 200)).toHaveLength(LONG_POLLS);
+    // Every wait has ended: the places are free again.
+    expect((await task(id, { wait: 0.2 })).status).toBe(200);
+    expect((await cancel(id)).status).toBe(202);
+  });
+});
+
+describe('a validation whose workflow ends without a verdict', () => {
+  test('is REJECTED with validation_aborted by the recovery pass: its quota place is free, the name takes a new upload', async () => {
+    const id = (await upload(api.app, ALICE, 'terminated', SLOW_TO_VALIDATE, [{ validating: true }])).body.validation_id as string;
+    expect((await waitForStatus(api.app, ALICE, id, (s) => s.status === 'SANDBOX_RUN' || s.status === 'VALIDATED')).status).toBe(
+      'SANDBOX_RUN',
+    );
+    const inFlight = async () => (await ownerUsage(api.storage.db.pool, 'alice')).validationsInFlight;
+    const before = await inFlight();
+    // As Temporal does past the history limit, or an operator would.
+    await temporal.env.client.workflow.getHandle(validationWorkflowId(id)).terminate('history size exceeds limit');
+    expect(await api.validations.reconcileEnded()).toBe(1);
+
+    const after = await validationStatus(id);
+    expect(after.body).toMatchObject({ status: 'REJECTED', finished_at: expect.any(String) });
+    expect(after.body.findings.map((f: { code: string }) => f.code)).toEqual(['validation_aborted']);
+    expect(await inFlight()).toBe(before - 1);
+    // Final: the name is no longer "still validating" (412 / 409), it is a rejected upload.
+    const created = await request(api.app)
+      .post('/tasks/')
+      .set('Authorization', `Bearer ${ALICE}`)
+      .send({ title: 'terminated', payload: {} });
+    expect([created.status, created.body.error?.code]).toEqual([404, 'task_file_not_found']);
+    const deleted = await request(api.app)
+      .delete('/tasks/delete_file')
+      .query({ file_name: 'terminated' })
+      .set('Authorization', `Bearer ${ALICE}`);
+    expect(deleted.status).toBe(404);
+
+    const again = (await upload(api.app, ALICE, 'terminated', SLOW_TO_VALIDATE)).body.validation_id as string;
+    expect((await waitForStatus(api.app, ALICE, again, (s) => s.status === 'VALIDATED' || s.status === 'REJECTED')).status).toBe(
+      'VALIDATED',
+    );
+    expect(await api.validations.reconcileEnded()).toBe(0);
   });
 });

@@ -2,6 +2,10 @@
  * The workflow side of the long poll (domain/wait.ts): registers the `waitForChange` update, which
  * parks until the status differs from the caller's `known` one (or is final), bounded by its timeout.
  * Only a helper: the workflow modules export workflow types only.
+ *
+ * The API no longer sends this update (src/long-poll.ts watches the history instead, so a read never
+ * writes to a workflow); the handler stays registered only so that workflows which took such updates
+ * before replay unchanged. Remove it once none of those is open.
  */
 import type { UpdateDefinition } from '@temporalio/common';
 import { allHandlersFinished, CancellationScope, condition, setHandler } from '@temporalio/workflow';

@@ -112,7 +112,11 @@ export const CreatedTaskSchema = z
     task_id: z.string(),
     status: z.string(),
     title: z.string(),
-    priority: z.enum(TASK_PRIORITIES),
+    priority: z.enum(TASK_PRIORITIES).describe('The priority the task is queued with'),
+    requested_priority: z
+      .enum(TASK_PRIORITIES)
+      .optional()
+      .describe('Present when it differs from `priority`: a `high` request beyond QUOTA_HIGH_TASKS_IN_FLIGHT is queued as `low`'),
   })
   .loose();
 

@@ -1,4 +1,4 @@
-/** `GET /tasks/validation_status/{validation_id}`: the validation workflow's `status` query; with `?wait=` its `waitForChange` update (a long poll). */
+/** `GET /tasks/validation_status/{validation_id}`: the record or the validation workflow's `status` query; with `?wait=` a long poll (src/long-poll.ts). */
 import { Router } from 'express';
 import { z } from 'zod';
 import { NotFoundError } from '../errors';

@@ -9,6 +9,7 @@ import type { Queryable } from '../db';
 import { isLiveName, ownerUsage } from '../storage/usage';
 import { QUOTA_DEFINITIONS, type QuotaName, type Quotas } from './definitions';
 import { rateWaitMs, recordRateEvent } from './rate-window';
+import type { TaskPriority } from '../../domain/task';
 
 const MIB = 1024 * 1024;
 
@@ -56,6 +57,21 @@ const RECONCILE_AFTER_MS = 5000;
  * each old enough one confirmed with `stillRunning` (a workflow that ended without saying so, e.g.
  * terminated by an operator, would otherwise hold its place for good) and marked finished if not.
  */
+/**
+ * The priority a task is queued with: `high` only while the owner has fewer than
+ * QUOTA_HIGH_TASKS_IN_FLIGHT unfinished `high` tasks, else `low`. Temporal orders priority keys before
+ * fairness keys, so without this bound one owner's `high` flood would run before every other owner's
+ * `low` task. Runs under the owner's lock, like the quotas.
+ */
+export async function admittedPriority(c: Queryable, q: Quotas, owner: string, requested: TaskPriority): Promise<TaskPriority> {
+  if (requested !== 'high') return requested;
+  const { rows } = await c.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND finished_at IS NULL AND priority = 'high'",
+    [owner],
+  );
+  return rows[0].n < q.highTasksInFlight ? 'high' : 'low';
+}
+
 export async function admitTask(
   c: Queryable,
   q: Quotas,

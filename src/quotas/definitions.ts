@@ -62,6 +62,23 @@ export const QUOTA_DEFINITIONS = {
     retryAfterS: 300,
     summary: 'Task file names per owner (a deleted name no longer counts)',
   },
+  longPolls: {
+    env: 'QUOTA_LONG_POLLS',
+    limit: 'long_polls',
+    default: 20,
+    min: 1,
+    retryAfterS: 1,
+    summary:
+      "An owner's long polls (`?wait=`) waiting at once, on validations and on tasks each, per API process (counted in memory: waiters of one workflow share one watch, so this bounds timers, not Temporal calls)",
+  },
+  highTasksInFlight: {
+    env: 'QUOTA_HIGH_TASKS_IN_FLIGHT',
+    limit: 'high_tasks_in_flight',
+    default: 4,
+    min: 1,
+    summary:
+      'An owner\'s unfinished `high` tasks; a `high` task beyond them is queued as `low` (never a 429; its answer says `priority: "low"`, `requested_priority: "high"`), so one owner\'s `high` flood cannot hold back other owners\' `low` tasks',
+  },
   keptVersions: {
     env: 'QUOTA_KEPT_VERSIONS',
     limit: 'kept_versions',

@@ -175,6 +175,15 @@ export class RecordStore {
     return rows.map(fromRow);
   }
 
+  /** Validations whose workflow started and which have no final status yet, oldest first. */
+  async unfinishedStarted(limit = 500): Promise<ValidationRecord[]> {
+    const { rows } = await this.db.pool.query<RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM validations WHERE workflow_started AND final IS NULL ORDER BY created_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map(fromRow);
+  }
+
   async pointer(owner: string, name: string, c: Queryable = this.db.pool): Promise<UploadPointer | undefined> {
     const { rows } = await c.query<{
       current_validation_id: string | null;

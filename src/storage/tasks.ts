@@ -4,7 +4,8 @@
  * leaves none), and finished by the workflow's last step with the size of its result.
  */
 import type { Database } from '../db';
-import { admitTask } from '../quotas/admission';
+import { admittedPriority, admitTask } from '../quotas/admission';
+import type { TaskPriority } from '../../domain/task';
 import type { Quotas } from '../quotas/definitions';
 import { lockOwner } from './records';
 
@@ -14,27 +15,37 @@ export interface NewTask {
   title: string;
   sha256: string;
   payloadBytes: number;
+  /** As requested; admission may lower `high` to `low` (see admittedPriority). */
+  priority: TaskPriority;
 }
 
 export class TaskRecords {
   constructor(private readonly db: Database) {}
 
   /**
-   * Admits the task under its owner's lock (429 beyond a quota), writes its row, and runs `start` (the
-   * workflow start) before committing: the row exists exactly when the start was accepted.
+   * Admits the task under its owner's lock (429 beyond a quota), decides its priority, writes its row, and
+   * runs `start` (the workflow start, with that priority) before committing: the row exists exactly when
+   * the start was accepted.
    */
-  async create<T>(task: NewTask, quotas: Quotas, stillRunning: (taskId: string) => Promise<boolean>, start: () => Promise<T>): Promise<T> {
+  async create<T>(
+    task: NewTask,
+    quotas: Quotas,
+    stillRunning: (taskId: string) => Promise<boolean>,
+    start: (priority: TaskPriority) => Promise<T>,
+  ): Promise<T> {
     return this.db.tx(async (c) => {
       await lockOwner(c, task.owner);
       await admitTask(c, quotas, task.owner, task.payloadBytes, stillRunning);
-      await c.query('INSERT INTO tasks (task_id, owner, file_name, sha256, payload_bytes) VALUES ($1, $2, $3, $4, $5)', [
+      const priority = await admittedPriority(c, quotas, task.owner, task.priority);
+      await c.query('INSERT INTO tasks (task_id, owner, file_name, sha256, payload_bytes, priority) VALUES ($1, $2, $3, $4, $5, $6)', [
         task.taskId,
         task.owner,
         task.title,
         task.sha256,
         task.payloadBytes,
+        priority,
       ]);
-      return start();
+      return start(priority);
     });
   }
 

@@ -5,7 +5,7 @@
  * and, once it has closed, from its result; lists come from visibility (search attributes).
  */
 import crypto from 'node:crypto';
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
@@ -22,10 +22,10 @@ import {
   OWNER,
   TASK_STATUS,
   TASK_WORKFLOW,
-  taskWaitUpdate,
   taskWorkflowId,
   type TaskInput,
   type TaskState,
+  type TaskPriority,
   type TaskStatus,
 } from '../../domain/task';
 
@@ -51,7 +51,7 @@ export interface TemporalTaskServiceDeps {
 }
 
 export class TemporalTaskService implements TaskService {
-  private readonly waits: WorkflowWaits;
+  private readonly waits: WorkflowWaits<TaskState, TaskStatus>;
   private readonly client: Client;
   private readonly config: Config;
   private readonly log: Logger;
@@ -60,7 +60,12 @@ export class TemporalTaskService implements TaskService {
   constructor(private readonly deps: TemporalTaskServiceDeps) {
     ({ client: this.client, config: this.config, log: this.log } = deps);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
-    this.waits = new WorkflowWaits(this.client, this.log);
+    this.waits = new WorkflowWaits(
+      this.client,
+      this.log,
+      { status: (s) => s.status, isFinal: isFinalTaskStatus },
+      this.config.quotas.longPolls,
+    );
   }
 
   /** Over a quota (tasks per minute, unfinished tasks, stored bytes): 429 and nothing is started. */
@@ -68,10 +73,10 @@ export class TemporalTaskService implements TaskService {
     const taskId = crypto.randomUUID();
     const payloadBytes = Buffer.byteLength(JSON.stringify(req.payload ?? null));
     return this.deps.records.create(
-      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes },
+      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes, priority: req.priority },
       this.config.quotas,
       (id) => this.stillRunning(id),
-      () => this.start(taskId, req),
+      (priority) => this.start(taskId, { ...req, priority }, req.priority),
     );
   }
 
@@ -86,7 +91,8 @@ export class TemporalTaskService implements TaskService {
     }
   }
 
-  private async start(taskId: string, req: TaskCreateRequest): Promise<CreatedTask> {
+  /** Starts the workflow with `req.priority` as admitted; the answer names `requested` when that differs. */
+  private async start(taskId: string, req: TaskCreateRequest, requested: TaskPriority): Promise<CreatedTask> {
     const createdAt = new Date().toISOString();
     const input: TaskInput = {
       taskId,
@@ -114,12 +120,13 @@ export class TemporalTaskService implements TaskService {
         memo: { state },
       }),
     );
-    this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, status });
+    this.log.info('task created', { taskId, owner: req.owner, title: req.title, priority: req.priority, requested, status });
     return {
       task_id: taskId,
       status,
       title: req.title,
       priority: req.priority,
+      ...(requested !== req.priority ? { requested_priority: requested } : {}),
       sha256: req.sha256,
       created_at: createdAt,
       ...(req.scheduledAt ? { scheduled_at: req.scheduledAt } : {}),
@@ -132,17 +139,20 @@ export class TemporalTaskService implements TaskService {
    * (src/long-poll.ts).
    */
   async get(owner: string, taskId: string, wait?: WaitRequest<TaskStatus>): Promise<TaskState> {
+    const deadline = Date.now() + (wait?.seconds ?? 0) * 1000;
     const { handle, description } = await this.describe(owner, taskId);
+    if (!wait?.seconds || description.status.name !== 'RUNNING') return this.stateOf(handle, description);
+    // One read per change of the workflow, shared by its waiters: the memo, or the result once closed.
+    const answer = await this.waits.wait(owner, handle.workflowId, wait, deadline, async () =>
+      this.stateOf(handle, await handle.describe()),
+    );
+    return answer ?? this.get(owner, taskId);
+  }
+
+  /** The public state: the memo while the workflow runs, its result (which carries the task's result) once closed. */
+  private async stateOf(handle: WorkflowHandle, description: WorkflowExecutionDescription): Promise<TaskState> {
     const memo = (description.memo as { state?: TaskState } | undefined)?.state;
-    if (description.status.name === 'RUNNING') {
-      if (!wait?.seconds) return memo!;
-      if (wait.until === 'final') return (await this.waits.result<TaskState>(handle.workflowId, wait.seconds)) ?? this.get(owner, taskId);
-      const answer = await this.waits.wait(handle.workflowId, taskWaitUpdate, wait, (s) => s.status);
-      if (!answer) return this.get(owner, taskId);
-      // The workflow's answer leaves the result out (it would be copied into the history per waiter):
-      // a final status is read with its result from the workflow's own result, which it closes with now.
-      if (!isFinalTaskStatus(answer.status)) return answer;
-    }
+    if (description.status.name === 'RUNNING') return memo!;
     return temporalCall('read task result', this.log, async () => {
       try {
         return (await handle.result()) as TaskState;
@@ -183,10 +193,7 @@ export class TemporalTaskService implements TaskService {
     return state!;
   }
 
-  private async describe(
-    owner: string,
-    taskId: string,
-  ): Promise<{ handle: ReturnType<Client['workflow']['getHandle']>; description: WorkflowExecutionDescription }> {
+  private async describe(owner: string, taskId: string): Promise<{ handle: WorkflowHandle; description: WorkflowExecutionDescription }> {
     if (!TASK_ID_RE.test(taskId)) throw new NotFoundError('no such task', 'task_not_found');
     const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
     const description = await temporalCall('describe task', this.log, () => handle.describe());

@@ -19,7 +19,6 @@ import {
   isFinal,
   statusPath,
   statusQuery,
-  validationWaitUpdate,
   VALIDATION_WORKFLOW,
   validationWorkflowId,
   type DeletedFile,
@@ -49,12 +48,12 @@ export interface ValidationServiceDeps {
 
 export class ValidationService {
   private readonly log: Logger;
-  private readonly waits: WorkflowWaits;
+  private readonly waits: WorkflowWaits<ValidationStatus, ValidationState>;
   private readonly starter: WorkflowStarter;
 
   constructor(private readonly deps: ValidationServiceDeps) {
     this.log = deps.log.child({ component: 'validations' });
-    this.waits = new WorkflowWaits(deps.client, this.log);
+    this.waits = new WorkflowWaits(deps.client, this.log, { status: (s) => s.status, isFinal }, deps.config.quotas.longPolls);
     this.starter = deps.starter ?? new WorkflowStarter(deps.client);
   }
 
@@ -171,22 +170,65 @@ export class ValidationService {
   }
 
   /**
+   * Finishes the record of every validation whose workflow ended without writing its final status
+   * (terminated from outside, timed out, past Temporal's history limit, or gone): REJECTED with
+   * `validation_aborted`. That frees the owner's validations-in-flight place, lets the name be deleted
+   * or uploaded again, and retention remove it. Returns how many. Safe from several replicas at once:
+   * a final status is written only where there is none (a workflow writes its own before it closes).
+   */
+  async reconcileEnded(): Promise<number> {
+    const { storage, client, config } = this.deps;
+    let ended = 0;
+    for (const rec of await storage.records.unfinishedStarted()) {
+      let how: string;
+      try {
+        const handle = client.workflow.getHandle(rec.workflow_id);
+        const desc = await client.connection.withDeadline(Date.now() + config.temporal.callTimeoutMs, () => handle.describe());
+        if (desc.status.name === 'RUNNING') continue;
+        how = `ended ${desc.status.name.toLowerCase().replace(/_/g, ' ')}`;
+      } catch (err) {
+        // Unsure (Temporal slow or down): leave it for a later pass; only a sure answer finishes a record.
+        if (!(err instanceof WorkflowNotFoundError)) continue;
+        how = 'is gone';
+      }
+      const final: ValidationStatus = {
+        ...this.fromRecord(rec, 'REJECTED'),
+        findings: [
+          {
+            code: 'validation_aborted',
+            severity: 'error',
+            message: `the validation's workflow ${how} before it reached a verdict; upload the file again`,
+          },
+        ],
+        finished_at: new Date().toISOString(),
+      };
+      const written = await storage.files.quarantine(rec.validation_id, final);
+      if (written.findings.some((f) => f.code === 'validation_aborted')) {
+        ended++;
+        this.log.warn('a validation ended without a verdict; its record is now REJECTED', { validationId: rec.validation_id, how });
+      }
+    }
+    return ended;
+  }
+
+  /**
    * The status of one of `owner`'s validations. Other owners' ids are indistinguishable from unknown ones.
    * With `wait`, answers once the status differs from `wait.known` (or, `until: 'final'`, only) when it is final, at the latest after
    * `wait.seconds` (the workflow answers; see src/long-poll.ts).
    */
   async status(owner: string, id: string, wait?: WaitRequest<ValidationState>): Promise<ValidationStatus> {
+    const deadline = Date.now() + (wait?.seconds ?? 0) * 1000;
     const rec = await this.deps.storage.records.getOwned(owner, id);
     if (!rec) throw new NotFoundError(`no validation ${id}`, 'validation_not_found');
     if (!wait?.seconds || rec.final) return this.statusOf(rec);
     if (!rec.workflow_started) {
       // Its start is still pending (Temporal was unavailable): nothing can tell us sooner.
-      await new Promise((r) => setTimeout(r, wait.seconds * 1000));
+      await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())));
     } else {
-      const answer =
-        wait.until === 'final'
-          ? await this.waits.result<ValidationStatus>(rec.workflow_id, wait.seconds)
-          : await this.waits.wait(rec.workflow_id, validationWaitUpdate, wait, (s) => s.status);
+      // One read per change of the workflow, shared by its waiters: the record (final once written) or a query.
+      const answer = await this.waits.wait(owner, rec.workflow_id, wait, deadline, async () =>
+        this.statusOf((await this.deps.storage.records.get(id)) ?? rec),
+      );
       if (answer) return answer;
     }
     return this.statusOf((await this.deps.storage.records.getOwned(owner, id)) ?? rec);
