@@ -1,12 +1,31 @@
-# TaskFlow (app/main.ts: the roles in TASKFLOW_ROLES), for docker-compose.temporal.yml. It needs
+# TaskFlow (app/main.ts compiled to dist/app/main.js: the roles in TASKFLOW_ROLES), for docker-compose.temporal.yml. It needs
 # DATABASE_URL (PostgreSQL, TaskFlow's state) and TEMPORAL_ADDRESS; its directories are caches only.
-# test/image.test.ts assembles this file's COPY list into a directory and runs its CMD from there.
+# test/image.test.ts carries out both stages' COPY lists (and the build stage's build) into directories
+# and runs the CMD from there.
 #
 # The app starts sandboxes on the *host's* Docker engine through the mounted socket, so that engine
 # must offer the runsc (gVisor) runtime: run `bash scripts/setup.sh` on the host once.
 #
 # Debian bookworm on purpose: the sandbox image is assembled from this container's own
 # /usr/bin/python3.11 and its stdlib (sandbox/image.ts), the same recipe as on a developer machine.
+
+# Stage 1 builds dist/ from the TypeScript sources (TypeScript is a devDependency: it stays here).
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-dist.js ./scripts/
+# Every folder compiled into dist/ (tsconfig.build.json), nothing else.
+COPY app ./app
+COPY domain ./domain
+COPY src ./src
+COPY sandbox ./sandbox
+COPY workflows ./workflows
+COPY activities ./activities
+RUN npm run build
+
+# Stage 2 runs the compiled JavaScript with the production dependencies only (no TypeScript, no ts-node).
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
@@ -15,20 +34,14 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Dependencies first, for the layer cache. All of them: ts-node runs the sources at run time and
-# needs `typescript`, which package.json lists among the devDependencies.
+# Dependencies first, for the layer cache.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
-# Every folder the entry points (app/main.ts, bin/taskflow.js) import or read at run time, nothing else.
-COPY tsconfig.json ./
+# What the entry points (dist/app/main.js, bin/taskflow.js) load at run time: dist/ carries the
+# non-TypeScript files read through __dirname (migrations, the sandbox image's Python, the registries).
 COPY bin ./bin
-COPY app ./app
-COPY domain ./domain
-COPY src ./src
-COPY sandbox ./sandbox
-COPY workflows ./workflows
-COPY activities ./activities
+COPY --from=build /app/dist ./dist
 
 ENV NODE_ENV=production \
     DATA_DIR=/app/.data \
@@ -44,4 +57,4 @@ EXPOSE 8080
 # Root in this container: it talks to the host's Docker socket, which is root-equivalent anyway.
 # tini forwards SIGTERM so the app drains its workers and removes its sandbox containers.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node_modules/.bin/ts-node", "--transpile-only", "app/main.ts"]
+CMD ["node", "dist/app/main.js"]

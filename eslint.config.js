@@ -16,7 +16,8 @@ module.exports = tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'jest.config.js', 'eslint.config.js'],
+    // CommonJS run by node as is (no compile step): the bin, the build script, jest's preloaded helpers, configs.
+    files: ['bin/**/*.js', 'scripts/**/*.js', 'test/helpers/*.js', 'jest.config.js', 'eslint.config.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

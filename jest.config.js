@@ -6,4 +6,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testTimeout: 120000,
   transform: { '^.+\\.ts$': 'ts-jest' },
+  // bin/taskflow.js (run by the CLI suites) loads the compiled dist/: bring it up to date first.
+  globalSetup: '<rootDir>/test/helpers/build-dist.js',
 };

@@ -9,29 +9,9 @@ import { MAX_TASK_PAGE, TASK_PRIORITIES, TASK_STATUSES, type TaskPriority, type 
 import { fileNameProblem, normalizeFileName, TASK_ID_RE, VALIDATION_ID_RE } from '../domain/names';
 import type { ValidationStatus } from '../domain/validation';
 import { TaskflowClient } from '../src/client/api-client';
-import { clientSettings, DEFAULT_URL } from '../src/client/config';
+import { clientSettings } from '../src/client/config';
 import { COLOR, formatTask, formatTaskTable, formatValidation, PLAIN, type Style } from '../src/client/format';
 import { jsonObject, parse, printJson, UsageError } from './cli-args';
-
-export const USER_USAGE = `usage: taskflow <command> [options]
-
-  upload FILE.py [--name NAME] [--payload JSON]... [--wait]
-                      upload a task file; with --wait, follow its validation and print the findings
-  run NAME [--payload JSON] [--priority high|low] [--wait]
-                      start a task on a validated file; with --wait, print its result or error
-  status ID [--wait]  a validation (32 hex digits) or a task (UUID)
-  tasks [--status STATUS] [--name NAME] [--limit N]
-                      your tasks, newest first
-  cancel TASK_ID      cancel a task
-  delete NAME         delete a task file
-
-options for every command:
-  --url URL           the server (default: $TASKFLOW_URL, else ${DEFAULT_URL})
-  --token TOKEN       your API token (default: $TASKFLOW_TOKEN)
-  --json              print the server's JSON answer instead of text
-
-exit status: 0 done (with --wait: VALIDATED / COMPLETED), 1 REJECTED / FAILED / CANCELLED,
-2 bad arguments or the request failed`;
 
 const COMMON = {
   url: { type: 'string' },

@@ -4,26 +4,22 @@
  * drive the local Docker engine). Every command parses its own arguments with node's
  * util.parseArgs. Exit status: 0 done, 1 the outcome was a failure, 2 bad arguments or a failed request.
  */
-import { ApiError, ConnectionError } from '../src/client/api-client';
-import { ClientConfigError } from '../src/client/config';
 import { UsageError } from './cli-args';
-import { cancel, remove, run, status, tasks, upload, USER_USAGE } from './cli-user';
+import { OPERATOR_USAGE, USER_USAGE } from './cli-usage';
 
-const OPERATOR_USAGE = `operator commands (need the Docker engine; read the server's environment):
-  taskflow sandbox-image
-  taskflow sandbox-run FILE.py [--payload JSON]... [--cold]
-  taskflow sandbox-check FILE.py`;
 const USAGE = `${USER_USAGE}\n\n${OPERATOR_USAGE}`;
+/** Loaded only when used, so that `--help` stays cheap: the HTTP client, zod, Temporal's definitions. */
+const user = () => import('./cli-user');
 /** Loaded only when used: it pulls in the config, Docker and the sandbox runtime. */
 const operator = () => import('./cli-operator');
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  upload,
-  run,
-  status,
-  tasks,
-  cancel,
-  delete: remove,
+  upload: async (args) => (await user()).upload(args),
+  run: async (args) => (await user()).run(args),
+  status: async (args) => (await user()).status(args),
+  tasks: async (args) => (await user()).tasks(args),
+  cancel: async (args) => (await user()).cancel(args),
+  delete: async (args) => (await user()).remove(args),
   'sandbox-image': async (args) => (await operator()).sandboxImage(args),
   'sandbox-run': async (args) => (await operator()).sandboxRunOrCheck('sandbox-run', args),
   'sandbox-check': async (args) => (await operator()).sandboxRunOrCheck('sandbox-check', args),
@@ -47,6 +43,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (err) {
+    // The client's error classes: loaded already when a user command ran.
+    const { ApiError, ConnectionError } = await import('../src/client/api-client');
+    const { ClientConfigError } = await import('../src/client/config');
     if (err instanceof UsageError) {
       process.stderr.write(`taskflow ${command}: ${err.message}\n(taskflow --help for usage)\n`);
       return 2;

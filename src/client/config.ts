@@ -3,8 +3,7 @@
  * (TASKFLOW_URL, TASKFLOW_TOKEN). Read once, with zod, like the server's config.
  */
 import { z } from 'zod';
-
-export const DEFAULT_URL = 'http://127.0.0.1:8080';
+import { DEFAULT_URL } from './defaults';
 
 const ClientSettings = z.object({
   url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
