@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import request from 'supertest';
 import type { TaskState } from '../domain/task';
 import type { ValidationStatus } from '../domain/validation';
+import { aliasBomb } from './helpers/attacks';
 import { startPipeline, type Pipeline } from './helpers/pipeline';
 import { testConfig } from './helpers/sandbox';
 import { startTemporal, type StartedTemporal } from './helpers/temporal';
@@ -199,17 +200,6 @@ async def handler(payload):
     seen["ran"] = posix.access("/tmp/ran", 0)
     return seen
 `;
-// Issue 18: a dozen names assigned from each other's attributes in a never-called function made the
-// checker's alias analysis grow without bound (the shared checker container OOM-killed).
-function aliasBomb(): string {
-  const names = 'abcdefghijkl';
-  const lines = ['import os', '', '', 'def never():', '    a = os'];
-  for (let i = 0; i < names.length; i++) {
-    for (let j = 0; j < 3; j++) lines.push(`    ${names[i]} = ${names[(i * 5 + j * 7 + 1) % 12]}.${'xyz'[j]}.${'uvw'[(i + j) % 3]}`);
-  }
-  return [...lines, '    return a', '', '', 'async def handler(payload):', '    return {"ok": True}', ''].join('\n');
-}
-
 /**
  * Every single-file module of the stdlib with a handler appended, through the checker on the host's
  * python3.11 in one process (its check() as the sandbox's checker runs it): the error messages of each.
