@@ -25,8 +25,12 @@ export interface WaitRequest<S extends string> {
   until?: WaitUntil;
 }
 
-/** The resource's state now; throws when it cannot be read (the watch tries again). */
-export type ReadState<V> = () => Promise<V>;
+/**
+ * The resource's state now; throws when it cannot be read (the watch tries again). `changes`: some
+ * waiter wants each status on the way; when none does, a read may skip what only those need (a
+ * validation's status query, which waits behind the workflow task in progress).
+ */
+export type ReadState<V> = (changes: boolean) => Promise<V>;
 
 export interface WatchedState<V, S extends string> {
   status: (v: V) => S;
@@ -45,6 +49,8 @@ interface Watch<V, S> {
   latest?: V;
   waiters: Set<Waiter<V, S>>;
   stop: AbortController;
+  /** Ends the history poll under way so the watch reads at once (a waiter of changes came while it had no live read). */
+  wake: AbortController;
 }
 
 /** After a failed read or history poll (Temporal or the database away), the watch tries again after this. */
@@ -78,7 +84,7 @@ export class WorkflowWaits<V, S extends string> {
     let watch = this.watches.get(workflowId);
     // A stopped watch (its last waiter left a moment ago) is ending: start a fresh one.
     if (!watch || watch.stop.signal.aborted) {
-      watch = { waiters: new Set(), stop: new AbortController() };
+      watch = { waiters: new Set(), stop: new AbortController(), wake: new AbortController() };
       this.watches.set(workflowId, watch);
       void this.run(workflowId, watch, read);
     }
@@ -101,6 +107,7 @@ export class WorkflowWaits<V, S extends string> {
       const timer = setTimeout(() => waiter.answer(w.latest), ms);
       w.waiters.add(waiter);
       if (w.latest !== undefined) this.offer(waiter, w.latest);
+      else if (!waiter.finalOnly) w.wake.abort();
     });
   }
 
@@ -116,15 +123,27 @@ export class WorkflowWaits<V, S extends string> {
     try {
       while (!watch.stop.signal.aborted) {
         try {
-          const v = await read();
-          watch.latest = v;
-          for (const waiter of [...watch.waiters]) this.offer(waiter, v);
+          const wantsChanges = () => [...watch.waiters].some((w) => !w.finalOnly);
+          const changes = wantsChanges();
+          const v = await read(changes);
+          // A read for final-only waiters may not be the live status: it counts only once final (and a
+          // waiter of changes who came during it gets a live read at once).
+          if (!changes && !this.state.isFinal(this.state.status(v))) {
+            if (wantsChanges()) continue;
+          } else {
+            watch.latest = v;
+            for (const waiter of [...watch.waiters]) this.offer(waiter, v);
+          }
           // Closed without a final status (terminated from outside): nothing more will change.
           if (closed || this.state.isFinal(this.state.status(v))) break;
-          token = await this.historyGrew(workflowId, token, watch.stop.signal);
+          token = await this.historyGrew(workflowId, token, AbortSignal.any([watch.stop.signal, watch.wake.signal]));
           closed = token === undefined;
         } catch (err) {
           if (watch.stop.signal.aborted) break;
+          if (watch.wake.signal.aborted) {
+            watch.wake = new AbortController();
+            continue;
+          }
           this.log.debug('long poll: could not read the workflow yet', { workflowId, error: (err as Error).message });
           token = undefined;
           await sleep(RETRY_MS, watch.stop.signal);

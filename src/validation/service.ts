@@ -225,10 +225,12 @@ export class ValidationService {
       // Its start is still pending (Temporal was unavailable): nothing can tell us sooner.
       await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())));
     } else {
-      // One read per change of the workflow, shared by its waiters: the record (final once written) or a query.
-      const answer = await this.waits.wait(owner, rec.workflow_id, wait, deadline, async () =>
-        this.statusOf((await this.deps.storage.records.get(id)) ?? rec),
-      );
+      // One read per change of the workflow, shared by its waiters: the record (final before the workflow
+      // closes), and the live status (a query) only when a waiter wants the changes on the way.
+      const answer = await this.waits.wait(owner, rec.workflow_id, wait, deadline, async (changes) => {
+        const now = (await this.deps.storage.records.get(id)) ?? rec;
+        return now.final || changes ? this.statusOf(now) : this.fromRecord(now, 'PENDING');
+      });
       if (answer) return answer;
     }
     return this.statusOf((await this.deps.storage.records.getOwned(owner, id)) ?? rec);
