@@ -23,12 +23,15 @@ export const STEP_NAMES = [
   'sandbox run activity: scheduled → completed',
   '… of which load and call in the run container',
   'last workflow task (promote as a local activity) → closed',
-  'closed → the client has the answer (result long poll, HTTP)',
+  'closed → the client has the answer (long poll, HTTP; negative: answered from the final record before the close)',
 ] as const;
 
 /** The steps of validation `final`, which the client started at `startedAt` and had at `answeredAt` (both epoch ms). */
 export async function validationSteps(client: Client, final: ValidationStatus, startedAt: number, answeredAt: number): Promise<Steps> {
-  const history = await client.workflow.getHandle(validationWorkflowId(final.validation_id)).fetchHistory();
+  const handle = client.workflow.getHandle(validationWorkflowId(final.validation_id));
+  // The answer may come from the record, final just before the workflow closes: the close is awaited.
+  await handle.result();
+  const history = await handle.fetchHistory();
   const times = new Map<number, number[]>();
   for (const e of history.events ?? []) {
     const t = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
