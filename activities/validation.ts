@@ -9,7 +9,7 @@ import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
 import type { Metrics } from '../src/metrics';
 import { untilDatabaseAnswers } from '../src/db';
-import { StagedFileError, type Storage } from '../src/storage';
+import { UploadBytesError, type Storage } from '../src/storage';
 import type { Sandbox } from '../sandbox';
 import { isFindingCode, type FindingCode } from '../domain/findings';
 import {
@@ -74,7 +74,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
     try {
       return await untilDatabaseAnswers(() => storage.files.uploadBytes(input.sha256), Context.current().cancellationSignal);
     } catch (err) {
-      if (err instanceof StagedFileError) {
+      if (err instanceof UploadBytesError) {
         reject(err.message, {
           findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)],
         });
@@ -159,7 +159,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         deps.metrics?.validationFinished(final);
         return final;
       } catch (err) {
-        if (err instanceof StagedFileError) {
+        if (err instanceof UploadBytesError) {
           reject(err.message, {
             findings: [finding(err.kind === 'missing' ? 'upload_lost' : 'upload_tampered', `${err.message}: upload the file again`)],
           });

@@ -16,13 +16,13 @@ import { clipStatus } from './records';
 export { sha256Hex };
 
 /** The uploaded bytes are gone or no longer what was uploaded. Not worth retrying. */
-export class StagedFileError extends Error {
+export class UploadBytesError extends Error {
   constructor(
     readonly kind: 'missing' | 'mismatch',
     message: string,
   ) {
     super(message);
-    this.name = 'StagedFileError';
+    this.name = 'UploadBytesError';
   }
 }
 
@@ -58,8 +58,8 @@ export class TaskFiles {
   async uploadBytes(sha256: string): Promise<Buffer> {
     const { rows } = await this.db.pool.query<{ bytes: Buffer }>('SELECT bytes FROM blobs WHERE sha256 = $1', [sha256]);
     const bytes = rows[0]?.bytes;
-    if (!bytes) throw new StagedFileError('missing', 'the uploaded file is gone');
-    if (sha256Hex(bytes) !== sha256) throw new StagedFileError('mismatch', 'the uploaded file no longer matches its sha256');
+    if (!bytes) throw new UploadBytesError('missing', 'the uploaded file is gone');
+    if (sha256Hex(bytes) !== sha256) throw new UploadBytesError('mismatch', 'the uploaded file no longer matches its sha256');
     return bytes;
   }
 
@@ -134,7 +134,7 @@ export class TaskFiles {
          ON CONFLICT (owner, sha256) DO UPDATE SET last_used_at = now()`,
         [rec.owner, rec.sha256, id],
       );
-      if (!kept) throw new StagedFileError('missing', 'the uploaded file is gone');
+      if (!kept) throw new UploadBytesError('missing', 'the uploaded file is gone');
       const { rows: names } = await c.query<{ current_validation_id: string | null }>(
         'SELECT current_validation_id FROM task_files WHERE owner = $1 AND file_name = $2 FOR UPDATE',
         [rec.owner, rec.file_name],

@@ -7,7 +7,7 @@ import { RecordStore } from './records';
 import { TaskRecords } from './tasks';
 
 export { RecordStore, lockOwner, clipStatus, type UploadPointer, type ValidationRecord, type NewUpload } from './records';
-export { TaskFiles, StagedFileError, VersionUnavailableError, sha256Hex, type PromotionRecord, type DeleteOutcome } from './files';
+export { TaskFiles, UploadBytesError, VersionUnavailableError, sha256Hex, type PromotionRecord, type DeleteOutcome } from './files';
 export * from './ids';
 export { TaskRecords, type NewTask } from './tasks';
 export { ownerUsage, isLiveName, type OwnerUsage } from './usage';
