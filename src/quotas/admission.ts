@@ -48,15 +48,6 @@ export async function admitUpload(c: Queryable, q: Quotas, owner: string, fileNa
   await recordRateEvent(c, owner, 'upload');
 }
 
-/** Below this age an unfinished task is not asked about: its workflow may not be visible yet. */
-const RECONCILE_AFTER_MS = 5000;
-
-/**
- * Admits a task with a `payloadBytes` payload, or throws a QuotaExceededError. Runs inside the task's
- * transaction, after `lockOwner`. Unfinished tasks are counted from their rows; only at the limit is
- * each old enough one confirmed with `stillRunning` (a workflow that ended without saying so, e.g.
- * terminated by an operator, would otherwise hold its place for good) and marked finished if not.
- */
 /**
  * The priority a task is queued with: `high` only while the owner has fewer than
  * QUOTA_HIGH_TASKS_IN_FLIGHT unfinished `high` tasks, else `low`. Temporal orders priority keys before
@@ -72,6 +63,15 @@ export async function admittedPriority(c: Queryable, q: Quotas, owner: string, r
   return rows[0].n < q.highTasksInFlight ? 'high' : 'low';
 }
 
+/** Below this age an unfinished task is not asked about: its workflow may not be visible yet. */
+const RECONCILE_AFTER_MS = 5000;
+
+/**
+ * Admits a task with a `payloadBytes` payload, or throws a QuotaExceededError. Runs inside the task's
+ * transaction, after `lockOwner`. Unfinished tasks are counted from their rows; only at the limit is
+ * each old enough one confirmed with `stillRunning` (a workflow that ended without saying so, e.g.
+ * terminated by an operator, would otherwise hold its place for good) and marked finished if not.
+ */
 export async function admitTask(
   c: Queryable,
   q: Quotas,
