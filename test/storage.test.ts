@@ -177,7 +177,7 @@ test('delete is serialized with the upload by the database: refused while it val
 
   // An upload and a delete of a promoted name racing on two connections: whichever the database
   // serializes first, the upload wins (its pointer stands, and a delete that saw it was refused).
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 30; i++) {
     const before = await uploaded('alice', `race${i}`, `def handler(p):\n    return ${i}\n`);
     await storage.files.promote(before.rec.validation_id, before.final);
     const [del, up] = await Promise.all([
@@ -189,6 +189,8 @@ test('delete is serialized with the upload by the database: refused while it val
       { kind: 'deleted', sha256: before.rec.sha256, validation_id: before.rec.validation_id },
       { kind: 'pending', validation_id: up.rec.validation_id },
     ]).toContainEqual(del);
+    // ... and it is promoted when it passes.
+    expect((await storage.files.promote(up.rec.validation_id, up.final)).promoted).toBe(true);
   }
 });
 

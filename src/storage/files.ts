@@ -190,19 +190,23 @@ export class TaskFiles {
    */
   async deleteName(owner: string, name: string): Promise<DeleteOutcome> {
     return this.db.tx(async (c) => {
+      // The row lock first, alone: a join here would be re-checked against the other table's old row
+      // after waiting for an upload's commit, and miss that upload. The next statement sees it.
       const { rows } = await c.query<{
         current_validation_id: string | null;
-        pending: boolean;
         promoted_sha256: string | null;
         promoted_validation_id: string | null;
       }>(
-        `SELECT t.current_validation_id, (v.validation_id IS NOT NULL AND v.final IS NULL) AS pending, t.promoted_sha256, t.promoted_validation_id
-         FROM task_files t LEFT JOIN validations v ON v.validation_id = t.current_validation_id
-         WHERE t.owner = $1 AND t.file_name = $2 FOR UPDATE OF t`,
+        'SELECT current_validation_id, promoted_sha256, promoted_validation_id FROM task_files WHERE owner = $1 AND file_name = $2 FOR UPDATE',
         [owner, name],
       );
       const row = rows[0];
-      if (row?.pending && row.current_validation_id) return { kind: 'pending', validation_id: row.current_validation_id };
+      if (row?.current_validation_id) {
+        const { rowCount } = await c.query('SELECT 1 FROM validations WHERE validation_id = $1 AND final IS NULL', [
+          row.current_validation_id,
+        ]);
+        if (rowCount) return { kind: 'pending', validation_id: row.current_validation_id };
+      }
       if (!row?.promoted_sha256 || !row.promoted_validation_id) return { kind: 'nothing' };
       await c.query(
         `UPDATE task_files SET current_validation_id = NULL, deleted_at = now(), deleted_validation_id = promoted_validation_id,
