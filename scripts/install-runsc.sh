@@ -17,9 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SUITE="${RUNSC_DEBIAN_SUITE:-trixie}"
 # The mirror this machine's apt already uses for Debian (deb822 .sources or a one-line sources.list entry).
 system_mirror() {
-  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{ print $2 }'
-    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{ print $2 }'; } |
-    grep -E '/debian/?$' | head -n 1
+  local uris
+  uris="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }'
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '/^deb / { print $2 }')"
+  awk '/\/debian\/?$/ { print; exit }' <<<"$uris"
 }
 MIRROR="${RUNSC_DEBIAN_MIRROR:-$(system_mirror)}"
 [[ -n "$MIRROR" ]] || die "no Debian mirror in this machine's apt sources: set RUNSC_DEBIAN_MIRROR"
