@@ -104,7 +104,7 @@ mkdir -p "$MONITOR_DIR" && chmod 0700 "$MONITOR_DIR" || die "cannot create $MONI
 mkdir -p "$(dirname "$DAEMON_JSON")"
 json_result="$(node -e '
   const fs = require("fs");
-  const [file, runsc, wrapper, monitorDir, explicit] = process.argv.slice(1);
+  const [file, runsc, wrapper, monitorDir, explicit, installed] = process.argv.slice(1);
   let raw = "";
   try { raw = fs.readFileSync(file, "utf8"); } catch (e) { if (e.code !== "ENOENT") throw e; }
   let cfg = {};
@@ -117,13 +117,14 @@ json_result="$(node -e '
   const entry = cfg.runtimes.runsc && typeof cfg.runtimes.runsc === "object" ? cfg.runtimes.runsc : {};
   const old = Array.isArray(entry.runtimeArgs) ? entry.runtimeArgs.map(String) : [];
   // The real runsc: the one RUNSC_SOURCE chose (explicit), else a custom binary registered before us,
-  // else the one the wrapper was told, else PATH.
+  // else the one the wrapper was told (unless it is one install-runsc.sh put there: RUNSC_SOURCE=system
+  // then means going back to the system runsc), else PATH.
   const told = (old.find((a) => a.startsWith("--taskflow-runsc=")) || "").slice("--taskflow-runsc=".length);
   let real = runsc;
   const wrapped = old.some((a) => a.startsWith("--taskflow-")); // then entry.path is a wrapper, not runsc
   if (explicit === "1") real = runsc;
   else if (entry.path && entry.path !== wrapper && !wrapped && fs.existsSync(entry.path)) real = entry.path;
-  else if (told && fs.existsSync(told)) real = told;
+  else if (told && fs.existsSync(told) && !told.startsWith(installed + "/")) real = told;
   const args = [];
   for (let i = 0; i < old.length; i++) {
     if (/^--?(platform=kvm|network=.*|oci-seccomp(=.*)?|taskflow-.*)$/.test(old[i])) continue;
@@ -138,7 +139,7 @@ json_result="$(node -e '
   fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + "\n");
   fs.renameSync(tmp, file);
   console.log("changed " + JSON.stringify(cfg.runtimes.runsc));
-' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR" "$RUNSC_EXPLICIT")"
+' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR" "$RUNSC_EXPLICIT" "${RUNSC_INSTALL_DIR:-/usr/local/lib/taskflow}")"
 case "$json_result" in
   unchanged) say "$DAEMON_JSON already registers runsc" ;;
   changed*) say "$DAEMON_JSON: runsc runtime set to ${json_result#changed }" ;;
