@@ -104,8 +104,10 @@ test('a good file is VALIDATED, promoted with its record and version, and a task
   expect(await api.storage.files.loadVersion('alice', 'good_async', s.sha256)).toBe(source);
   expect((await quarantined(api.storage, s.validation_id)).source).toBeUndefined(); // the version holds the bytes
 
-  // The workflow has closed; its status query still answers (Temporal replays it), and so does GET.
+  // The record is final just before the workflow closes. Once closed, its status query still answers
+  // (Temporal replays it), and so does GET.
   const handle = temporal.env.client.workflow.getHandle(validationWorkflowId(s.validation_id));
+  await handle.result();
   expect((await handle.describe()).status.name).toBe('COMPLETED');
   expect(await handle.query(statusQuery)).toEqual(s);
   expect(await statusOf(api.app, ALICE, s.validation_id)).toEqual(s);
