@@ -4,7 +4,7 @@
  */
 import registry from './finding-codes.json';
 
-export type FindingStage = 'upload' | 'static' | 'run' | 'pipeline';
+export type FindingStage = 'upload' | 'static' | 'dependencies' | 'run' | 'pipeline';
 export type FindingCode = keyof typeof registry.codes;
 
 export interface FindingCodeInfo {

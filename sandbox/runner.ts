@@ -259,6 +259,7 @@ export async function checkOnAgent(agent: AgentContainer, source: Buffer, fileNa
   const fail = (code: string, message: string): CheckOutcome => ({
     ok: false,
     findings: [{ code, severity: 'error', message }],
+    externalImports: [],
     wallMs: Date.now() - started,
   });
   const refused = agent.refusedSyscalls();
@@ -286,6 +287,7 @@ export async function checkOnAgent(agent: AgentContainer, source: Buffer, fileNa
     ok: !findings.some((f) => f.severity === 'error'),
     findings,
     ...(Array.isArray(report.test_payloads) ? { testPayloads: report.test_payloads } : {}),
+    externalImports: [],
     wallMs: Date.now() - started,
   };
 }

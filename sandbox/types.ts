@@ -19,7 +19,41 @@ export interface CheckOutcome {
   findings: Finding[];
   /** Literal `TEST_PAYLOADS` found at module level, if any (never executed: `ast.literal_eval`). */
   testPayloads?: unknown[];
+  /** The file's PEP 723 `script` block, when it has one and it is well formed. */
+  script?: ScriptMetadata;
+  /** Top-level modules the file imports that the sandbox's standard library does not provide. */
+  externalImports: ExternalImport[];
   wallMs: number;
+}
+
+/** A PEP 723 `# /// script` block as the checker read it (TOML, never executed). */
+export interface ScriptMetadata {
+  /** PEP 508 requirement strings, each already parsed by `packaging` in the checker. */
+  dependencies: string[];
+  /** `requires-python`, already checked against the sandbox's interpreter. */
+  requiresPython?: string;
+  /** 1-based line of the block's `# /// script`. */
+  line: number;
+}
+
+export interface ExternalImport {
+  /** The top-level name, e.g. `requests` for `from requests.adapters import X`. */
+  module: string;
+  line: number;
+  col: number;
+  /** Inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a bare / Exception) handler. */
+  guarded: boolean;
+}
+
+/**
+ * A handler's third-party packages: a directory of unpacked wheels on the host, content-addressed by
+ * its lock, mounted read-only into the container and appended (after the stdlib) to the child's path.
+ */
+export interface DependencyLayer {
+  /** The lock's sha256: containers are reused only for the same layer. */
+  id: string;
+  /** Absolute host path of the unpacked packages (a `site-packages` style directory). */
+  hostDir: string;
 }
 
 export type PayloadStatus = 'ok' | 'error' | 'timeout';
@@ -153,6 +187,8 @@ export interface RunRequest {
   /** Shown in tracebacks; sanitised by the caller. */
   fileName: string;
   payloads: unknown[];
+  /** The file's dependency layer, when it declares dependencies. */
+  layer?: DependencyLayer;
   limits?: Partial<SandboxLimits>;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
