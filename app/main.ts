@@ -131,7 +131,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
       observer: metrics.sandboxObserver(),
     });
     stops.push(() => sandbox.close());
-    metrics.watchPools(() => sandbox.stats());
+    metrics.watchPools(() => sandbox.stats()).sandboxRuntime(sandbox.runtime, sandbox.runsc);
     readiness.add(
       'sandbox',
       sandboxCheck(() => sandbox.health()),

@@ -15,7 +15,7 @@ import { AttachDemuxer } from './attach-stream';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
 import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
-import { kernelRecordsOomKill } from './oom-record';
+import { oomKillRecorded } from './oom-record';
 import { SyscallMonitor } from './syscall-monitor';
 import type { ContainerExit, ContainerSpecRecord, HostStopReason, SyscallEvent } from './types';
 
@@ -224,10 +224,11 @@ export class AgentContainer {
   }
 
   /**
-   * OOM only when the engine or the kernel says so: exit 137 alone is any SIGKILL of PID 1.
+   * OOM only when the engine or the kernel says so: exit 137 alone is any SIGKILL of PID 1, and under
+   * runsc's systrap platform an OOM kill of PID 1's address space ends the container with status 1.
    * Docker records OOMKilled from an asynchronous event that can land after `wait` returns (or,
-   * under runsc, not at all), so an unexplained 137 is asked about a few times, then checked
-   * against the kernel's log of memory-cgroup OOM kills, before it counts as "PID 1 was killed".
+   * under runsc, not at all), so an unexplained end is checked against the kernel's record of
+   * memory-cgroup OOM kills (oom-record.ts) and asked about a few times before it counts as a crash.
    */
   private async describeExit(code: number | null): Promise<ExitInfo> {
     let exitCode = code;
@@ -240,10 +241,13 @@ export class AgentContainer {
       } catch {
         break;
       }
-      if (oomKilled || exitCode !== 137 || this.stoppedByHost) break;
+      if (oomKilled || exitCode === 0 || this.stoppedByHost) break;
+      if (oomKillRecorded(this.container.id)) {
+        oomKilled = true;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (!oomKilled && exitCode === 137 && !this.stoppedByHost) oomKilled = kernelRecordsOomKill(this.container.id);
     const description = oomKilled
       ? 'killed by the memory cgroup (OOM)'
       : this.stoppedByHost
@@ -266,6 +270,16 @@ export class AgentContainer {
     });
     if (this.pending.size === 0) void this.kill('forbidden_syscall');
     else this.refusalTimer ??= setTimeout(() => void this.kill('forbidden_syscall'), REFUSAL_GRACE_MS).unref();
+  }
+
+  /**
+   * Whether the kernel says the container's memory cgroup OOM-killed one of its processes. Asked
+   * when the handler's process ended under a call while the container lives on: under systrap the
+   * kernel kills the host process behind the handler's address space, and gVisor reports that
+   * process as exited with status 1.
+   */
+  memoryCgroupKilled(): boolean {
+    return oomKillRecorded(this.container.id);
   }
 
   /** Every system call gVisor refused in this container so far (after reading what is pending). */

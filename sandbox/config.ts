@@ -7,6 +7,8 @@ export interface SandboxConfig {
   image?: string;
   /** The unsafe path, named as such: run user code under runc instead of gVisor. */
   allowInsecureRunc: boolean;
+  /** The oldest runsc release accepted, YYYYMMDD (an older one lacks gVisor's security fixes). */
+  runscMinRelease: number;
   limits: SandboxLimits;
   poolSize: number;
   /** Long-lived static-checker containers (0: a fresh container per check). */

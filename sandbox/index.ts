@@ -3,7 +3,7 @@ import type { SandboxConfig } from './config';
 import { DEFAULT_CHECK_MAX_BYTES, sameContainerLimits, type SandboxLimits } from './limits';
 import type { SandboxLogger as Logger } from './logger';
 import { AgentContainer } from './agent-container';
-import { connectDocker, verifyEngine } from './engine';
+import { connectDocker, verifyEngine, type RunscInfo } from './engine';
 import { SandboxCancelledError, SandboxInfraError } from './errors';
 import { ensureImage } from './image';
 import { instanceId, removeLeftovers, removeOwn } from './leftovers';
@@ -18,6 +18,7 @@ export * from './types';
 export type { PoolStats, RunKind, RunResult, SandboxHealth, SandboxObserver } from './observer';
 export * from './limits';
 export type { SandboxConfig } from './config';
+export type { RunscInfo } from './engine';
 export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
@@ -43,6 +44,8 @@ export interface Sandbox {
   /** The image tag in use (content-hashed). */
   readonly image: string;
   readonly runtime: 'runsc' | 'runc';
+  /** Under runsc: the binary's release and platform (engine.ts). */
+  readonly runsc?: RunscInfo;
   /** Static check in a long-lived checker container (the file is parsed, never run: sandbox/checker-pool.ts). */
   check(req: CheckRequest): Promise<CheckOutcome>;
   /** Validation run: a warm single-use container from the pool, destroyed afterwards. */
@@ -163,9 +166,12 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     }
   };
 
+  const runsc = engine.runsc;
+  const runscHealth = runsc ? { runsc: { version: runsc.version, platform: runsc.platform } } : {};
   return {
     image,
     runtime,
+    ...(runsc ? { runsc } : {}),
     check: (req) =>
       observed('check', async () => {
         const agent = await checkers.acquire();
@@ -225,6 +231,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
           return {
             engine: false,
             runtime,
+            ...runscHealth,
             lastStartFailed: lastStartError !== undefined,
             problem: `the engine no longer offers the ${runtime} runtime`,
           };
@@ -232,6 +239,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
         return {
           engine: true,
           runtime,
+          ...runscHealth,
           lastStartFailed: lastStartError !== undefined,
           ...(lastStartError ? { problem: `container start failed: ${lastStartError}` } : {}),
         };
@@ -239,6 +247,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
         return {
           engine: false,
           runtime,
+          ...runscHealth,
           lastStartFailed: lastStartError !== undefined,
           problem: `Docker engine: ${(err as Error).message}`,
         };

@@ -2,7 +2,7 @@
  * What the sandbox runtime tells about itself, for an operator's view (the application turns it into
  * metrics): container starts, finished runs, its pools, and whether the engine answers.
  */
-import type { SandboxRuntime } from './engine';
+import type { RunscInfo, SandboxRuntime } from './engine';
 import type { ContainerKind } from './spec';
 
 /** `check` is the static check; the others are runs in a container of that kind. */
@@ -31,6 +31,8 @@ export interface SandboxHealth {
   /** The Docker engine answered, and lists the runtime in use. */
   engine: boolean;
   runtime: SandboxRuntime;
+  /** Under runsc: its release and platform, as the binary reported them at start-up. */
+  runsc?: Pick<RunscInfo, 'version' | 'platform'>;
   /** Why not, when not: the engine's error, a missing runtime, or the last container start's failure. */
   problem?: string;
   /** The most recent container start failed (runsc not answering), even though the engine does. */

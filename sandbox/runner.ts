@@ -94,12 +94,14 @@ interface Facts {
   forbidden: ForbiddenEvent[];
   syscalls: SyscallEvent[];
   forgedFrames: number;
+  /** The container lives, but its memory cgroup killed the handler's process (see handlerOomKill). */
+  handlerOomKilled: boolean;
 }
 
 /** The one place a run's status is decided; precedence as documented on `RunStatus`. */
 function decideStatus(f: Facts): RunStatus {
   if (f.syscalls.length > 0 || f.forbidden.length > 0 || f.forgedFrames > 0) return 'forbidden';
-  if (f.exit?.oomKilled) return 'memory_limit';
+  if (f.exit?.oomKilled || f.handlerOomKilled) return 'memory_limit';
   if (f.stop?.kind === 'timeout' || f.load.status === 'timeout' || f.payloads.some((p) => p.status === 'timeout')) return 'timeout';
   // The container ended under the handler (PID 1 killed, the agent died), or the handler's process did.
   if (f.exit || f.load.error?.type === 'ChildExited' || f.payloads.some((p) => p.error?.type === 'ChildExited')) return 'crashed';
@@ -138,6 +140,30 @@ function unreported(
   if (exit?.oomKilled) return { type: 'MemoryLimitExceeded', message: `the sandbox was killed for exceeding ${limits.memoryMiB} MiB` };
   if (stop?.kind === 'timeout') return { type: 'Timeout', message: `the run exceeded its total wall time of ${limits.totalTimeoutMs} ms` };
   return { type: 'SandboxDied', message: `the sandbox ended before this finished: ${exit?.description ?? 'no report'}` };
+}
+
+/**
+ * The handler's process ended under a call (ChildExited) while the container lives on, and the kernel
+ * says the container's memory cgroup OOM-killed a process: under runsc's systrap platform that is how
+ * a handler past the memory limit ends (gVisor reports the process as exited with status 1). Those
+ * errors are then the memory limit's, said as such. Never inferred from the status alone.
+ */
+function handlerOomKill(
+  agent: AgentContainer,
+  limits: SandboxLimits,
+  exit: ContainerExit | undefined,
+  load: RunOutcome['load'],
+  payloads: PayloadOutcome[],
+): boolean {
+  const ended = (e?: HandlerError) => e?.type === 'ChildExited';
+  if (exit || !(ended(load.error) || payloads.some((p) => ended(p.error))) || !agent.memoryCgroupKilled()) return false;
+  const error: HandlerError = {
+    type: 'MemoryLimitExceeded',
+    message: `the memory cgroup killed the handler's process for exceeding ${limits.memoryMiB} MiB`,
+  };
+  if (ended(load.error)) load.error = error;
+  for (const p of payloads) if (ended(p.error)) p.error = error;
+  return true;
 }
 
 export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits: SandboxLimits): Promise<RunOutcome> {
@@ -203,8 +229,9 @@ export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits:
   placeRefusals(syscalls, forbidden);
   agent.loadedSha = load.status === 'ok' ? sha : undefined;
   const forgedFrames = agent.forgedFrames;
+  const handlerOomKilled = handlerOomKill(agent, limits, exit, load, payloads);
   return {
-    status: decideStatus({ stop, exit, load, payloads, forbidden, syscalls, forgedFrames }),
+    status: decideStatus({ stop, exit, load, payloads, forbidden, syscalls, forgedFrames, handlerOomKilled }),
     load,
     payloads,
     forbidden,

@@ -52,7 +52,14 @@ export function containerSpec(
       Runtime: runtime,
       NetworkMode: 'none',
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,nosuid,nodev,noexec,size=${limits.tmpfsMiB}m,mode=1777` },
+      Tmpfs: {
+        '/tmp': `rw,nosuid,nodev,noexec,size=${limits.tmpfsMiB}m,mode=1777`,
+        // In place of Docker's cgroup mount: runsc 20240729 turns that into a cgroupfs of its own in
+        // which each container's cgroup is named by its container id (a private cgroup namespace
+        // does not change that), so /proc/self/cgroup told a validation container from a production
+        // one. An empty read-only tmpfs shows none, like runsc 20221219 did; limits are the host's.
+        '/sys/fs/cgroup': 'ro,nosuid,nodev,noexec,size=4k,mode=0555',
+      },
       CapDrop: ['ALL'],
       CapAdd: AGENT_CAPABILITIES,
       SecurityOpt: runtime === 'runsc' ? ['no-new-privileges', SECCOMP_SECURITY_OPT] : ['no-new-privileges'],

@@ -106,8 +106,8 @@ export interface SyscallEvent {
  * How a run ended: exactly one status, decided once by the runner (precedence in this order):
  * - `forbidden`: a system call was refused (`syscalls`), the audit hook saw a forbidden action
  *   (`forbidden`), or lines on the report channel failed authentication (`forgedFrames`);
- * - `memory_limit`: the engine (or the kernel's log) says the memory cgroup killed the container
- *   (never inferred from exit 137 alone);
+ * - `memory_limit`: the engine (or the kernel's record) says the memory cgroup killed the container,
+ *   or the handler's process in a living container (never inferred from an exit status alone);
  * - `timeout`: loading or a payload ran past its wall time, or the run past its total;
  * - `crashed`: the sandbox (PID 1 killed, the agent died) or the handler's process ended under the
  *   handler without any cause above — the handler's doing, so never retried as infrastructure;

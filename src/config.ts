@@ -98,6 +98,11 @@ const EnvSchema = z.object({
   DOCKER_SOCKET: z.string().default('/var/run/docker.sock'),
   SANDBOX_IMAGE: z.string().optional(),
   SANDBOX_ALLOW_INSECURE_RUNC: bool(false),
+  RUNSC_MIN_VERSION: z
+    .string()
+    .regex(/^\d{8}$/, 'must be a runsc release date, YYYYMMDD')
+    .default('20240729')
+    .transform(Number),
   SANDBOX_POOL_SIZE: int(2, 0),
   SANDBOX_CHECKER_CONTAINERS: int(1, 0),
   SANDBOX_KEYED_POOL_MAX: int(8, 0),
@@ -244,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       dockerSocket: e.DOCKER_SOCKET,
       image: e.SANDBOX_IMAGE,
       allowInsecureRunc: e.SANDBOX_ALLOW_INSECURE_RUNC,
+      runscMinRelease: e.RUNSC_MIN_VERSION,
       limits,
       poolSize: e.SANDBOX_POOL_SIZE,
       checkerContainers: e.SANDBOX_CHECKER_CONTAINERS,

@@ -74,7 +74,8 @@ export function sandboxCheck(health: () => Promise<SandboxHealth>): Check {
   return async () => {
     const h = await health();
     const ok = h.engine && !h.lastStartFailed;
-    return { ok, detail: ok ? `Docker answers, ${h.runtime} starts containers` : (h.problem ?? 'the sandbox engine is not usable') };
+    const runtime = h.runsc ? `runsc ${h.runsc.version} (${h.runsc.platform})` : h.runtime;
+    return { ok, detail: ok ? `Docker answers, ${runtime} starts containers` : (h.problem ?? 'the sandbox engine is not usable') };
   };
 }
 

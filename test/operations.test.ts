@@ -156,7 +156,8 @@ describe('a whole TaskFlow process', () => {
         temporal: { ok: true },
         database: { ok: true },
         pollers: { ok: true },
-        sandbox: { ok: true, detail: 'Docker answers, runsc starts containers' },
+        // The release and platform as the registered runsc binary reports them (setup.sh registers systrap).
+        sandbox: { ok: true, detail: expect.stringMatching(/^Docker answers, runsc \S*\d{8}\S* \(systrap\) starts containers$/) },
         workers: { ok: true },
       },
     });
@@ -226,6 +227,7 @@ describe('a whole TaskFlow process', () => {
     expect(sample(text, 'taskflow_sandbox_run_seconds_count', { kind: 'keyed', result: 'ok' })).toBe(1);
     expect(sample(text, 'taskflow_sandbox_pool_containers', { pool: 'validation', state: 'ready' })).toBeDefined();
     expect(sample(text, 'taskflow_sandbox_pool_containers', { pool: 'keyed', state: 'idle' })).toBe(1);
+    expect(sample(text, 'taskflow_sandbox_runtime_info', { runtime: 'runsc', platform: 'systrap' })).toBe(1);
     expect(sample(text, 'taskflow_task_runs_total', { priority: 'low', outcome: 'ok' })).toBe(1);
     expect(sample(text, 'taskflow_task_queue_backlog', { queue: 'taskflow-tasks', type: 'activity' })).toBe(0);
     expect(sample(text, 'taskflow_task_queue_pollers', { queue: 'taskflow-tasks', type: 'activity' })).toBeGreaterThanOrEqual(1);

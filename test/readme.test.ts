@@ -45,6 +45,7 @@ test('the configuration table gives each quota and retention setting the default
 test("the metrics table names exactly TaskFlow's own metrics", async () => {
   const metrics = new Metrics()
     .watchPools(() => ({ validation: { ready: 0, starting: 0 }, checker: { idle: 0, busy: 0, starting: 0 } }))
+    .sandboxRuntime('runsc', { version: '0.0~20240729.0', platform: 'systrap' })
     .watchQueues(async () => []);
   const inCode = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).sort();
   const inReadme = [...readme.matchAll(/^\| `(taskflow_[a-z_]+)` \|/gm)].map((m) => m[1]).sort();

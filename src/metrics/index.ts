@@ -6,7 +6,7 @@
  * task runs; a process running all roles has them all.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PoolStats, RunKind, RunResult, SandboxObserver } from '../../sandbox';
+import type { PoolStats, RunKind, RunResult, RunscInfo, SandboxObserver } from '../../sandbox';
 import type { ValidationStatus } from '../../domain/validation';
 import type { TaskFailureType, TaskPriority } from '../../domain/task';
 import type { QueueReading } from '../task-queues';
@@ -99,6 +99,17 @@ export class Metrics {
         this.containerStarts.observe({ kind, warm: String(warm), result: ok ? 'ok' : 'error' }, seconds),
       runFinished: (kind: RunKind, seconds: number, result: RunResult) => this.runs.observe({ kind, result }, seconds),
     };
+  }
+
+  /** Which sandbox runtime this process uses: one series, value 1 (runsc's version and platform as the binary says). */
+  sandboxRuntime(runtime: 'runsc' | 'runc', runsc?: Pick<RunscInfo, 'version' | 'platform'>): this {
+    new Gauge({
+      name: 'taskflow_sandbox_runtime_info',
+      help: 'The sandbox runtime in use (value 1), by runtime (runsc, or runc when insecurely allowed), runsc version and platform',
+      labelNames: ['runtime', 'version', 'platform'],
+      registers: [this.registry],
+    }).set({ runtime, version: runsc?.version ?? '', platform: runsc?.platform ?? '' }, 1);
+    return this;
   }
 
   /** Pool sizes, read at each scrape. */
