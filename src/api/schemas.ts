@@ -87,10 +87,20 @@ export const ValidationStatusSchema = z
       peak_memory_kib: z.number().optional(),
       payloads_total: z.number().optional(),
       payloads_ok: z.number().optional(),
+      dependencies_ms: z.number().optional(),
+      layer_bytes: z.number().optional(),
     }),
     created_at: z.string(),
     finished_at: z.string().nullable(),
     promoted: z.boolean().optional(),
+    dependencies: z
+      .object({
+        requirements: z.array(z.string()).describe("As declared in the file's PEP 723 `# /// script` block"),
+        lock_sha256: z.string().describe("sha256 of the lock's text: the version is the file and this lock; its tasks run with it"),
+        pins: z.array(z.object({ name: z.string(), version: z.string() })).describe('Every package of the lock, exact'),
+      })
+      .optional()
+      .describe('Present when the file declares dependencies and they were resolved'),
   })
   .meta({ id: 'ValidationStatus' });
 

@@ -102,6 +102,20 @@ export class LayerCache {
     return { id: lockSha, hostDir: dir, packages: info.packages, unpackedBytes: info.unpackedBytes, topLevel: info.topLevel };
   }
 
+  /**
+   * The layer of a lock known by its sha256: this host's, else built from the lock's text (`readLock`,
+   * from the database) and the index. The text must hash to the sha256 it was asked by.
+   */
+  async bySha256(lockSha: string, readLock: () => Promise<string | undefined>, signal?: AbortSignal): Promise<DependencyLayer> {
+    const have = this.find(lockSha);
+    if (have) return { id: have.id, hostDir: have.hostDir };
+    const text = await readLock();
+    if (text === undefined) throw new Error(`dependency lock ${lockSha.slice(0, 12)} is missing from the database`);
+    if (lockSha256(text) !== lockSha) throw new Error(`dependency lock ${lockSha.slice(0, 12)} does not match its sha256`);
+    const built = await this.ensure(text, signal);
+    return { id: built.id, hostDir: built.hostDir };
+  }
+
   /** The lock's layer on this host, built from the lock and the index when missing. */
   ensure(lockText: string, signal?: AbortSignal): Promise<Layer> {
     const sha = lockSha256(lockText);
