@@ -29,7 +29,7 @@ RUN npm run build
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 python3-pyflakes tini ca-certificates \
+ && apt-get install -y --no-install-recommends python3.11 python3-pyflakes python3-packaging tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

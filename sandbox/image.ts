@@ -1,7 +1,7 @@
 /**
  * Builds the sandbox image locally (no registry is reachable): a minimal root filesystem holding
  * the host's Debian python3.11 with its stdlib and shared libraries, Debian's pyflakes (the
- * checker's linter), plus the agent, the child runner and the static checker. The tag is a hash of every input, so a build runs only when an
+ * checker's linter) and packaging (its reader of PEP 508 requirements), plus the agent, the child runner and the static checker. The tag is a hash of every input, so a build runs only when an
  * input changed.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,8 +19,14 @@ const RECIPE_VERSION = '2';
 export const IMAGE_REPO = 'taskflow-sandbox';
 export const PYTHON_BIN = '/usr/bin/python3.11';
 const STDLIB = '/usr/lib/python3.11';
-/** Debian's python3-pyflakes (pure Python, stdlib only); the checker appends its parent to sys.path. */
-const PYFLAKES = '/usr/lib/python3/dist-packages/pyflakes';
+/**
+ * Debian's python3-pyflakes and python3-packaging (pure Python, stdlib only), for the checker alone:
+ * it appends their parent to sys.path. The child runner never sees them on its path.
+ */
+const CHECKER_PACKAGES: { dir: string; debian: string }[] = [
+  { dir: '/usr/lib/python3/dist-packages/pyflakes', debian: 'python3-pyflakes' },
+  { dir: '/usr/lib/python3/dist-packages/packaging', debian: 'python3-packaging' },
+];
 /**
  * What goes to /opt/taskflow in the image: the agent, child runner and checker, the child's seccomp
  * filter, and the registries they read (finding codes, forbidden syscalls).
@@ -68,13 +74,13 @@ function pythonFiles(root: string, exclude: Set<string>): string[] {
 
 const stdlibFiles = (): string[] => pythonFiles(STDLIB, STDLIB_EXCLUDE);
 
-function pyflakesFiles(): string[] {
-  if (!fs.existsSync(path.join(PYFLAKES, 'checker.py'))) {
-    throw new SandboxInfraError(
-      `${PYFLAKES} is missing: install Debian's pyflakes (apt-get install python3-pyflakes), or run scripts/setup.sh`,
-    );
-  }
-  return pythonFiles(PYFLAKES, new Set(['test']));
+function checkerPackageFiles(): string[] {
+  return CHECKER_PACKAGES.flatMap(({ dir, debian }) => {
+    if (!fs.existsSync(path.join(dir, '__init__.py'))) {
+      throw new SandboxInfraError(`${dir} is missing: install it (apt-get install ${debian}), or run scripts/setup.sh`);
+    }
+    return pythonFiles(dir, new Set(['test']));
+  });
 }
 
 /** The content hash that names the image: recipe, agent sources, interpreter and stdlib listing. */
@@ -88,7 +94,7 @@ export function imageInputsHash(): string {
   h.update(`recipe ${RECIPE_VERSION}\n`);
   for (const [f, src] of Object.entries(AGENT_FILES)) h.update(`${f} ${sha256File(src)}\n`);
   h.update(`python ${sha256File(PYTHON_BIN)}\n`);
-  for (const f of pyflakesFiles()) h.update(`${f} ${sha256File(f)}\n`);
+  for (const f of checkerPackageFiles()) h.update(`${f} ${sha256File(f)}\n`);
   for (const f of stdlibFiles()) {
     const st = fs.statSync(f);
     h.update(`${f} ${st.size} ${Math.floor(st.mtimeMs)}\n`);
@@ -132,7 +138,7 @@ function assembleRootfs(root: string): void {
   copyInto(root, PYTHON_BIN);
   fs.symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
   for (const f of stdlib) copyInto(root, f);
-  for (const f of pyflakesFiles()) copyInto(root, f);
+  for (const f of checkerPackageFiles()) copyInto(root, f);
   for (const [f, src] of Object.entries(AGENT_FILES)) {
     const dest = path.join(root, 'opt/taskflow', f);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -143,7 +149,7 @@ function assembleRootfs(root: string): void {
   // mtimes, so without this every interpreter start recompiles the stdlib it imports (~0.5 s).
   for (const [dir, as] of [
     ['usr/lib/python3.11', STDLIB],
-    [PYFLAKES.slice(1), PYFLAKES],
+    ...CHECKER_PACKAGES.map(({ dir }) => [dir.slice(1), dir]),
     ['opt/taskflow', '/opt/taskflow'],
   ]) {
     execFileSync(

@@ -11,6 +11,7 @@ import { SandboxCancelledError, SandboxInfraError } from './errors';
 import type {
   CheckOutcome,
   ContainerExit,
+  ExternalImport,
   Finding,
   ForbiddenEvent,
   HandlerError,
@@ -18,6 +19,7 @@ import type {
   RunOutcome,
   RunRequest,
   RunStatus,
+  ScriptMetadata,
   SyscallEvent,
 } from './types';
 
@@ -281,13 +283,44 @@ export async function checkOnAgent(agent: AgentContainer, source: Buffer, fileNa
       ? fail('check_timeout', `parsing the file did not finish within ${o.timeoutMs} ms`)
       : fail('checker_failed', 'the static checker could not analyse this file');
   }
-  const report = (frame.report ?? {}) as { findings?: Finding[]; test_payloads?: unknown[] | null };
+  const report = (frame.report ?? {}) as {
+    findings?: Finding[];
+    test_payloads?: unknown[] | null;
+    script?: unknown;
+    external_imports?: unknown;
+  };
   const findings = Array.isArray(report.findings) ? report.findings : [];
+  const script = asScript(report.script);
   return {
     ok: !findings.some((f) => f.severity === 'error'),
     findings,
     ...(Array.isArray(report.test_payloads) ? { testPayloads: report.test_payloads } : {}),
-    externalImports: [],
+    ...(script ? { script } : {}),
+    externalImports: asExternalImports(report.external_imports),
     wallMs: Date.now() - started,
   };
+}
+
+/** The checker's `script` (snake_case JSON) as the host's ScriptMetadata; anything malformed is dropped. */
+function asScript(v: unknown): ScriptMetadata | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (!Array.isArray(o.dependencies) || !o.dependencies.every((d) => typeof d === 'string') || typeof o.line !== 'number') {
+    return undefined;
+  }
+  return {
+    dependencies: o.dependencies as string[],
+    ...(typeof o.requires_python === 'string' ? { requiresPython: o.requires_python } : {}),
+    line: o.line,
+  };
+}
+
+function asExternalImports(v: unknown): ExternalImport[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((e: unknown): ExternalImport[] => {
+    const o = (e ?? {}) as Record<string, unknown>;
+    return typeof o.module === 'string' && typeof o.line === 'number' && typeof o.col === 'number' && typeof o.guarded === 'boolean'
+      ? [{ module: o.module, line: o.line, col: o.col, guarded: o.guarded }]
+      : [];
+  });
 }

@@ -39,9 +39,13 @@ export interface ScriptMetadata {
 export interface ExternalImport {
   /** The top-level name, e.g. `requests` for `from requests.adapters import X`. */
   module: string;
+  /** 1-based line and column (characters) of its first import, its first unguarded one if any. */
   line: number;
   col: number;
-  /** Inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a bare / Exception) handler. */
+  /**
+   * Every import of it is inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a
+   * bare / Exception) handler, or under `if TYPE_CHECKING:`, in the same function: the file loads without it.
+   */
   guarded: boolean;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes, PostgreSQL (apt-get when missing), runsc
+#   - Docker engine + gVisor runsc, python3.11, python3-pyflakes, python3-packaging, PostgreSQL (apt-get when missing), runsc
 #     registered in daemon.json through the monitor wrapper (scripts/runsc-monitor.sh, installed to
 #     RUNSC_MONITOR_PATH) with --oci-seccomp, dockerd started (no bridge, no iptables) when nothing
 #     answers on the socket
@@ -46,13 +46,14 @@ missing=()
 if ! have dockerd || ! have docker; then missing+=(docker.io); fi
 have runsc || missing+=(runsc)
 # The sandbox image is assembled from Debian's python3.11 and its stdlib, plus Debian's pyflakes
-# for the static checker's lint findings (sandbox/image.ts).
+# for the static checker's lint findings and packaging for its PEP 723 requirements (sandbox/image.ts).
 [[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
 [[ -f /usr/lib/python3/dist-packages/pyflakes/checker.py ]] || missing+=(python3-pyflakes)
+[[ -f /usr/lib/python3/dist-packages/packaging/requirements.py ]] || missing+=(python3-packaging)
 # PostgreSQL: start.sh runs a local server when DATABASE_URL is unset, test.sh always does; psql makes databases.
 pg_bindir >/dev/null || missing+=(postgresql)
 have psql || missing+=(postgresql-client)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, runsc, /usr/bin/python3.11, pyflakes, packaging, PostgreSQL: present"; fi
 
 # ---------------------------------------------------------------- which runsc, and is it recent enough
 # RUNSC_SOURCE=system (the default for now): the runsc on PATH (Debian 12's 0.0~20221219, ptrace only).
