@@ -1,0 +1,194 @@
+/**
+ * Handlers with PEP 723 dependencies from a real package index (PACKAGE_INDEX_URL, default the Python
+ * Package Index; a proxy and its CA through the usual HTTPS_PROXY / SSL_CERT_FILE, DEPENDENCY_NATIVE_TLS
+ * for uv's --native-tls). In one run, for `requests`, `pydantic` and `numpy` handlers:
+ *   - the dependency step alone (src/dependencies): resolve with an empty uv cache, unpack the layer with an
+ *     empty cache (download + unpack), resolve again with a warm cache, and the layer found on the host;
+ *   - upload → VALIDATED through the whole pipeline: cold (new lock, empty caches) and with the lock's
+ *     layer cached on the host, against a standard-library file;
+ *   - task create → COMPLETED (HTTP, long poll to the end, warm keyed container) with the layer, against none.
+ * Run: bash scripts/bench.sh dependencies [--tasks N] [--no-write]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import request from 'supertest';
+import { loadConfig, type Config } from '../src/config';
+import { LayerCache, removeTree, resolveLock } from '../src/dependencies';
+import type { ValidationStatus } from '../domain/validation';
+import { startPipeline, type Pipeline } from '../test/helpers/pipeline';
+import { UV_PATH } from '../test/helpers/package-index';
+import { startTemporal } from '../test/helpers/temporal';
+import { benchEnv, fmt, percentile, writeSection } from './report';
+
+const OWNER = 'bench';
+const TOKEN = 'bench-token-0123456789abcdef';
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+const HANDLERS: Record<string, { deps: string[]; body: string }> = {
+  requests: {
+    deps: ['requests>=2.31,<3'],
+    body: 'import requests\n\n\ndef handler(payload):\n    r = requests.Request("GET", "http://example.invalid/x", params=payload).prepare()\n    return {"url": r.url}\n',
+  },
+  pydantic: {
+    deps: ['pydantic>=2,<3'],
+    body: 'import pydantic\n\n\nclass Point(pydantic.BaseModel):\n    x: int\n    y: int = 0\n\n\ndef handler(payload):\n    return Point(x=payload.get("x", 1)).model_dump()\n',
+  },
+  numpy: {
+    deps: ['numpy>=1.26,<3'],
+    body: 'import numpy as np\n\n\ndef handler(payload):\n    a = np.arange(payload.get("n", 10))\n    return {"sum": int(a.sum())}\n',
+  },
+};
+const STDLIB = 'import json\n\n\ndef handler(payload):\n    return {"n": len(json.dumps(payload))}\n';
+
+const source = (name: string, variant: string): string => {
+  const h = HANDLERS[name];
+  return `# /// script\n# dependencies = ${JSON.stringify(h.deps)}\n# ///\n# ${variant}\n${h.body}`;
+};
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const v = await f();
+  return [v, performance.now() - t];
+}
+
+async function validate(p: Pipeline, name: string, src: string): Promise<[ValidationStatus, number]> {
+  return timed(async () => {
+    const up = await request(p.api.app)
+      .post('/tasks/upload_file')
+      .query({ file_name: name })
+      .set(auth)
+      .attach('file', Buffer.from(src), `${name}.py`);
+    if (up.status !== 202) throw new Error(`upload ${name}: ${up.status} ${JSON.stringify(up.body)}`);
+    for (;;) {
+      const r = await request(p.api.app)
+        .get(`/tasks/validation_status/${up.body.validation_id}`)
+        .query({ wait: 30, until: 'final' })
+        .set(auth);
+      if (r.body.status === 'VALIDATED' || r.body.status === 'REJECTED') return r.body as ValidationStatus;
+    }
+  });
+}
+
+async function task(p: Pipeline, title: string): Promise<[Record<string, unknown>, number]> {
+  return timed(async () => {
+    const c = await request(p.api.app).post('/tasks/').set(auth).send({ title, payload: {}, priority: 'high' });
+    if (c.status !== 201) throw new Error(`task ${title}: ${c.status} ${JSON.stringify(c.body)}`);
+    for (;;) {
+      const r = await request(p.api.app).get(`/tasks/${c.body.task_id}`).query({ wait: 30, until: 'final' }).set(auth);
+      if (['COMPLETED', 'FAILED', 'CANCELLED'].includes(r.body.status)) return r.body as Record<string, unknown>;
+    }
+  });
+}
+
+const verdict = (s: ValidationStatus): string =>
+  s.status === 'VALIDATED'
+    ? 'VALIDATED'
+    : `REJECTED (${s.findings
+        .filter((f) => f.severity === 'error')
+        .map((f) => f.code)
+        .join(', ')})`;
+
+async function main(): Promise<void> {
+  const taskRuns = arg('--tasks', 30);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-deps-'));
+  const temporal = await startTemporal();
+  const env = {
+    ...benchEnv(),
+    QUOTA_HIGH_TASKS_IN_FLIGHT: '100000',
+    DATA_DIR: path.join(root, 'data'),
+    TASKS_DIR: path.join(root, 'tasks'),
+    TEMPORAL_ADDRESS: temporal.address,
+    TASKFLOW_API_KEYS: `${OWNER}:${TOKEN}`,
+    DEPENDENCY_UV_PATH: UV_PATH,
+    LOG_LEVEL: 'warn',
+    ...(process.env.PACKAGE_INDEX_URL ? { PACKAGE_INDEX_URL: process.env.PACKAGE_INDEX_URL } : {}),
+    ...(process.env.DEPENDENCY_NATIVE_TLS ? { DEPENDENCY_NATIVE_TLS: process.env.DEPENDENCY_NATIVE_TLS } : {}),
+  };
+  const config: Config = loadConfig(env);
+  const cache = config.dependencies.cacheDir;
+  const wipe = () => fs.existsSync(cache) && removeTree(cache);
+
+  // 1. The dependency step alone.
+  const stepRows: string[] = [];
+  for (const name of Object.keys(HANDLERS)) {
+    wipe();
+    const [lock, resolveCold] = await timed(() => resolveLock(config.dependencies, HANDLERS[name].deps));
+    const [layer, unpackCold] = await timed(() => new LayerCache(config.dependencies).ensure(lock.text));
+    const [, resolveWarm] = await timed(() => resolveLock(config.dependencies, HANDLERS[name].deps));
+    const [, found] = await timed(() => new LayerCache(config.dependencies).ensure(lock.text));
+    stepRows.push(
+      `| ${name} | ${lock.pins.length} | ${(layer.unpackedBytes / 1048576).toFixed(1)} | ${fmt(resolveCold)} | ${fmt(unpackCold)} | ${fmt(resolveWarm)} | ${fmt(found)} |`,
+    );
+  }
+
+  // 2. and 3. The whole pipeline.
+  const pipeline = await startPipeline(config, temporal);
+  const valRows: string[] = [];
+  const taskRows: string[] = [];
+  try {
+    const [base, baseMs] = await validate(pipeline, 'stdlib_only', STDLIB);
+    valRows.push(`| standard library only | ${fmt(baseMs)} | — | ${verdict(base)} |`);
+    for (const name of Object.keys(HANDLERS)) {
+      wipe();
+      const [cold, coldMs] = await validate(pipeline, name, source(name, 'cold'));
+      valRows.push(`| ${name}: new lock, empty caches | ${fmt(coldMs)} | ${fmt(cold.metrics.dependencies_ms ?? NaN)} | ${verdict(cold)} |`);
+      const [warm, warmMs] = await validate(pipeline, name, source(name, 'cached'));
+      valRows.push(
+        `| ${name}: the lock's layer cached | ${fmt(warmMs)} | ${fmt(warm.metrics.dependencies_ms ?? NaN)} | ${verdict(warm)} |`,
+      );
+    }
+    const latencies = async (title: string): Promise<string> => {
+      const lat: number[] = [];
+      let last: Record<string, unknown> = {};
+      for (let i = 0; i < 5 + taskRuns; i++) {
+        const [t, ms] = await task(pipeline, title);
+        last = t;
+        if (i >= 5) lat.push(ms);
+      }
+      const ok = last.status === 'COMPLETED' ? 'COMPLETED' : `${String(last.status)}: ${JSON.stringify(last.error ?? '').slice(0, 120)}`;
+      return `${fmt(percentile(lat, 50))} | ${fmt(percentile(lat, 99))} | ${ok}`;
+    };
+    taskRows.push(`| no dependencies (standard library) | ${await latencies('stdlib_only')} |`);
+    for (const name of Object.keys(HANDLERS)) taskRows.push(`| ${name} layer | ${await latencies(name)} |`);
+  } finally {
+    await pipeline.stop();
+    await temporal.stop();
+    removeTree(root);
+  }
+
+  const body = `## Dependencies: PEP 723 handlers from the real index (requests, pydantic, numpy)
+
+The dependency step alone (src/dependencies, uv ${'`'}--only-binary :all:${'`'}, hashes required; ms):
+
+| handler | packages | unpacked MiB | resolve, empty cache | unpack, empty cache (download + unpack) | resolve, warm cache | layer on host |
+|---|---|---|---|---|---|---|
+${stepRows.join('\n')}
+
+Upload → VALIDATED through the pipeline (API, validation worker and sandboxes in one process; ms):
+
+| file | upload → final | dependency step | verdict |
+|---|---|---|---|
+${valRows.join('\n')}
+
+Task create → COMPLETED over HTTP (long poll to the end, warm keyed container; ${taskRuns} runs after 5 warm-up; ms):
+
+| handler | p50 | p99 | last task |
+|---|---|---|---|
+${taskRows.join('\n')}`;
+  console.log(body);
+  if (!process.argv.includes('--no-write')) writeSection('dependencies', 'bash scripts/bench.sh dependencies', body);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
