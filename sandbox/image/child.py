@@ -1,6 +1,8 @@
 """TaskFlow sandbox child: loads one user task file and calls its handler, one payload at a time.
 
-Started by the agent with `child.py <result-fd> <control-fd>`. Before anything else it installs
+Started by the agent with `child.py <result-fd> <control-fd> [<layer-path>]`; a dependency layer
+(the handler's packages, mounted read-only) goes at the end of sys.path, after the stdlib, so a
+package can never shadow a stdlib module (the child runs with -I: PYTHONPATH would be ignored). Before anything else it installs
 its own seccomp filter (syscall_filter.py): the kernel (gVisor's) then ends this process with
 SIGSYS on any attempt to start a process, open a network socket, trace or signal another process,
 however the attempt is made. Before any user code runs, an
@@ -26,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETUP_FAILED = 78  # exit status the agent reads as "the sandbox could not be set up" (no user code ran)
 RESULT_FD = int(sys.argv[1])
 CONTROL_FD = int(sys.argv[2])
+LAYER_PATH = sys.argv[3] if len(sys.argv) > 3 else None
 _write_lock = threading.Lock()
 _hook_state = threading.local()
 
@@ -422,6 +425,8 @@ def install_syscall_filter():
 
 def main():
     install_syscall_filter()
+    if LAYER_PATH:
+        sys.path.append(LAYER_PATH)
     child = ChildLoop()
     install_streams()
     usage_fields()  # start counting from here: our own start-up is not the handler's cost
