@@ -54,6 +54,44 @@ function buildLayer(dir: string, answer: number): void {
   fs.mkdirSync(path.join(dir, 'tinypkg'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'tinypkg', '__init__.py'), `from .core import answer\n__all__ = ["answer"]\n`);
   fs.writeFileSync(path.join(dir, 'tinypkg', 'core.py'), `def answer():\n    return ${answer}\n`);
+  // A network client's import-time probe (urllib3's, as `import requests` runs it), and its use.
+  fs.writeFileSync(
+    path.join(dir, 'netclient.py'),
+    [
+      'import socket',
+      '',
+      '',
+      'def _has_ip(family, host):  # urllib3.util.util._has_ipv6, for either family',
+      '    sock = None',
+      '    has = False',
+      '    try:',
+      '        sock = socket.socket(family)',
+      '        sock.bind((host, 0))',
+      '        has = True',
+      '    except Exception:',
+      '        pass',
+      '    if sock:',
+      '        sock.close()',
+      '    return has',
+      '',
+      '',
+      'HAS_IPV6 = _has_ip(socket.AF_INET6, "::1")',
+      'HAS_IPV4 = _has_ip(socket.AF_INET, "127.0.0.1")',
+      '',
+      '',
+      'def create_connection(host, port):',
+      '    return socket.create_connection((host, port), timeout=1)',
+      '',
+      '',
+      'def connect_unix(path):',
+      '    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(path)',
+      '',
+      '',
+      'def inet_socket():',
+      '    return socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+      '',
+    ].join('\n'),
+  );
   // Named like stdlib modules: the stdlib comes first on the path, so these are never imported.
   fs.writeFileSync(path.join(dir, 'json.py'), 'SHADOWED = True\n');
   fs.mkdirSync(path.join(dir, 'textwrap'));
@@ -308,5 +346,56 @@ describe('keyed containers are reused only for the same owner, file and layer', 
     const mallory = await sandbox.runKeyed({ owner: 'mallory', sha256: key.sha256 }, { ...run, layer });
     expect(mallory.status).toBe('ok');
     expect([a1.spec.containerId, b1.spec.containerId]).not.toContain(mallory.spec.containerId);
+  });
+});
+
+describe('network: probing for it is harmless, using it is forbidden behaviour', () => {
+  const use = (call: string) =>
+    sandbox.validate({
+      source: `import netclient\n\n\ndef handler(payload):\n    return ${call}\n`,
+      fileName: 'net.py',
+      payloads: [{}],
+      layer,
+    });
+
+  test("a package's import-time probe (urllib3's IPv6 check) finds no network; nothing is reported, no system call refused", async () => {
+    const o = await use('{"ipv6": netclient.HAS_IPV6, "ipv4": netclient.HAS_IPV4}');
+    expect(o.status).toBe('ok');
+    expect(o.payloads[0].result).toEqual({ ipv6: false, ipv4: false });
+    expect(o.forbidden).toEqual([]);
+    expect(o.syscalls).toEqual([]);
+  });
+
+  test('creating an internet socket fails as on a host without a network (EAFNOSUPPORT), unreported', async () => {
+    const o = await sandbox.validate({
+      source: [
+        'import netclient',
+        '',
+        '',
+        'def handler(payload):',
+        '    try:',
+        '        netclient.inet_socket()',
+        '    except OSError as exc:',
+        '        return {"errno": exc.errno, "message": exc.strerror}',
+        '',
+      ].join('\n'),
+      fileName: 'net.py',
+      payloads: [{}],
+      layer,
+    });
+    expect(o.status).toBe('ok');
+    expect(o.payloads[0].result).toEqual({ errno: 97, message: 'Address family not supported by protocol' });
+    expect(o.forbidden).toEqual([]);
+    expect(o.syscalls).toEqual([]);
+  });
+
+  test('connecting is forbidden behaviour: a client connection (it resolves first) and a unix socket connect', async () => {
+    const client = await use('netclient.create_connection("127.0.0.1", 9)');
+    expect(client.status).toBe('forbidden');
+    expect(client.forbidden.map((f) => f.event)).toEqual(['socket.getaddrinfo']);
+    expect(client.payloads[0].error?.type).toBe('PermissionError');
+    const unix = await use('netclient.connect_unix("/tmp/nothing.sock")');
+    expect(unix.status).toBe('forbidden');
+    expect(unix.forbidden.map((f) => f.event)).toEqual(['socket.connect']);
   });
 });
