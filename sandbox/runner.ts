@@ -143,6 +143,8 @@ function unreported(
 }
 
 export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits: SandboxLimits): Promise<RunOutcome> {
+  // A host bug, never the handler's: it would run against packages its version was not validated with.
+  if (agent.layer?.id !== req.layer?.id) throw new Error('runOnAgent: the container has another dependency layer than the run');
   const started = Date.now();
   const total = req.payloads.length;
   const seen: PayloadOutcome[] = [];

@@ -177,6 +177,8 @@ export interface ContainerSpecRecord {
   syscallMonitor: boolean;
   limits: SandboxLimits;
   warm: boolean;
+  /** The dependency layer's id, when one was mounted (read-only, at /deps). */
+  layer?: string;
 }
 
 export interface Progress {

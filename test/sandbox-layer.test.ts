@@ -1,0 +1,401 @@
+/**
+ * A handler's dependency layer at run time, through the real engine and runsc: a directory of
+ * packages built here (a pure-Python package, a C extension and a C++ one, compiled against the
+ * sandbox's own interpreter headers), made read-only, mounted read-only at /deps and appended to the
+ * child's sys.path after the stdlib.
+ */
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
+import { startSandbox, testConfig } from './helpers/sandbox';
+
+const config = testConfig();
+let sandbox: Sandbox;
+let root: string;
+let layer: DependencyLayer;
+
+const PY_INCLUDE = '/usr/include/python3.11';
+const EXT_SUFFIX = execFileSync('/usr/bin/python3.11', ['-c', 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'])
+  .toString()
+  .trim();
+
+/** Every file under `dir` with its mode and content hash: what "unchanged" means for a layer. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, ent.name);
+      const st = fs.lstatSync(p);
+      const rel = path.relative(dir, p);
+      if (ent.isDirectory()) {
+        out[rel + '/'] = st.mode.toString(8);
+        walk(p);
+      } else out[rel] = `${st.mode.toString(8)} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function makeReadOnly(dir: string): void {
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) makeReadOnly(p);
+    else fs.chmodSync(p, 0o444);
+  }
+  fs.chmodSync(dir, 0o555);
+}
+
+/** Builds a layer directory the way an unpacked set of wheels looks: packages and modules at its top. */
+function buildLayer(dir: string, answer: number): void {
+  fs.mkdirSync(path.join(dir, 'tinypkg'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tinypkg', '__init__.py'), `from .core import answer\n__all__ = ["answer"]\n`);
+  fs.writeFileSync(path.join(dir, 'tinypkg', 'core.py'), `def answer():\n    return ${answer}\n`);
+  // A network client's import-time probe (urllib3's, as `import requests` runs it), and its use.
+  fs.writeFileSync(
+    path.join(dir, 'netclient.py'),
+    [
+      'import socket',
+      '',
+      '',
+      'def _has_ip(family, host):  # urllib3.util.util._has_ipv6, for either family',
+      '    sock = None',
+      '    has = False',
+      '    try:',
+      '        sock = socket.socket(family)',
+      '        sock.bind((host, 0))',
+      '        has = True',
+      '    except Exception:',
+      '        pass',
+      '    if sock:',
+      '        sock.close()',
+      '    return has',
+      '',
+      '',
+      'HAS_IPV6 = _has_ip(socket.AF_INET6, "::1")',
+      'HAS_IPV4 = _has_ip(socket.AF_INET, "127.0.0.1")',
+      '',
+      '',
+      'def create_connection(host, port):',
+      '    return socket.create_connection((host, port), timeout=1)',
+      '',
+      '',
+      'def connect_unix(path):',
+      '    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(path)',
+      '',
+      '',
+      'def inet_socket():',
+      '    return socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+      '',
+    ].join('\n'),
+  );
+  // Named like stdlib modules: the stdlib comes first on the path, so these are never imported.
+  fs.writeFileSync(path.join(dir, 'json.py'), 'SHADOWED = True\n');
+  fs.mkdirSync(path.join(dir, 'textwrap'));
+  fs.writeFileSync(path.join(dir, 'textwrap', '__init__.py'), 'SHADOWED = True\n');
+  const src = fs.mkdtempSync(path.join(os.tmpdir(), 'layer-src-'));
+  try {
+    fs.writeFileSync(
+      path.join(src, 'fastmath.c'),
+      [
+        '#define PY_SSIZE_T_CLEAN',
+        '#include <Python.h>',
+        'static PyObject *add(PyObject *self, PyObject *args) {',
+        '    long a, b;',
+        '    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;',
+        '    return PyLong_FromLong(a + b);',
+        '}',
+        'static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "a + b, in C"}, {NULL, NULL, 0, NULL}};',
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "fastmath", NULL, -1, methods};',
+        'PyMODINIT_FUNC PyInit_fastmath(void) { return PyModule_Create(&module); }',
+        '',
+      ].join('\n'),
+    );
+    // C++ with the standard library: needs libstdc++ and libgcc_s in the image, as numpy's wheels do.
+    fs.writeFileSync(
+      path.join(src, 'cppstr.cpp'),
+      [
+        '#define PY_SSIZE_T_CLEAN',
+        '#include <Python.h>',
+        '#include <algorithm>',
+        '#include <stdexcept>',
+        '#include <string>',
+        'static PyObject *reverse(PyObject *self, PyObject *args) {',
+        '    const char *s;',
+        '    if (!PyArg_ParseTuple(args, "s", &s)) return NULL;',
+        '    try {',
+        '        std::string t(s);',
+        '        if (t.empty()) throw std::runtime_error("empty");  // unwinding needs libgcc_s',
+        '        std::reverse(t.begin(), t.end());',
+        '        return PyUnicode_FromString(t.c_str());',
+        '    } catch (const std::exception &e) {',
+        '        PyErr_SetString(PyExc_ValueError, e.what());',
+        '        return NULL;',
+        '    }',
+        '}',
+        'static PyMethodDef methods[] = {{"reverse", reverse, METH_VARARGS, "reversed, in C++"}, {NULL, NULL, 0, NULL}};',
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cppstr", NULL, -1, methods};',
+        'PyMODINIT_FUNC PyInit_cppstr(void) { return PyModule_Create(&module); }',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('gcc', [
+      '-shared',
+      '-fPIC',
+      '-O2',
+      `-I${PY_INCLUDE}`,
+      path.join(src, 'fastmath.c'),
+      '-o',
+      path.join(dir, `fastmath${EXT_SUFFIX}`),
+    ]);
+    execFileSync('g++', [
+      '-shared',
+      '-fPIC',
+      '-O2',
+      `-I${PY_INCLUDE}`,
+      path.join(src, 'cppstr.cpp'),
+      '-o',
+      path.join(dir, `cppstr${EXT_SUFFIX}`),
+    ]);
+  } finally {
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+  makeReadOnly(dir);
+}
+
+const layerId = (name: string) => crypto.createHash('sha256').update(name).digest('hex');
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-layers-'));
+  fs.chmodSync(root, 0o755);
+  const dir = path.join(root, 'a');
+  buildLayer(dir, 42);
+  // World-writable on the host, so that only the read-only mount can refuse writes here.
+  fs.chmodSync(dir, 0o755);
+  fs.mkdirSync(path.join(dir, 'scratch'), { mode: 0o777 });
+  fs.chmodSync(path.join(dir, 'scratch'), 0o777);
+  fs.writeFileSync(path.join(dir, 'scratch', 'file'), 'original\n', { mode: 0o666 });
+  fs.chmodSync(path.join(dir, 'scratch', 'file'), 0o666);
+  fs.chmodSync(dir, 0o555);
+  layer = { id: layerId('a'), hostDir: dir };
+  sandbox = await startSandbox(config, { validationPool: true, keyedLimits: config.taskLimits });
+}, 120000);
+
+afterAll(async () => {
+  await sandbox?.close();
+  if (root) {
+    execFileSync('chmod', ['-R', 'u+w', root]);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+const USES_LAYER = [
+  'import sys',
+  'import fastmath',
+  'import cppstr',
+  'import tinypkg',
+  '',
+  '',
+  'def handler(payload):',
+  '    try:',
+  '        cppstr.reverse("")',
+  '        unwound = False',
+  '    except ValueError as exc:',
+  '        unwound = str(exc) == "empty"',
+  '    return {"answer": tinypkg.answer(), "sum": fastmath.add(payload["a"], payload["b"]),',
+  '            "reversed": cppstr.reverse(payload["s"]), "unwound": unwound,',
+  '            "files": [m.__file__ for m in (tinypkg, fastmath, cppstr)], "path": sys.path}',
+  '',
+].join('\n');
+
+function expectUsesLayer(o: RunOutcome): void {
+  expect(o.status).toBe('ok');
+  expect(o.payloads[0].result).toEqual({
+    answer: 42,
+    sum: 5,
+    reversed: 'xobdnas',
+    unwound: true,
+    files: ['/deps/tinypkg/__init__.py', `/deps/fastmath${EXT_SUFFIX}`, `/deps/cppstr${EXT_SUFFIX}`],
+    // After the stdlib, last.
+    path: ['/usr/lib/python311.zip', '/usr/lib/python3.11', '/usr/lib/python3.11/lib-dynload', '/deps'],
+  });
+}
+
+const run = { source: USES_LAYER, fileName: 'uses_layer.py', payloads: [{ a: 2, b: 3, s: 'sandbox' }] };
+
+describe('a handler imports its layer', () => {
+  test('validate: a pure-Python package, a C extension and a C++ one (libstdc++, unwinding) answer', async () => {
+    const o = await sandbox.validate({ ...run, layer });
+    expectUsesLayer(o);
+    expect(o.spec.layer).toBe(layer.id);
+    expect(o.forbidden).toEqual([]);
+    expect(o.syscalls).toEqual([]);
+  });
+
+  test('runCold and runKeyed too', async () => {
+    expectUsesLayer(await sandbox.runCold({ ...run, layer }));
+    expectUsesLayer(await sandbox.runKeyed({ owner: 'alice', sha256: sha256(USES_LAYER) }, { ...run, layer }));
+  });
+
+  test('without the layer the same file fails to load: nothing else puts packages on the path', async () => {
+    const o = await sandbox.validate(run);
+    expect(o.status).toBe('handler_error');
+    expect(o.load.error?.message).toMatch(/No module named 'fastmath'/);
+    expect(o.spec.layer).toBeUndefined();
+  });
+
+  test("a layer that is not on this host is an infrastructure failure, not the handler's", async () => {
+    await expect(sandbox.validate({ ...run, layer: { id: layerId('gone'), hostDir: path.join(root, 'gone') } })).rejects.toBeInstanceOf(
+      SandboxInfraError,
+    );
+  });
+});
+
+test('a module of the layer named like a stdlib module never shadows it', async () => {
+  const src = [
+    'import json',
+    'import textwrap',
+    '',
+    '',
+    'def handler(payload):',
+    '    return {"json": [json.__file__, hasattr(json, "SHADOWED")], "textwrap": [textwrap.__file__, hasattr(textwrap, "SHADOWED")],',
+    '            "dumps": json.dumps({"a": 1})}',
+    '',
+  ].join('\n');
+  const o = await sandbox.validate({ source: src, fileName: 'stdlib.py', payloads: [{}], layer });
+  expect(o.status).toBe('ok');
+  expect(o.payloads[0].result).toEqual({
+    json: ['/usr/lib/python3.11/json/__init__.py', false],
+    textwrap: ['/usr/lib/python3.11/textwrap.py', false],
+    dumps: '{"a": 1}',
+  });
+});
+
+test('a handler cannot write into its layer: the mount is read-only (EROFS), and the layer is unchanged on the host', async () => {
+  const before = snapshot(layer.hostDir);
+  // Calls the audit hook lets through to the kernel (an open() for writing it stops itself, below),
+  // on a world-writable directory and file (only the mount refuses) and on read-only ones.
+  const src = [
+    'import os',
+    '',
+    '',
+    'def attempt(fn):',
+    '    try:',
+    '        fn()',
+    '        return "done"',
+    '    except OSError as exc:',
+    '        return exc.errno',
+    '',
+    '',
+    'def handler(payload):',
+    '    return {',
+    '        "remove": attempt(lambda: os.remove("/deps/scratch/file")),',
+    '        "truncate": attempt(lambda: os.truncate("/deps/scratch/file", 0)),',
+    '        "rename": attempt(lambda: os.rename("/deps/scratch/file", "/deps/scratch/moved")),',
+    '        "mkdir": attempt(lambda: os.mkdir("/deps/scratch/new")),',
+    '        "symlink": attempt(lambda: os.symlink("/tmp", "/deps/scratch/tmp")),',
+    '        "remove_package": attempt(lambda: os.remove("/deps/tinypkg/core.py")),',
+    '        "chmod_package": attempt(lambda: os.chmod("/deps/tinypkg/core.py", 0o777)),',
+    '    }',
+    '',
+  ].join('\n');
+  const o = await sandbox.validate({ source: src, fileName: 'write_layer.py', payloads: [{}], layer });
+  expect(o.status).toBe('ok');
+  const [EPERM, EACCES, EROFS] = [1, 13, 30];
+  const result = o.payloads[0].result as Record<string, unknown>;
+  expect(result).toMatchObject({ remove: EROFS, truncate: EROFS, rename: EROFS, mkdir: EROFS, symlink: EROFS });
+  // Read-only files of root's: refused whichever check comes first.
+  expect([EROFS, EACCES]).toContain(result.remove_package);
+  expect([EROFS, EPERM]).toContain(result.chmod_package);
+
+  const opened = await sandbox.validate({
+    source:
+      'def handler(payload):\n    with open("/deps/tinypkg/core.py", "a") as f:\n        f.write("def answer():\\n    return 0\\n")\n',
+    fileName: 'append_layer.py',
+    payloads: [{}],
+    layer,
+  });
+  expect(opened.status).toBe('forbidden');
+  expect(opened.forbidden.map((f) => f.event)).toEqual(['open']);
+  expect(snapshot(layer.hostDir)).toEqual(before);
+});
+
+describe('keyed containers are reused only for the same owner, file and layer', () => {
+  test('same layer: the same container; another layer id: another container, with its own packages', async () => {
+    const other = path.join(root, 'b');
+    buildLayer(other, 7);
+    const layerB = { id: layerId('b'), hostDir: other };
+    const key = { owner: 'bob', sha256: sha256(USES_LAYER) };
+    const a1 = await sandbox.runKeyed(key, { ...run, layer });
+    const a2 = await sandbox.runKeyed(key, { ...run, layer });
+    const b1 = await sandbox.runKeyed(key, { ...run, layer: layerB });
+    const b2 = await sandbox.runKeyed(key, { ...run, layer: layerB });
+    const none = await sandbox.runKeyed(key, run);
+    expect([a1, a2, b1, b2].map((o) => (o.payloads[0].result as { answer: number }).answer)).toEqual([42, 42, 7, 7]);
+    expect(a2.spec.containerId).toBe(a1.spec.containerId);
+    expect(b2.spec.containerId).toBe(b1.spec.containerId);
+    expect(b1.spec.containerId).not.toBe(a1.spec.containerId);
+    expect([a1.spec.layer, b1.spec.layer]).toEqual([layer.id, layerB.id]);
+    // The same file with no layer: not any of the layered containers, and it cannot import them.
+    expect([a1.spec.containerId, b1.spec.containerId]).not.toContain(none.spec.containerId);
+    expect(none.status).toBe('handler_error');
+    // The same layer under another owner: a container of its own.
+    const mallory = await sandbox.runKeyed({ owner: 'mallory', sha256: key.sha256 }, { ...run, layer });
+    expect(mallory.status).toBe('ok');
+    expect([a1.spec.containerId, b1.spec.containerId]).not.toContain(mallory.spec.containerId);
+  });
+});
+
+describe('network: probing for it is harmless, using it is forbidden behaviour', () => {
+  const use = (call: string) =>
+    sandbox.validate({
+      source: `import netclient\n\n\ndef handler(payload):\n    return ${call}\n`,
+      fileName: 'net.py',
+      payloads: [{}],
+      layer,
+    });
+
+  test("a package's import-time probe (urllib3's IPv6 check) finds no network; nothing is reported, no system call refused", async () => {
+    const o = await use('{"ipv6": netclient.HAS_IPV6, "ipv4": netclient.HAS_IPV4}');
+    expect(o.status).toBe('ok');
+    expect(o.payloads[0].result).toEqual({ ipv6: false, ipv4: false });
+    expect(o.forbidden).toEqual([]);
+    expect(o.syscalls).toEqual([]);
+  });
+
+  test('creating an internet socket fails as on a host without a network (EAFNOSUPPORT), unreported', async () => {
+    const o = await sandbox.validate({
+      source: [
+        'import netclient',
+        '',
+        '',
+        'def handler(payload):',
+        '    try:',
+        '        netclient.inet_socket()',
+        '    except OSError as exc:',
+        '        return {"errno": exc.errno, "message": exc.strerror}',
+        '',
+      ].join('\n'),
+      fileName: 'net.py',
+      payloads: [{}],
+      layer,
+    });
+    expect(o.status).toBe('ok');
+    expect(o.payloads[0].result).toEqual({ errno: 97, message: 'Address family not supported by protocol' });
+    expect(o.forbidden).toEqual([]);
+    expect(o.syscalls).toEqual([]);
+  });
+
+  test('connecting is forbidden behaviour: a client connection (it resolves first) and a unix socket connect', async () => {
+    const client = await use('netclient.create_connection("127.0.0.1", 9)');
+    expect(client.status).toBe('forbidden');
+    expect(client.forbidden.map((f) => f.event)).toEqual(['socket.getaddrinfo']);
+    expect(client.payloads[0].error?.type).toBe('PermissionError');
+    const unix = await use('netclient.connect_unix("/tmp/nothing.sock")');
+    expect(unix.status).toBe('forbidden');
+    expect(unix.forbidden.map((f) => f.event)).toEqual(['socket.connect']);
+  });
+});
