@@ -7,7 +7,8 @@
  *   - upload → VALIDATED through the whole pipeline: cold (new lock, empty caches) and with the lock's
  *     layer cached on the host, against a standard-library file;
  *   - task create → COMPLETED (HTTP, long poll to the end, warm keyed container) with the layer, against none.
- * Run: bash scripts/bench.sh dependencies [--tasks N] [--no-write]
+ *   - the sandbox alone: warm keyed calls with a layer mounted and without, and a fresh container per run (import included).
+ * Run: bash scripts/bench.sh dependencies [--tasks N] [--keyed N] [--no-write]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -96,6 +97,7 @@ const verdict = (s: ValidationStatus): string =>
 
 async function main(): Promise<void> {
   const taskRuns = arg('--tasks', 30);
+  const keyedRuns = arg('--keyed', 200);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-deps-'));
   const temporal = await startTemporal();
   const env = {
@@ -131,7 +133,12 @@ async function main(): Promise<void> {
   const pipeline = await startPipeline(config, temporal);
   const valRows: string[] = [];
   const taskRows: string[] = [];
+  const keyedRows: string[] = [];
+  const coldRows: string[] = [];
+  const statuses = new Map<string, ValidationStatus>();
+  const validated = new Set<string>();
   try {
+    await validate(pipeline, 'warm_up', STDLIB); // workflow code, pools and caches warm: not reported
     const [base, baseMs] = await validate(pipeline, 'stdlib_only', STDLIB);
     valRows.push(`| standard library only | ${fmt(baseMs)} | — | ${verdict(base)} |`);
     for (const name of Object.keys(HANDLERS)) {
@@ -139,23 +146,75 @@ async function main(): Promise<void> {
       const [cold, coldMs] = await validate(pipeline, name, source(name, 'cold'));
       valRows.push(`| ${name}: new lock, empty caches | ${fmt(coldMs)} | ${fmt(cold.metrics.dependencies_ms ?? NaN)} | ${verdict(cold)} |`);
       const [warm, warmMs] = await validate(pipeline, name, source(name, 'cached'));
+      statuses.set(name, warm);
+      if (warm.status === 'VALIDATED') validated.add(name);
       valRows.push(
         `| ${name}: the lock's layer cached | ${fmt(warmMs)} | ${fmt(warm.metrics.dependencies_ms ?? NaN)} | ${verdict(warm)} |`,
       );
     }
-    const latencies = async (title: string): Promise<string> => {
-      const lat: number[] = [];
-      let last: Record<string, unknown> = {};
-      for (let i = 0; i < 5 + taskRuns; i++) {
-        const [t, ms] = await task(pipeline, title);
-        last = t;
-        if (i >= 5) lat.push(ms);
+    // Tasks over HTTP, the handlers interleaved round by round (drift on a shared machine hits all alike).
+    const titles = ['stdlib_only', ...Object.keys(HANDLERS).filter((n) => validated.has(n))];
+    const lat = new Map<string, number[]>(titles.map((t) => [t, []]));
+    const last = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < 5 + taskRuns; i++) {
+      for (const t of titles) {
+        const [state, ms] = await task(pipeline, t);
+        last.set(t, state);
+        if (i >= 5) lat.get(t)!.push(ms);
       }
-      const ok = last.status === 'COMPLETED' ? 'COMPLETED' : `${String(last.status)}: ${JSON.stringify(last.error ?? '').slice(0, 120)}`;
-      return `${fmt(percentile(lat, 50))} | ${fmt(percentile(lat, 99))} | ${ok}`;
+    }
+    const baseP50 = percentile(lat.get('stdlib_only')!, 50);
+    for (const t of titles) {
+      const st = last.get(t)!;
+      const ok = st.status === 'COMPLETED' ? 'COMPLETED' : `${String(st.status)}: ${JSON.stringify(st.error ?? '').slice(0, 120)}`;
+      const p50 = percentile(lat.get(t)!, 50);
+      taskRows.push(
+        `| ${t === 'stdlib_only' ? 'no dependencies (standard library)' : `${t} layer`} | ${fmt(p50)} | ${fmt(percentile(lat.get(t)!, 99))} | ${(p50 / baseP50).toFixed(2)}× | ${ok} |`,
+      );
+    }
+    for (const n of Object.keys(HANDLERS))
+      if (!validated.has(n)) taskRows.push(`| ${n} layer | — | — | — | not run: its upload was REJECTED |`);
+
+    // The sandbox alone: warm keyed calls of one trivial handler with a layer mounted and without, interleaved;
+    // then each real handler in a fresh container (start, mount, import, one call).
+    const layerOf = (name: string) => {
+      const st = statuses.get(name);
+      const l = st?.dependencies && new LayerCache(config.dependencies).find(st.dependencies.lock_sha256);
+      return l ? { id: l.id, hostDir: l.hostDir } : undefined;
     };
-    taskRows.push(`| no dependencies (standard library) | ${await latencies('stdlib_only')} |`);
-    for (const name of Object.keys(HANDLERS)) taskRows.push(`| ${name} layer | ${await latencies(name)} |`);
+    const trivial = 'def handler(payload):\n    return 1\n';
+    const keyed = { with: [] as number[], without: [] as number[] };
+    const mounted = layerOf('numpy') ?? layerOf('pydantic') ?? layerOf('requests');
+    if (mounted) {
+      for (let i = 0; i < 20 + keyedRuns; i++) {
+        for (const side of ['without', 'with'] as const) {
+          const req = { source: trivial, fileName: 'trivial.py', payloads: [{}], ...(side === 'with' ? { layer: mounted } : {}) };
+          const [, ms] = await timed(() =>
+            pipeline.sandbox.runKeyed({ owner: OWNER, sha256: side === 'with' ? 'a'.repeat(64) : 'b'.repeat(64) }, req),
+          );
+          if (i >= 20) keyed[side].push(ms);
+        }
+      }
+      keyedRows.push(`| trivial handler, no layer | ${fmt(percentile(keyed.without, 50))} | ${fmt(percentile(keyed.without, 99))} |`);
+      keyedRows.push(
+        `| trivial handler, ${mounted.id.slice(0, 12)} layer mounted | ${fmt(percentile(keyed.with, 50))} | ${fmt(percentile(keyed.with, 99))} |`,
+      );
+    }
+    for (const name of ['stdlib_only', ...Object.keys(HANDLERS)]) {
+      const layer = name === 'stdlib_only' ? undefined : layerOf(name);
+      if (name !== 'stdlib_only' && !layer) continue;
+      const src = name === 'stdlib_only' ? STDLIB : source(name, 'cold');
+      const runs: number[] = [];
+      let status = '';
+      for (let i = 0; i < 3; i++) {
+        const [o, ms] = await timed(() =>
+          pipeline.sandbox.runCold({ source: src, fileName: `${name}.py`, payloads: [{}], ...(layer ? { layer } : {}) }),
+        );
+        status = o.status;
+        runs.push(ms);
+      }
+      coldRows.push(`| ${name} | ${fmt(percentile(runs, 50))} | ${status} |`);
+    }
   } finally {
     await pipeline.stop();
     await temporal.stop();
@@ -176,11 +235,23 @@ Upload → VALIDATED through the pipeline (API, validation worker and sandboxes 
 |---|---|---|---|
 ${valRows.join('\n')}
 
-Task create → COMPLETED over HTTP (long poll to the end, warm keyed container; ${taskRuns} runs after 5 warm-up; ms):
+Task create → COMPLETED over HTTP (long poll to the end, warm keyed containers; the handlers interleaved, ${taskRuns} rounds after 5 warm-up; ms):
 
-| handler | p50 | p99 | last task |
-|---|---|---|---|
-${taskRows.join('\n')}`;
+| handler | p50 | p99 | p50 / no dependencies | last task |
+|---|---|---|---|---|
+${taskRows.join('\n')}
+
+The sandbox alone, warm keyed calls of one trivial handler with a layer mounted and without (interleaved, ${keyedRuns} each after 20 warm-up; ms):
+
+| run | p50 | p99 |
+|---|---|---|
+${keyedRows.join('\n')}
+
+A fresh container per run (\`runCold\`: start, mount, import the packages, one call, remove; median of 3; ms):
+
+| handler | start → result | status |
+|---|---|---|
+${coldRows.join('\n')}`;
   console.log(body);
   if (!process.argv.includes('--no-write')) writeSection('dependencies', 'bash scripts/bench.sh dependencies', body);
 }

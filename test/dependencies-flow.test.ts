@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import type { Config } from '../src/config';
+import { formatValidation } from '../src/client/format';
 import { removeTree } from '../src/dependencies';
 import { validationWorkflowId, type ValidationStatus } from '../domain/validation';
 import type { TaskState } from '../domain/task';
@@ -104,6 +105,11 @@ test("a file importing its dependencies validates with their lock, and its tasks
     ],
   });
   expect(s.metrics.layer_bytes).toBeGreaterThan(0);
+  // What `taskflow status` prints.
+  const text = formatValidation(s, 'answering.py');
+  expect(text).toContain(
+    `dependencies: tinyanswer>=2, cfast (lock ${s.dependencies!.lock_sha256.slice(0, 12)})\n  cfast==1.0\n  tinyanswer==2.0`,
+  );
   // The status went through the dependency step.
   const history = await temporal.env.client.workflow.getHandle(validationWorkflowId(s.validation_id)).fetchHistory();
   expect(JSON.stringify(history.events)).toContain('resolveDependencies');

@@ -139,6 +139,7 @@ export const TaskStateSchema = z
     owner: z.string(),
     priority: z.enum(TASK_PRIORITIES),
     sha256: z.string().describe('The validated file version this task runs'),
+    lock_sha256: z.string().optional().describe("That version's dependency lock (its PEP 723 packages), when it declares dependencies"),
     status: z.enum(TASK_STATUSES),
     result: z.unknown().optional().describe("The handler's JSON result (COMPLETED)"),
     error: z.object({ type: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),
