@@ -8,7 +8,7 @@
  *     layer cached on the host, against a standard-library file;
  *   - task create → COMPLETED (HTTP, long poll to the end, warm keyed container) with the layer, against none.
  *   - the sandbox alone: warm keyed calls with a layer mounted and without, and a fresh container per run (import included).
- * Run: bash scripts/bench.sh dependencies [--tasks N] [--keyed N] [--no-write]
+ * Run: bash scripts/bench.sh dependencies [--tasks N] [--keyed N] [--reps N] [--no-write]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { loadConfig, type Config } from '../src/config';
 import { LayerCache, removeTree, resolveLock } from '../src/dependencies';
+import { sha256 } from '../sandbox';
 import type { ValidationStatus } from '../domain/validation';
 import { startPipeline, type Pipeline } from '../test/helpers/pipeline';
 import { UV_PATH } from '../test/helpers/package-index';
@@ -98,6 +99,7 @@ const verdict = (s: ValidationStatus): string =>
 async function main(): Promise<void> {
   const taskRuns = arg('--tasks', 30);
   const keyedRuns = arg('--keyed', 200);
+  const reps = arg('--reps', 3);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-bench-deps-'));
   const temporal = await startTemporal();
   const env = {
@@ -139,18 +141,28 @@ async function main(): Promise<void> {
   const validated = new Set<string>();
   try {
     await validate(pipeline, 'warm_up', STDLIB); // workflow code, pools and caches warm: not reported
-    const [base, baseMs] = await validate(pipeline, 'stdlib_only', STDLIB);
-    valRows.push(`| standard library only | ${fmt(baseMs)} | — | ${verdict(base)} |`);
+    // Each row: the median of `reps` uploads (a new variant of the file each time), min–max beside it.
+    const row = async (label: string, name: string, variant: (i: number) => string, before?: () => void): Promise<ValidationStatus> => {
+      const total: number[] = [];
+      const step: number[] = [];
+      let s: ValidationStatus | undefined;
+      for (let i = 0; i < reps; i++) {
+        before?.();
+        const [st, ms] = await validate(pipeline, name, variant(i));
+        s = st;
+        total.push(ms);
+        if (st.metrics.dependencies_ms !== undefined) step.push(st.metrics.dependencies_ms);
+      }
+      const range = (v: number[]) => `${fmt(percentile(v, 50))} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})`;
+      valRows.push(`| ${label} | ${range(total)} | ${step.length ? range(step) : '—'} | ${verdict(s!)} |`);
+      return s!;
+    };
+    await row('standard library only', 'stdlib_only', (i) => `${STDLIB}# ${i}\n`);
     for (const name of Object.keys(HANDLERS)) {
-      wipe();
-      const [cold, coldMs] = await validate(pipeline, name, source(name, 'cold'));
-      valRows.push(`| ${name}: new lock, empty caches | ${fmt(coldMs)} | ${fmt(cold.metrics.dependencies_ms ?? NaN)} | ${verdict(cold)} |`);
-      const [warm, warmMs] = await validate(pipeline, name, source(name, 'cached'));
+      await row(`${name}: new lock, empty caches`, name, (i) => source(name, `cold ${i}`), wipe);
+      const warm = await row(`${name}: the lock's layer cached`, name, (i) => source(name, `cached ${i}`));
       statuses.set(name, warm);
       if (warm.status === 'VALIDATED') validated.add(name);
-      valRows.push(
-        `| ${name}: the lock's layer cached | ${fmt(warmMs)} | ${fmt(warm.metrics.dependencies_ms ?? NaN)} | ${verdict(warm)} |`,
-      );
     }
     // Tasks over HTTP, the handlers interleaved round by round (drift on a shared machine hits all alike).
     const titles = ['stdlib_only', ...Object.keys(HANDLERS).filter((n) => validated.has(n))];
@@ -189,8 +201,8 @@ async function main(): Promise<void> {
       for (let i = 0; i < 20 + keyedRuns; i++) {
         for (const side of ['without', 'with'] as const) {
           const req = { source: trivial, fileName: 'trivial.py', payloads: [{}], ...(side === 'with' ? { layer: mounted } : {}) };
-          const [, ms] = await timed(() =>
-            pipeline.sandbox.runKeyed({ owner: OWNER, sha256: side === 'with' ? 'a'.repeat(64) : 'b'.repeat(64) }, req),
+          const [, ms] = await timed(
+            () => pipeline.sandbox.runKeyed({ owner: OWNER, sha256: sha256(trivial) }, req), // one container per layer (none is one)
           );
           if (i >= 20) keyed[side].push(ms);
         }
@@ -229,7 +241,7 @@ The dependency step alone (src/dependencies, uv ${'`'}--only-binary :all:${'`'},
 |---|---|---|---|---|---|---|
 ${stepRows.join('\n')}
 
-Upload → VALIDATED through the pipeline (API, validation worker and sandboxes in one process; ms):
+Upload → VALIDATED through the pipeline (API, validation worker and sandboxes in one process; median of ${reps} uploads, min–max; ms):
 
 | file | upload → final | dependency step | verdict |
 |---|---|---|---|

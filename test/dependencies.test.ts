@@ -6,6 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type DependencyConfig } from '../src/config';
@@ -151,10 +153,19 @@ test('more packages or more unpacked bytes than allowed are dependency_too_large
   expect(fs.readdirSync(cache.root).filter((d) => d.startsWith('.build-'))).toEqual([]);
 });
 
-test('the index down is PackageIndexUnavailable (infrastructure, retried), never a rejection', async () => {
-  const err = await failure(resolveLock(config({ PACKAGE_INDEX_URL: 'http://127.0.0.1:9/simple/' }), ['tinyanswer']));
-  expect(err).toBeInstanceOf(PackageIndexUnavailable);
-  expect(err).not.toBeInstanceOf(DependencyRejected);
+test('the index down (refused, a name that does not resolve, 503) is PackageIndexUnavailable (retried), never a rejection', async () => {
+  // An index that answers 503 to everything, as one behind a failing proxy or mid-deploy would.
+  const failing = http.createServer((_req, res) => res.writeHead(503).end('unavailable'));
+  await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+  const port = (failing.address() as AddressInfo).port;
+  try {
+    for (const url of ['http://127.0.0.1:9/simple/', 'http://no-such-index.invalid/simple/', `http://127.0.0.1:${port}/simple/`]) {
+      const err = await failure(resolveLock(config({ PACKAGE_INDEX_URL: url }), ['tinyanswer']));
+      expect([url, err]).toEqual([url, expect.any(PackageIndexUnavailable)]);
+    }
+  } finally {
+    failing.close();
+  }
 });
 
 test('a removed layer is rebuilt from its lock; concurrent builders of one lock share one layer', async () => {
