@@ -140,8 +140,11 @@ export interface ContainerExit {
 
 export interface RunOutcome {
   status: RunStatus;
-  /** Loading the module and checking the handler contract. */
-  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number };
+  /**
+   * Loading the module and checking the handler contract. `memoryKiB`: how far loading raised the
+   * process's peak memory (its imports, a dependency layer's libraries), when this run loaded it.
+   */
+  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number; memoryKiB?: number };
   payloads: PayloadOutcome[];
   forbidden: ForbiddenEvent[];
   syscalls: SyscallEvent[];

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
+import { NEAR_MEMORY_LIMIT, SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
 import { startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig();
@@ -397,5 +397,74 @@ describe('network: probing for it is harmless, using it is forbidden behaviour',
     const unix = await use('netclient.connect_unix("/tmp/nothing.sock")');
     expect(unix.status).toBe('forbidden');
     expect(unix.forbidden.map((f) => f.event)).toEqual(['socket.connect']);
+  });
+});
+
+describe('a layer with a big native library and the keyed near-memory-limit rule', () => {
+  const BLOB_MIB = 48;
+  /** A C extension holding BLOB_MIB of initialised read-only data, touched as it loads: file-backed pages, as numpy's OpenBLAS maps. */
+  function buildBigLayer(dir: string): void {
+    fs.mkdirSync(dir);
+    const src = path.join(dir, 'bigblob.c');
+    fs.writeFileSync(
+      src,
+      [
+        '#define PY_SSIZE_T_CLEAN',
+        '#include <Python.h>',
+        `static const unsigned char blob[${BLOB_MIB} << 20] = {1, 2, 3};`,
+        'static long touch(void) {',
+        '    long sum = 0;',
+        '    for (size_t i = 0; i < sizeof blob; i += 4096) sum += ((volatile const unsigned char *)blob)[i];',
+        '    return sum;',
+        '}',
+        'static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};',
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "bigblob", NULL, -1, methods};',
+        'PyMODINIT_FUNC PyInit_bigblob(void) {',
+        '    PyObject *m = PyModule_Create(&module);',
+        '    if (m && PyModule_AddIntConstant(m, "touched", touch()) < 0) { Py_DECREF(m); return NULL; }',
+        '    return m;',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', `-I${PY_INCLUDE}`, src, '-o', path.join(dir, `bigblob${EXT_SUFFIX}`)]);
+    fs.rmSync(src);
+    makeReadOnly(dir);
+  }
+
+  test('its load does not retire the container after every call; a run that itself comes near the limit still does', async () => {
+    const dir = path.join(root, 'big');
+    buildBigLayer(dir);
+    const big = { id: layerId('big'), hostDir: dir };
+    const src = [
+      'import bigblob',
+      '',
+      '',
+      'def handler(payload):',
+      '    block = bytearray(payload["mib"] << 20)',
+      '    block[::4096] = b"x" * len(block[::4096])',
+      '    return {"touched": bigblob.touched, "mib": len(block) >> 20}',
+      '',
+    ].join('\n');
+    const key = { owner: 'carol', sha256: sha256(src) };
+    const call = (mib: number) => sandbox.runKeyed(key, { source: src, fileName: 'big.py', payloads: [{ mib }], layer: big });
+    const threshold = NEAR_MEMORY_LIMIT * config.taskLimits.memoryMiB * 1024;
+    const first = await call(0);
+    const second = await call(1);
+    expect([first.status, second.status]).toEqual(['ok', 'ok']);
+    // The library's pages count under gVisor: the process's peak is past the rule's share of the limit...
+    expect(first.peakMemoryKiB).toBeGreaterThan(threshold);
+    expect(first.load.memoryKiB).toBeGreaterThanOrEqual(BLOB_MIB * 1024);
+    // ...yet that is loading, the same in every container: the warm one served the next call.
+    expect(second.spec.containerId).toBe(first.spec.containerId);
+    expect(second.load.memoryKiB).toBeUndefined(); // not loaded again
+    // A run that grows past the share on top of what loading took: retired, the next call gets a new one.
+    const mib = Math.ceil((threshold - (second.peakMemoryKiB - first.load.memoryKiB!)) / 1024) + 4; // well short of an OOM kill
+    const grown = await call(mib);
+    const after = await call(0);
+    expect([grown.status, after.status]).toEqual(['ok', 'ok']);
+    expect(grown.spec.containerId).toBe(first.spec.containerId);
+    expect(grown.peakMemoryKiB - first.load.memoryKiB!).toBeGreaterThan(threshold);
+    expect(after.spec.containerId).not.toBe(grown.spec.containerId);
   });
 });
