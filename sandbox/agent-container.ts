@@ -72,6 +72,8 @@ export class AgentContainer {
   uses = 0;
   /** The file version the agent's child last loaded fine: the agent does not report a load it skips. */
   loadedSha?: string;
+  /** How far loading that version raised the child's peak memory (see NEAR_MEMORY_LIMIT). */
+  loadMemoryKiB = 0;
   lastUsedAt = Date.now();
   private pending = new Map<string, Pending>();
   private stderrTail = '';

@@ -24,6 +24,8 @@ export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
 export { sha256, NEAR_MEMORY_LIMIT } from './runner';
+/** Where a run's dependency layer appears inside the sandbox (for byte-compiling it with matching paths). */
+export { LAYER_PATH } from './spec';
 
 /** Checks one checker container serves before it is replaced (hygiene: nothing long-lived stays long). */
 const CHECKER_MAX_CHECKS = 1000;

@@ -84,7 +84,10 @@ function asPayload(p: unknown): PayloadOutcome | undefined {
 /**
  * A keyed container whose handler's process reached this share of the memory limit is retired
  * after the run: what it leaves behind (Python keeps freed memory; gVisor too) would make the next
- * run of the same file and payload end differently.
+ * run of the same file and payload end differently. What loading the module took is left out: it
+ * is the same in every container of this version, and under gVisor it includes the file-backed
+ * pages of a dependency layer's native libraries (numpy's alone ~50 MiB), which would otherwise
+ * retire the container after every call.
  */
 export const NEAR_MEMORY_LIMIT = 0.5;
 
@@ -206,6 +209,8 @@ export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits:
   if (frame && Array.isArray(frame.forbidden)) forbidden = frame.forbidden as ForbiddenEvent[];
   placeRefusals(syscalls, forbidden);
   agent.loadedSha = load.status === 'ok' ? sha : undefined;
+  if (load.status !== 'ok') agent.loadMemoryKiB = 0;
+  else if (typeof load.memoryKiB === 'number' && load.memoryKiB >= 0) agent.loadMemoryKiB = load.memoryKiB;
   const forgedFrames = agent.forgedFrames;
   return {
     status: decideStatus({ stop, exit, load, payloads, forbidden, syscalls, forgedFrames }),
@@ -225,15 +230,16 @@ export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits:
   };
 }
 
-/** The handler's process came near the memory limit (see NEAR_MEMORY_LIMIT). */
-export function nearMemoryLimit(o: RunOutcome): boolean {
-  return o.peakMemoryKiB >= NEAR_MEMORY_LIMIT * o.spec.limits.memoryMiB * 1024;
+/** The handler's process came near the memory limit, what loading took aside (see NEAR_MEMORY_LIMIT). */
+export function nearMemoryLimit(o: RunOutcome, loadMemoryKiB = 0): boolean {
+  const load = Math.min(Math.max(0, loadMemoryKiB), o.peakMemoryKiB); // the child's own figure: never more than its peak
+  return o.peakMemoryKiB - load >= NEAR_MEMORY_LIMIT * o.spec.limits.memoryMiB * 1024;
 }
 
 /** Whether a container that just ran may serve another run of the same file version. */
 export function reusable(agent: AgentContainer, o: RunOutcome): boolean {
   const clean = o.status === 'ok' || o.status === 'handler_error' || o.status === 'timeout';
-  return agent.isAlive && clean && !nearMemoryLimit(o);
+  return agent.isAlive && clean && !nearMemoryLimit(o, agent.loadMemoryKiB);
 }
 
 export interface CheckOptions {

@@ -54,9 +54,14 @@ export interface ExternalImport {
  * its lock, mounted read-only into the container and appended (after the stdlib) to the child's path.
  */
 export interface DependencyLayer {
-  /** The lock's sha256: containers are reused only for the same layer. */
+  /** The lock's sha256 (64 hex digits, checked): containers are reused only for the same layer. */
   id: string;
-  /** Absolute host path of the unpacked packages (a `site-packages` style directory). */
+  /**
+   * Absolute host path of the unpacked packages (a `site-packages` style directory; `.pth` files are
+   * not processed). It must exist when the run starts (else `SandboxInfraError`); it appears at
+   * `LAYER_PATH` (/deps), so byte-compile it for that path (`compileall -d /deps`, unchecked-hash:
+   * the mount is read-only, so Python cannot write its own `.pyc` there).
+   */
   hostDir: string;
 }
 
@@ -140,8 +145,11 @@ export interface ContainerExit {
 
 export interface RunOutcome {
   status: RunStatus;
-  /** Loading the module and checking the handler contract. */
-  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number };
+  /**
+   * Loading the module and checking the handler contract. `memoryKiB`: how far loading raised the
+   * process's peak memory (its imports, a dependency layer's libraries), when this run loaded it.
+   */
+  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number; memoryKiB?: number };
   payloads: PayloadOutcome[];
   forbidden: ForbiddenEvent[];
   syscalls: SyscallEvent[];

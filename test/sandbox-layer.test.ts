@@ -9,18 +9,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
+import { NEAR_MEMORY_LIMIT, SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
+import { buildLayer, EXT_SUFFIX, layerId, makeReadOnly, PY_INCLUDE } from './helpers/layer';
 import { startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig();
 let sandbox: Sandbox;
 let root: string;
 let layer: DependencyLayer;
-
-const PY_INCLUDE = '/usr/include/python3.11';
-const EXT_SUFFIX = execFileSync('/usr/bin/python3.11', ['-c', 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'])
-  .toString()
-  .trim();
 
 /** Every file under `dir` with its mode and content hash: what "unchanged" means for a layer. */
 function snapshot(dir: string): Record<string, string> {
@@ -39,134 +35,6 @@ function snapshot(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
-
-function makeReadOnly(dir: string): void {
-  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, ent.name);
-    if (ent.isDirectory()) makeReadOnly(p);
-    else fs.chmodSync(p, 0o444);
-  }
-  fs.chmodSync(dir, 0o555);
-}
-
-/** Builds a layer directory the way an unpacked set of wheels looks: packages and modules at its top. */
-function buildLayer(dir: string, answer: number): void {
-  fs.mkdirSync(path.join(dir, 'tinypkg'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'tinypkg', '__init__.py'), `from .core import answer\n__all__ = ["answer"]\n`);
-  fs.writeFileSync(path.join(dir, 'tinypkg', 'core.py'), `def answer():\n    return ${answer}\n`);
-  // A network client's import-time probe (urllib3's, as `import requests` runs it), and its use.
-  fs.writeFileSync(
-    path.join(dir, 'netclient.py'),
-    [
-      'import socket',
-      '',
-      '',
-      'def _has_ip(family, host):  # urllib3.util.util._has_ipv6, for either family',
-      '    sock = None',
-      '    has = False',
-      '    try:',
-      '        sock = socket.socket(family)',
-      '        sock.bind((host, 0))',
-      '        has = True',
-      '    except Exception:',
-      '        pass',
-      '    if sock:',
-      '        sock.close()',
-      '    return has',
-      '',
-      '',
-      'HAS_IPV6 = _has_ip(socket.AF_INET6, "::1")',
-      'HAS_IPV4 = _has_ip(socket.AF_INET, "127.0.0.1")',
-      '',
-      '',
-      'def create_connection(host, port):',
-      '    return socket.create_connection((host, port), timeout=1)',
-      '',
-      '',
-      'def connect_unix(path):',
-      '    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(path)',
-      '',
-      '',
-      'def inet_socket():',
-      '    return socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
-      '',
-    ].join('\n'),
-  );
-  // Named like stdlib modules: the stdlib comes first on the path, so these are never imported.
-  fs.writeFileSync(path.join(dir, 'json.py'), 'SHADOWED = True\n');
-  fs.mkdirSync(path.join(dir, 'textwrap'));
-  fs.writeFileSync(path.join(dir, 'textwrap', '__init__.py'), 'SHADOWED = True\n');
-  const src = fs.mkdtempSync(path.join(os.tmpdir(), 'layer-src-'));
-  try {
-    fs.writeFileSync(
-      path.join(src, 'fastmath.c'),
-      [
-        '#define PY_SSIZE_T_CLEAN',
-        '#include <Python.h>',
-        'static PyObject *add(PyObject *self, PyObject *args) {',
-        '    long a, b;',
-        '    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;',
-        '    return PyLong_FromLong(a + b);',
-        '}',
-        'static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "a + b, in C"}, {NULL, NULL, 0, NULL}};',
-        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "fastmath", NULL, -1, methods};',
-        'PyMODINIT_FUNC PyInit_fastmath(void) { return PyModule_Create(&module); }',
-        '',
-      ].join('\n'),
-    );
-    // C++ with the standard library: needs libstdc++ and libgcc_s in the image, as numpy's wheels do.
-    fs.writeFileSync(
-      path.join(src, 'cppstr.cpp'),
-      [
-        '#define PY_SSIZE_T_CLEAN',
-        '#include <Python.h>',
-        '#include <algorithm>',
-        '#include <stdexcept>',
-        '#include <string>',
-        'static PyObject *reverse(PyObject *self, PyObject *args) {',
-        '    const char *s;',
-        '    if (!PyArg_ParseTuple(args, "s", &s)) return NULL;',
-        '    try {',
-        '        std::string t(s);',
-        '        if (t.empty()) throw std::runtime_error("empty");  // unwinding needs libgcc_s',
-        '        std::reverse(t.begin(), t.end());',
-        '        return PyUnicode_FromString(t.c_str());',
-        '    } catch (const std::exception &e) {',
-        '        PyErr_SetString(PyExc_ValueError, e.what());',
-        '        return NULL;',
-        '    }',
-        '}',
-        'static PyMethodDef methods[] = {{"reverse", reverse, METH_VARARGS, "reversed, in C++"}, {NULL, NULL, 0, NULL}};',
-        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cppstr", NULL, -1, methods};',
-        'PyMODINIT_FUNC PyInit_cppstr(void) { return PyModule_Create(&module); }',
-        '',
-      ].join('\n'),
-    );
-    execFileSync('gcc', [
-      '-shared',
-      '-fPIC',
-      '-O2',
-      `-I${PY_INCLUDE}`,
-      path.join(src, 'fastmath.c'),
-      '-o',
-      path.join(dir, `fastmath${EXT_SUFFIX}`),
-    ]);
-    execFileSync('g++', [
-      '-shared',
-      '-fPIC',
-      '-O2',
-      `-I${PY_INCLUDE}`,
-      path.join(src, 'cppstr.cpp'),
-      '-o',
-      path.join(dir, `cppstr${EXT_SUFFIX}`),
-    ]);
-  } finally {
-    fs.rmSync(src, { recursive: true, force: true });
-  }
-  makeReadOnly(dir);
-}
-
-const layerId = (name: string) => crypto.createHash('sha256').update(name).digest('hex');
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'taskflow-layers-'));
@@ -397,5 +265,74 @@ describe('network: probing for it is harmless, using it is forbidden behaviour',
     const unix = await use('netclient.connect_unix("/tmp/nothing.sock")');
     expect(unix.status).toBe('forbidden');
     expect(unix.forbidden.map((f) => f.event)).toEqual(['socket.connect']);
+  });
+});
+
+describe('a layer with a big native library and the keyed near-memory-limit rule', () => {
+  const BLOB_MIB = 48;
+  /** A C extension holding BLOB_MIB of initialised read-only data, touched as it loads: file-backed pages, as numpy's OpenBLAS maps. */
+  function buildBigLayer(dir: string): void {
+    fs.mkdirSync(dir);
+    const src = path.join(dir, 'bigblob.c');
+    fs.writeFileSync(
+      src,
+      [
+        '#define PY_SSIZE_T_CLEAN',
+        '#include <Python.h>',
+        `static const unsigned char blob[${BLOB_MIB} << 20] = {1, 2, 3};`,
+        'static long touch(void) {',
+        '    long sum = 0;',
+        '    for (size_t i = 0; i < sizeof blob; i += 4096) sum += ((volatile const unsigned char *)blob)[i];',
+        '    return sum;',
+        '}',
+        'static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};',
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "bigblob", NULL, -1, methods};',
+        'PyMODINIT_FUNC PyInit_bigblob(void) {',
+        '    PyObject *m = PyModule_Create(&module);',
+        '    if (m && PyModule_AddIntConstant(m, "touched", touch()) < 0) { Py_DECREF(m); return NULL; }',
+        '    return m;',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', `-I${PY_INCLUDE}`, src, '-o', path.join(dir, `bigblob${EXT_SUFFIX}`)]);
+    fs.rmSync(src);
+    makeReadOnly(dir);
+  }
+
+  test('its load does not retire the container after every call; a run that itself comes near the limit still does', async () => {
+    const dir = path.join(root, 'big');
+    buildBigLayer(dir);
+    const big = { id: layerId('big'), hostDir: dir };
+    const src = [
+      'import bigblob',
+      '',
+      '',
+      'def handler(payload):',
+      '    block = bytearray(payload["mib"] << 20)',
+      '    block[::4096] = b"x" * len(block[::4096])',
+      '    return {"touched": bigblob.touched, "mib": len(block) >> 20}',
+      '',
+    ].join('\n');
+    const key = { owner: 'carol', sha256: sha256(src) };
+    const call = (mib: number) => sandbox.runKeyed(key, { source: src, fileName: 'big.py', payloads: [{ mib }], layer: big });
+    const threshold = NEAR_MEMORY_LIMIT * config.taskLimits.memoryMiB * 1024;
+    const first = await call(0);
+    const second = await call(1);
+    expect([first.status, second.status]).toEqual(['ok', 'ok']);
+    // The library's pages count under gVisor: the process's peak is past the rule's share of the limit...
+    expect(first.peakMemoryKiB).toBeGreaterThan(threshold);
+    expect(first.load.memoryKiB).toBeGreaterThanOrEqual(BLOB_MIB * 1024);
+    // ...yet that is loading, the same in every container: the warm one served the next call.
+    expect(second.spec.containerId).toBe(first.spec.containerId);
+    expect(second.load.memoryKiB).toBeUndefined(); // not loaded again
+    // A run that grows past the share on top of what loading took: retired, the next call gets a new one.
+    const mib = Math.ceil((threshold - (second.peakMemoryKiB - first.load.memoryKiB!)) / 1024) + 4; // well short of an OOM kill
+    const grown = await call(mib);
+    const after = await call(0);
+    expect([grown.status, after.status]).toEqual(['ok', 'ok']);
+    expect(grown.spec.containerId).toBe(first.spec.containerId);
+    expect(grown.peakMemoryKiB - first.load.memoryKiB!).toBeGreaterThan(threshold);
+    expect(after.spec.containerId).not.toBe(grown.spec.containerId);
   });
 });

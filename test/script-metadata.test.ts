@@ -144,6 +144,23 @@ describe('a malformed block is an error with line and column', () => {
     ]);
   });
 
+  test('what one block may cost is bounded: at most 1000 dependencies, and the first 20 bad ones placed', async () => {
+    const block = (deps: string[]) =>
+      ['# /// script', '# dependencies = [', ...deps.map((d) => `#   "${d}",`), '# ]', '# ///', HANDLER].join('\n');
+    const many = await check(block(Array.from({ length: 1001 }, (_, i) => `pkg${i}>=1`)));
+    expect(many.ok).toBe(false);
+    expect(only(many, 'script_metadata_invalid')).toEqual([
+      expect.objectContaining({ line: 2, col: 3, message: '1001 dependencies; at most 1000 are read' }),
+    ]);
+    const fine = await check(block(Array.from({ length: 1000 }, (_, i) => `pkg${i}>=1`)));
+    expect(fine.ok).toBe(true);
+    expect(fine.script?.dependencies).toHaveLength(1000);
+    const bad = await check(block(Array.from({ length: 500 }, (_, i) => `bad>=>${i}`)));
+    const found = only(bad, 'script_metadata_invalid');
+    expect(found).toHaveLength(20);
+    expect(found.map((f) => f.line)).toEqual(Array.from({ length: 20 }, (_, i) => 3 + i));
+  });
+
   test('two script blocks are an error at the second', async () => {
     const o = await check(
       ['# /// script', '# dependencies = ["six"]', '# ///', '', '# /// script', '# dependencies = []', '# ///', HANDLER].join('\n'),

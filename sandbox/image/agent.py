@@ -454,7 +454,8 @@ class Session:
         wall = int((time.monotonic() - t0) * 1000)
         if frame is not None and frame.get("op") == "loaded":
             self.child.loaded_sha = req.get("sha")
-            return {"status": "ok", "wallMs": wall}
+            grown = frame.get("load_kib")
+            return {"status": "ok", "wallMs": wall, "memoryKiB": grown if type(grown) is int and grown >= 0 else 0}
         if frame is None:
             outcome = {"status": "timeout", "wallMs": wall,
                        "error": error("Timeout", "loading the module took longer than %d ms" % int(timeout_s * 1000))}

@@ -822,6 +822,9 @@ def check_test_payloads(report, tree, main_runs):
 PEP723_REGEX = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 PEP723_START = re.compile(r"# /// ([a-zA-Z0-9-]+)\Z")
 PEP723_FIELDS = {"dependencies", "requires-python", "tool"}
+# Bounds on what one block costs to read: parsing each requirement, and placing each bad one.
+MAX_DEPENDENCIES = 1000
+MAX_SCRIPT_PROBLEMS = 20
 TOML_POSITION = re.compile(r" \(at (?:line (\d+), column (\d+)|end of document)\)$")
 
 
@@ -891,7 +894,9 @@ def check_script_metadata(report, text):
         return None
     _, start, close, content = blocks[0]
     file_lines = text.split("\n")
-    prefix = lambda number: 2 if file_lines[number - 1].startswith("# ") else 1  # noqa: E731
+
+    def prefix(number):
+        return 2 if file_lines[number - 1].startswith("# ") else 1
 
     def bad(message, number=None, col=None):
         report.add("script_metadata_invalid", message, line=number or start + 1, col=col)
@@ -905,13 +910,16 @@ def check_script_metadata(report, text):
                 return number, prefix(number) + len(text) - len(text.lstrip(" \t")) + 1
         return None
 
+    key_lines = {}
+
     def where(needle, after=None):
         """The file line and column of key `needle`, or (after key `after`, when given) of the first
         string holding `needle` at or below that key's line, or the block's first line."""
         if after is None:
             return key_at(needle) or (start + 1, None)
-        first = (key_at(after) or (start + 2,))[0]
-        for number in range(first, close + 1):
+        if after not in key_lines:
+            key_lines[after] = (key_at(after) or (start + 2,))[0]
+        for number in range(key_lines[after], close + 1):
             line = file_lines[number - 1]
             at = line.find(needle, prefix(number))
             if at >= 0:
@@ -944,8 +952,14 @@ def check_script_metadata(report, text):
         problems += 1
         bad("'dependencies' must be a list of strings (PEP 508 requirements)", *where("dependencies"))
         dependencies = []
+    if len(dependencies) > MAX_DEPENDENCIES:
+        problems += 1
+        bad("%d dependencies; at most %d are read" % (len(dependencies), MAX_DEPENDENCIES), *where("dependencies"))
+        dependencies = []
     parsed = []
     for dep in dependencies:
+        if problems >= MAX_SCRIPT_PROBLEMS:
+            break  # rejected already; placing each further bad entry would cost time, not tell more
         try:
             req = Requirement(dep)
         except InvalidRequirement as exc:

@@ -384,6 +384,7 @@ class ChildLoop:
             os.open = posix.open = open_at
             sys.addaudithook(audit)
             self.hooked = True
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             code = compile(source, filename, "exec", dont_inherit=True)
             self.outside_loop(lambda: exec(code, module.__dict__))
@@ -396,7 +397,10 @@ class ChildLoop:
             return
         self.handler = module.__dict__["handler"]
         self.handler_is_async = inspect.iscoroutinefunction(self.handler)
-        send({"op": "loaded", "nonce": nonce})
+        # How far loading raised this process's peak memory (its imports: a layer's native libraries
+        # count here, file-backed pages included under gVisor), so the host can tell it from what runs leave.
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        send({"op": "loaded", "nonce": nonce, "load_kib": max(0, grown)})
 
     def call(self, msg, nonce):
         if self.handler is None:
