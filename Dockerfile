@@ -29,8 +29,10 @@ RUN npm run build
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 python3-pyflakes tini ca-certificates \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3-pyflakes python3-packaging tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# uv (pinned, as scripts/setup.sh installs it): resolves handlers' PEP 723 dependencies and unpacks wheels.
+RUN python3.11 -m venv /opt/taskflow-tools && /opt/taskflow-tools/bin/pip install --no-cache-dir uv==0.13.8
 
 WORKDIR /app
 
@@ -48,7 +50,9 @@ ENV NODE_ENV=production \
     TASKS_DIR=/app/worker/tasks \
     HOST=0.0.0.0 \
     PORT=8080 \
-    DOCKER_SOCKET=/var/run/docker.sock
+    DOCKER_SOCKET=/var/run/docker.sock \
+    DEPENDENCY_UV_PATH=/opt/taskflow-tools/bin/uv \
+    DEPENDENCY_CACHE_DIR=/var/lib/taskflow/dependencies
 
 RUN mkdir -p /app/.data /app/worker/tasks
 VOLUME ["/app/.data", "/app/worker/tasks"]

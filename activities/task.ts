@@ -11,7 +11,8 @@ import type { Logger } from '../src/logger';
 import type { Metrics, TaskRunOutcome } from '../src/metrics';
 import { untilDatabaseAnswers } from '../src/db';
 import { VersionUnavailableError } from '../src/storage';
-import type { RunOutcome, Sandbox } from '../sandbox';
+import type { DependencyLayer, RunOutcome, Sandbox } from '../sandbox';
+import { DependencyRejected } from '../src/dependencies';
 import { heartbeating } from './heartbeat';
 import { TASK_FAILURE, taskWorkflowId, type TaskFailureType, type TaskInput } from '../domain/task';
 
@@ -44,6 +45,8 @@ export interface TaskActivityDeps {
   limits: SandboxLimits;
   /** The exact validated source for (owner, title, sha256); verifies the hash, else VersionUnavailableError. */
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** A dependency lock's layer on this host, built from the lock (in the database) and the index when missing. */
+  loadLayer?(lockSha256: string, signal: AbortSignal): Promise<DependencyLayer>;
   /** Notes the task's end in its row (what the task quotas count); idempotent. */
   taskFinished(taskId: string, status: string, resultBytes: number): Promise<void>;
   /** Tells the workflow the run has really started (status RUNNING, attempt number). */
@@ -126,6 +129,26 @@ export interface TaskEnd {
 }
 
 export function createTaskActivities(deps: TaskActivityDeps) {
+  /**
+   * The version's layer. The index unreachable is retried like any infrastructure failure; a lock the
+   * index can no longer satisfy (a wheel gone or changed) fails the task: retrying would not bring it back.
+   */
+  async function layerFor(lockSha256: string, signal: AbortSignal, attempt: number): Promise<DependencyLayer> {
+    if (!deps.loadLayer) throw new Error('this task worker has no dependency layers configured');
+    try {
+      return await deps.loadLayer(lockSha256, signal);
+    } catch (err) {
+      if (err instanceof DependencyRejected)
+        throw ApplicationFailure.create({
+          type: TASK_FAILURE.versionUnavailable,
+          message: `the version's dependencies cannot be installed any more (${err.code}): ${err.message}`,
+          nonRetryable: true,
+          details: [{ attempt }],
+        });
+      throw err;
+    }
+  }
+
   return {
     /** The workflow's last step (a local activity): the task's row is finished, freeing its quota place. */
     async recordTaskEnd(end: TaskEnd): Promise<void> {
@@ -153,6 +176,7 @@ export function createTaskActivities(deps: TaskActivityDeps) {
             }
             throw err;
           }
+          const layer = input.lockSha256 ? await layerFor(input.lockSha256, signal, attempt) : undefined;
           const startedAt = new Date().toISOString();
           const workflowId = ctx.info.workflowExecution?.workflowId ?? taskWorkflowId(input.taskId);
           const notice = setTimeout(() => {
@@ -165,7 +189,7 @@ export function createTaskActivities(deps: TaskActivityDeps) {
           try {
             outcome = await deps.sandbox.runKeyed(
               { owner: input.owner, sha256: input.sha256 },
-              { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat },
+              { source, fileName: `${input.title}.py`, payloads: [input.payload], signal, onProgress: beat, ...(layer ? { layer } : {}) },
             );
           } finally {
             clearTimeout(notice);

@@ -21,7 +21,10 @@ import {
   type ValidationMetrics,
   type ValidationStatus,
 } from '../domain/validation';
+import { DependencyRejected, LayerCache, undeclaredImports } from '../src/dependencies';
+import type { DependencyLayer, ScriptMetadata } from '../sandbox';
 import { heartbeating } from './heartbeat';
+import { resolveDependencyStep, type DependencyStepInput, type DependencyStepResult } from './validation-dependencies';
 import { runFindings, runReport } from './validation-findings';
 
 export interface ValidationActivityDeps {
@@ -30,11 +33,17 @@ export interface ValidationActivityDeps {
   storage: Storage;
   log: Logger;
   metrics?: Metrics;
+  /** This host's dependency layers (default: one on DEPENDENCY_CACHE_DIR). */
+  layers?: LayerCache;
 }
 
 export interface StaticCheckResult {
   findings: ValidationFinding[];
   testPayloads?: unknown[];
+  /** The file's PEP 723 block, when it declares dependencies: the workflow then resolves them. */
+  script?: ScriptMetadata;
+  /** What the file imports beyond the standard library (checked against the layer's names). */
+  externalImports?: DependencyStepInput['externalImports'];
   wallMs: number;
 }
 
@@ -68,6 +77,11 @@ const finding = (code: FindingCode, message: string): ValidationFinding => ({ co
 export function createValidationActivities(deps: ValidationActivityDeps) {
   const { config, sandbox, storage } = deps;
   const log = deps.log.child({ component: 'validation-activities' });
+  const layers = deps.layers ?? new LayerCache(config.dependencies, log);
+
+  /** The layer of a lock this validation resolved: on this host, else rebuilt from the lock in the database. */
+  const layerOf = (lockSha256: string, signal: AbortSignal): Promise<DependencyLayer> =>
+    layers.bySha256(lockSha256, () => untilDatabaseAnswers(() => storage.locks.text(lockSha256), signal), signal);
 
   /** The uploaded bytes, exactly as uploaded (by sha256, from the database); rejects when they are gone or changed. */
   async function staged(input: ValidationInput): Promise<Buffer> {
@@ -117,21 +131,65 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
         ...(f.col !== undefined ? { col: f.col } : {}),
         ...(typeof f.snippet === 'string' ? { snippet: f.snippet.slice(0, 1000) } : {}),
       }));
-      if (!outcome.ok) {
+      const externalImports = outcome.externalImports ?? [];
+      const declares = (outcome.script?.dependencies.length ?? 0) > 0;
+      // Without dependencies only the standard library is there: every external import is undeclared.
+      if (!declares) findings.push(...undeclaredImports(externalImports, []));
+      if (!outcome.ok || findings.some((f) => f.code === 'undeclared_import' && f.severity === 'error')) {
         if (!findings.some((f) => f.severity === 'error'))
           findings.push(finding('static_check_failed', 'the static check rejected the file'));
         reject('the static check rejected the file', { findings, metrics: { static_check_ms: outcome.wallMs } });
       }
-      return { findings, ...(outcome.testPayloads ? { testPayloads: outcome.testPayloads } : {}), wallMs: outcome.wallMs };
+      return {
+        findings,
+        ...(outcome.testPayloads ? { testPayloads: outcome.testPayloads } : {}),
+        ...(declares ? { script: outcome.script, externalImports } : {}),
+        wallMs: outcome.wallMs,
+      };
+    },
+
+    /**
+     * The file's PEP 723 dependencies: resolved to a lock (wheels only, hash-pinned), within the owner's
+     * layer quota, unpacked on this host, the file's imports checked against them. The index unreachable
+     * is an infrastructure failure (retried), never a rejection.
+     */
+    async resolveDependencies(input: DependencyStepInput): Promise<DependencyStepResult> {
+      try {
+        const { result } = await heartbeating('validation', (_beat, signal) =>
+          resolveDependencyStep(
+            { config: config.dependencies, quotaBytes: config.quotas.layerMiB * 1024 * 1024, storage, layers, log },
+            input,
+            signal,
+          ),
+        );
+        if (result.findings.some((f) => f.severity === 'error'))
+          reject('an import is not provided by the declared dependencies', {
+            findings: result.findings,
+            metrics: { dependencies_ms: result.wallMs, layer_bytes: result.layerBytes },
+          });
+        return result;
+      } catch (err) {
+        if (err instanceof DependencyRejected)
+          reject(err.message, { findings: [{ code: err.code, severity: 'error', message: err.message.slice(0, 2000) }] });
+        throw err;
+      }
     },
 
     /** The file's handler on every test payload in a single-use gVisor container, under the limits. */
-    async sandboxRun(input: ValidationInput, payloads: unknown[]): Promise<SandboxRunResult> {
+    async sandboxRun(input: ValidationInput, payloads: unknown[], lockSha256?: string): Promise<SandboxRunResult> {
       const source = (await staged(input)).toString('utf8');
       const ctx = Context.current();
-      const outcome = await heartbeating('validation', (beat, signal) =>
-        sandbox.validate({ source, fileName: `${input.fileName}.py`, payloads, onProgress: beat, signal }),
-      );
+      const outcome = await heartbeating('validation', async (beat, signal) => {
+        const layer = lockSha256 ? await layerOf(lockSha256, signal) : undefined;
+        return sandbox.validate({
+          source,
+          fileName: `${input.fileName}.py`,
+          payloads,
+          onProgress: beat,
+          signal,
+          ...(layer ? { layer } : {}),
+        });
+      });
       const limits = outcome.spec.limits;
       const findings = runFindings(outcome, limits);
       const metrics: Partial<ValidationMetrics> = {

@@ -154,6 +154,7 @@ export async function run(config: Config, log: Logger): Promise<() => Promise<vo
         client,
         log,
         loadVersion: (owner, title, sha) => storage.files.loadVersion(owner, title, sha),
+        loadLock: (sha) => storage.locks.text(sha),
         taskFinished: (taskId, status, bytes) => storage.tasks.finished(taskId, status, bytes),
         metrics,
       });

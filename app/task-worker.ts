@@ -13,6 +13,8 @@ import type { Logger } from '../src/logger';
 import type { Metrics } from '../src/metrics';
 import { quietBundlerLogger } from './validation-worker';
 import type { Sandbox } from '../sandbox';
+import { untilDatabaseAnswers } from '../src/db';
+import { LayerCache } from '../src/dependencies';
 
 export interface TaskWorkerDeps {
   config: Config;
@@ -21,6 +23,8 @@ export interface TaskWorkerDeps {
   client: Client;
   log: Logger;
   loadVersion(owner: string, title: string, sha256: string): Promise<string>;
+  /** A dependency lock's text by sha256 (the database): a layer this host lacks is rebuilt from it. */
+  loadLock?(lockSha256: string): Promise<string | undefined>;
   /** Notes a task's end in its row (src/tasks/task-records.ts). */
   taskFinished(taskId: string, status: string, resultBytes: number): Promise<void>;
   /** Task runs are counted into it. */
@@ -43,10 +47,18 @@ export function bundleTaskWorkflows(): Promise<WorkflowBundleWithSourceMap> {
 
 export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTaskWorkers> {
   const { config, log } = deps;
+  // This host's layers: a task of a version with dependencies runs with its lock's layer, built here when missing.
+  const layers = new LayerCache(config.dependencies, log);
   const activities = createTaskActivities({
     sandbox: deps.sandbox,
     limits: config.taskLimits,
     loadVersion: deps.loadVersion,
+    ...(deps.loadLock
+      ? {
+          loadLayer: (sha: string, signal: AbortSignal) =>
+            layers.bySha256(sha, () => untilDatabaseAnswers(() => deps.loadLock!(sha), signal), signal),
+        }
+      : {}),
     taskFinished: deps.taskFinished,
     notifyStarted: async (workflowId, attempt, startedAt) => {
       await deps.client.workflow.getHandle(workflowId).signal(taskStartedSignal, { attempt, startedAt });

@@ -56,6 +56,8 @@ export interface TaskInput {
   title: string;
   /** The validated version this task is pinned to. */
   sha256: string;
+  /** ... and that version's dependency lock (the layer the task runs with), when it declares dependencies. */
+  lockSha256?: string;
   payload: unknown;
   priority: TaskPriority;
   /** ISO time; absent or past means now. */
@@ -75,6 +77,7 @@ export interface TaskState {
   owner: string;
   priority: TaskPriority;
   sha256: string;
+  lock_sha256?: string;
   status: TaskStatus;
   result?: unknown;
   error?: TaskError;
@@ -95,6 +98,7 @@ export function initialTaskState(input: TaskInput, now: number): TaskState {
     owner: input.owner,
     priority: input.priority,
     sha256: input.sha256,
+    ...(input.lockSha256 ? { lock_sha256: input.lockSha256 } : {}),
     status: scheduled ? 'SCHEDULED' : 'QUEUED',
     attempts: 0,
     created_at: input.createdAt,

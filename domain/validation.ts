@@ -9,7 +9,7 @@ import { WAIT_FOR_CHANGE_UPDATE, type WaitForChange } from './wait';
 
 export { VALIDATION_STATUS, OWNER as VALIDATION_OWNER, FILE_NAME as VALIDATION_FILE_NAME } from './search-attributes';
 
-export const VALIDATION_STATES = ['PENDING', 'STATIC_CHECK', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'] as const;
+export const VALIDATION_STATES = ['PENDING', 'STATIC_CHECK', 'RESOLVING_DEPENDENCIES', 'SANDBOX_RUN', 'VALIDATED', 'REJECTED'] as const;
 export type ValidationState = (typeof VALIDATION_STATES)[number];
 export const isFinal = (s: ValidationState): boolean => s === 'VALIDATED' || s === 'REJECTED';
 
@@ -36,6 +36,20 @@ export interface ValidationMetrics {
   peak_memory_kib?: number;
   payloads_total?: number;
   payloads_ok?: number;
+  /** Resolving the PEP 723 dependencies and making their layer on the validating host. */
+  dependencies_ms?: number;
+  /** Unpacked bytes of the dependency layer. */
+  layer_bytes?: number;
+}
+
+/** A file's PEP 723 dependencies as validated: the requirements, and the lock the version runs with. */
+export interface ValidationDependencies {
+  /** As declared in the file's `# /// script` block. */
+  requirements: string[];
+  /** sha256 of the lock's text: the version is the file's bytes and this lock; its tasks run with it. */
+  lock_sha256: string;
+  /** Every package of the lock, exact (each wheel's sha256 is in the lock's text). */
+  pins: { name: string; version: string }[];
 }
 
 /** What `POST /tasks/upload_file` answers (202). */
@@ -68,6 +82,8 @@ export interface ValidationStatus {
   finished_at: string | null;
   /** Set once VALIDATED: false when a newer upload of the same name had already replaced this one. */
   promoted?: boolean;
+  /** Present when the file declares dependencies and they were resolved. */
+  dependencies?: ValidationDependencies;
 }
 
 /** Activity timeouts travel with the workflow input, so a running validation keeps the ones it started with. */
@@ -75,6 +91,8 @@ export interface ValidationTimeouts {
   staticCheckMs: number;
   sandboxRunMs: number;
   heartbeatMs: number;
+  /** Resolving and unpacking dependencies (absent in inputs from before: a default applies). */
+  dependenciesMs?: number;
   /** Attempts for infrastructure failures of stage, check and run before the file is rejected (fail closed). */
   maxAttempts: number;
 }

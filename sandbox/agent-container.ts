@@ -14,10 +14,10 @@ import type { SandboxLogger as Logger } from './logger';
 import { AttachDemuxer } from './attach-stream';
 import type { SandboxRuntime } from './engine';
 import { SandboxInfraError } from './errors';
-import { containerSpec, LABEL_INSTANCE, LABEL_KIND, specRecord, type ContainerKind } from './spec';
+import { containerSpec, LABEL_INSTANCE, LABEL_KIND, LAYER_PATH, specRecord, type ContainerKind } from './spec';
 import { oomKillRecorded } from './oom-record';
 import { SyscallMonitor } from './syscall-monitor';
-import type { ContainerExit, ContainerSpecRecord, HostStopReason, SyscallEvent } from './types';
+import type { ContainerExit, ContainerSpecRecord, DependencyLayer, HostStopReason, SyscallEvent } from './types';
 
 export type Frame = { type: string; id?: string } & Record<string, unknown>;
 
@@ -63,6 +63,8 @@ export interface StartOptions {
   log: Logger;
   /** runsc's monitor directory (engine.ts); absent: no syscall monitor (runc). */
   monitorDir?: string;
+  /** Mounted read-only at LAYER_PATH and put on the handler's path (never on a checker container). */
+  layer?: DependencyLayer;
 }
 
 export class AgentContainer {
@@ -70,6 +72,8 @@ export class AgentContainer {
   uses = 0;
   /** The file version the agent's child last loaded fine: the agent does not report a load it skips. */
   loadedSha?: string;
+  /** How far loading that version raised the child's peak memory (see NEAR_MEMORY_LIMIT). */
+  loadMemoryKiB = 0;
   lastUsedAt = Date.now();
   private pending = new Map<string, Pending>();
   private stderrTail = '';
@@ -86,6 +90,8 @@ export class AgentContainer {
     readonly spec: ContainerSpecRecord,
     private readonly log: Logger,
     private readonly monitor?: SyscallMonitor,
+    /** The dependency layer mounted in this container: it serves runs of that layer only. */
+    readonly layer?: DependencyLayer,
   ) {
     monitor?.onEvent((e) => this.onRefusedSyscall(e));
     const demux = new AttachDemuxer(
@@ -130,7 +136,7 @@ export class AgentContainer {
   }
 
   static async start(docker: Docker, o: StartOptions): Promise<AgentContainer> {
-    const opts = containerSpec(o.image, o.runtime, o.limits, { [LABEL_INSTANCE]: o.instance, [LABEL_KIND]: o.kind });
+    const opts = containerSpec(o.image, o.runtime, o.limits, { [LABEL_INSTANCE]: o.instance, [LABEL_KIND]: o.kind }, o.layer);
     let container: Docker.Container | undefined;
     let monitor: SyscallMonitor | undefined;
     try {
@@ -148,8 +154,8 @@ export class AgentContainer {
       monitor?.started();
       const key = crypto.randomBytes(32);
       const spec = specRecord(container.id, opts, o.limits, o.warm, monitor !== undefined);
-      const agent = new AgentContainer(container, stream, key, spec, o.log, monitor);
-      await agent.handshake(o.kind === 'checker' ? 'checker' : 'run');
+      const agent = new AgentContainer(container, stream, key, spec, o.log, monitor, o.layer);
+      await agent.handshake(o.kind === 'checker' ? 'checker' : 'run', o.layer ? LAYER_PATH : undefined);
       return agent;
     } catch (err) {
       monitor?.close();
@@ -159,9 +165,9 @@ export class AgentContainer {
     }
   }
 
-  private async handshake(role: 'checker' | 'run'): Promise<void> {
+  private async handshake(role: 'checker' | 'run', layerPath?: string): Promise<void> {
     const ready = this.waitFor('ready');
-    this.write({ type: 'hello', key: this.key.toString('hex'), role });
+    this.write({ type: 'hello', key: this.key.toString('hex'), role, ...(layerPath ? { layer_path: layerPath } : {}) });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SandboxInfraError('sandbox agent did not become ready in time')), READY_TIMEOUT_MS);

@@ -1,7 +1,7 @@
 /**
  * Builds the sandbox image locally (no registry is reachable): a minimal root filesystem holding
  * the host's Debian python3.11 with its stdlib and shared libraries, Debian's pyflakes (the
- * checker's linter), plus the agent, the child runner and the static checker. The tag is a hash of every input, so a build runs only when an
+ * checker's linter) and packaging (its reader of PEP 508 requirements), plus the agent, the child runner and the static checker. The tag is a hash of every input, so a build runs only when an
  * input changed.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -13,14 +13,39 @@ import type Docker from 'dockerode';
 import { sha256Hex } from './hash';
 import type { SandboxLogger as Logger } from './logger';
 import { SandboxInfraError } from './errors';
+import { LAYER_PATH } from './spec';
 
 /** Bump when the recipe below changes in a way the inputs do not show. */
-const RECIPE_VERSION = '2';
+const RECIPE_VERSION = '3';
 export const IMAGE_REPO = 'taskflow-sandbox';
 export const PYTHON_BIN = '/usr/bin/python3.11';
 const STDLIB = '/usr/lib/python3.11';
-/** Debian's python3-pyflakes (pure Python, stdlib only); the checker appends its parent to sys.path. */
-const PYFLAKES = '/usr/lib/python3/dist-packages/pyflakes';
+/**
+ * The system libraries a manylinux wheel may assume (the manylinux policy's list, without its
+ * graphical ones: X11, GL, glib), so that wheels with native code (numpy needs libstdc++ and
+ * libgcc_s) load here as on any manylinux host. Those the interpreter links are in the image anyway.
+ */
+const MANYLINUX_LIBS = [
+  'libgcc_s.so.1',
+  'libstdc++.so.6',
+  'libm.so.6',
+  'libdl.so.2',
+  'librt.so.1',
+  'libc.so.6',
+  'libnsl.so.1',
+  'libutil.so.1',
+  'libpthread.so.0',
+  'libresolv.so.2',
+];
+const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'];
+/**
+ * Debian's python3-pyflakes and python3-packaging (pure Python, stdlib only), for the checker alone:
+ * it appends their parent to sys.path. The child runner never sees them on its path.
+ */
+const CHECKER_PACKAGES: { dir: string; debian: string }[] = [
+  { dir: '/usr/lib/python3/dist-packages/pyflakes', debian: 'python3-pyflakes' },
+  { dir: '/usr/lib/python3/dist-packages/packaging', debian: 'python3-packaging' },
+];
 /**
  * What goes to /opt/taskflow in the image: the agent, child runner and checker, the child's seccomp
  * filter, and the registries they read (finding codes, forbidden syscalls).
@@ -68,16 +93,25 @@ function pythonFiles(root: string, exclude: Set<string>): string[] {
 
 const stdlibFiles = (): string[] => pythonFiles(STDLIB, STDLIB_EXCLUDE);
 
-function pyflakesFiles(): string[] {
-  if (!fs.existsSync(path.join(PYFLAKES, 'checker.py'))) {
-    throw new SandboxInfraError(
-      `${PYFLAKES} is missing: install Debian's pyflakes (apt-get install python3-pyflakes), or run scripts/setup.sh`,
-    );
-  }
-  return pythonFiles(PYFLAKES, new Set(['test']));
+function checkerPackageFiles(): string[] {
+  return CHECKER_PACKAGES.flatMap(({ dir, debian }) => {
+    if (!fs.existsSync(path.join(dir, '__init__.py'))) {
+      throw new SandboxInfraError(`${dir} is missing: install it (apt-get install ${debian}), or run scripts/setup.sh`);
+    }
+    return pythonFiles(dir, new Set(['test']));
+  });
 }
 
-/** The content hash that names the image: recipe, agent sources, interpreter and stdlib listing. */
+function manylinuxLibs(): string[] {
+  return MANYLINUX_LIBS.map((name) => {
+    const found = LIB_DIRS.map((d) => path.join(d, name)).find((f) => fs.existsSync(f));
+    if (!found)
+      throw new SandboxInfraError(`${name} is missing from ${LIB_DIRS.join(' and ')}: the sandbox image needs it for manylinux wheels`);
+    return found;
+  });
+}
+
+/** The content hash that names the image: recipe, agent sources, interpreter, libraries and stdlib listing. */
 export function imageInputsHash(): string {
   if (!fs.existsSync(PYTHON_BIN)) {
     throw new SandboxInfraError(
@@ -88,7 +122,8 @@ export function imageInputsHash(): string {
   h.update(`recipe ${RECIPE_VERSION}\n`);
   for (const [f, src] of Object.entries(AGENT_FILES)) h.update(`${f} ${sha256File(src)}\n`);
   h.update(`python ${sha256File(PYTHON_BIN)}\n`);
-  for (const f of pyflakesFiles()) h.update(`${f} ${sha256File(f)}\n`);
+  for (const f of manylinuxLibs()) h.update(`${f} ${sha256File(f)}\n`);
+  for (const f of checkerPackageFiles()) h.update(`${f} ${sha256File(f)}\n`);
   for (const f of stdlibFiles()) {
     const st = fs.statSync(f);
     h.update(`${f} ${st.size} ${Math.floor(st.mtimeMs)}\n`);
@@ -127,12 +162,13 @@ function copyInto(root: string, file: string): void {
 
 function assembleRootfs(root: string): void {
   const stdlib = stdlibFiles();
-  const natives = [PYTHON_BIN, ...stdlib.filter((f) => f.endsWith('.so'))];
-  for (const lib of sharedLibs(natives)) copyInto(root, lib);
+  const extra = manylinuxLibs();
+  const natives = [PYTHON_BIN, ...stdlib.filter((f) => f.endsWith('.so')), ...extra];
+  for (const lib of new Set([...sharedLibs(natives), ...extra])) copyInto(root, lib);
   copyInto(root, PYTHON_BIN);
   fs.symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
   for (const f of stdlib) copyInto(root, f);
-  for (const f of pyflakesFiles()) copyInto(root, f);
+  for (const f of checkerPackageFiles()) copyInto(root, f);
   for (const [f, src] of Object.entries(AGENT_FILES)) {
     const dest = path.join(root, 'opt/taskflow', f);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -143,7 +179,7 @@ function assembleRootfs(root: string): void {
   // mtimes, so without this every interpreter start recompiles the stdlib it imports (~0.5 s).
   for (const [dir, as] of [
     ['usr/lib/python3.11', STDLIB],
-    [PYFLAKES.slice(1), PYFLAKES],
+    ...CHECKER_PACKAGES.map(({ dir }) => [dir.slice(1), dir]),
     ['opt/taskflow', '/opt/taskflow'],
   ]) {
     execFileSync(
@@ -157,7 +193,7 @@ function assembleRootfs(root: string): void {
   fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
   fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/tmp:/nonexistent\n');
   fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  for (const d of ['tmp', 'proc', 'dev', 'sys', 'task']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  for (const d of ['tmp', 'proc', 'dev', 'sys', 'task', LAYER_PATH.slice(1)]) fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);
 }
 

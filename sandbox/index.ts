@@ -1,4 +1,6 @@
 /** Public surface of the sandbox runtime. Activities and the CLI use only what is exported here. */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { SandboxConfig } from './config';
 import { DEFAULT_CHECK_MAX_BYTES, sameContainerLimits, type SandboxLimits } from './limits';
 import type { SandboxLogger as Logger } from './logger';
@@ -11,7 +13,7 @@ import { CheckerPool } from './checker-pool';
 import { SyscallMonitor } from './syscall-monitor';
 import { KeyedPool, WarmPool, type StartContainer } from './pool';
 import { checkOnAgent, reusable, runOnAgent, sha256 } from './runner';
-import type { CheckOutcome, RunOutcome, RunRequest } from './types';
+import type { CheckOutcome, DependencyLayer, RunOutcome, RunRequest } from './types';
 import type { PoolStats, RunKind, RunResult, SandboxHealth, SandboxObserver } from './observer';
 
 export * from './types';
@@ -23,6 +25,8 @@ export type { SandboxLogger } from './logger';
 export { sha256Hex } from './hash';
 export { SandboxInfraError, EngineUnavailableError, SandboxCancelledError } from './errors';
 export { sha256, NEAR_MEMORY_LIMIT } from './runner';
+/** Where a run's dependency layer appears inside the sandbox (for byte-compiling it with matching paths). */
+export { LAYER_PATH } from './spec';
 
 /** Checks one checker container serves before it is replaced (hygiene: nothing long-lived stays long). */
 const CHECKER_MAX_CHECKS = 1000;
@@ -48,9 +52,9 @@ export interface Sandbox {
   readonly runsc?: RunscInfo;
   /** Static check in a long-lived checker container (the file is parsed, never run: sandbox/checker-pool.ts). */
   check(req: CheckRequest): Promise<CheckOutcome>;
-  /** Validation run: a warm single-use container from the pool, destroyed afterwards. */
+  /** Validation run: a single-use container (a warm one from the pool unless the run has a layer), destroyed afterwards. */
   validate(req: RunRequest): Promise<RunOutcome>;
-  /** Production run: a container reused only for the same owner and file sha256. */
+  /** Production run: a container reused only for the same owner, file sha256 and dependency layer. */
   runKeyed(key: OwnerFileKey, req: RunRequest): Promise<RunOutcome>;
   /** `docker run --rm` style: a container started for this run alone, no pool. */
   runCold(req: RunRequest): Promise<RunOutcome>;
@@ -79,6 +83,19 @@ export interface SandboxOptions {
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
+/** A layer must be an absolute path to a directory on this host (the caller builds it there first). */
+function checkLayer(layer: DependencyLayer): void {
+  if (!/^[0-9a-f]{64}$/.test(layer.id)) throw new Error(`dependency layer id must be a sha256 in hex, not ${JSON.stringify(layer.id)}`);
+  if (!path.isAbsolute(layer.hostDir)) throw new Error(`dependency layer directory must be absolute: ${layer.hostDir}`);
+  let isDir = false;
+  try {
+    isDir = fs.statSync(layer.hostDir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new SandboxInfraError(`dependency layer ${layer.id.slice(0, 12)} is not on this host: ${layer.hostDir}`);
+}
+
 /**
  * Verifies the engine (and runsc), builds the image if its inputs changed, removes leftover
  * containers of dead processes, and fills the pools asked for.
@@ -100,10 +117,11 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const instance = instanceId();
   const observer = opts.observer;
   let lastStartError: string | undefined;
-  const start: StartContainer = async (kind, limits, warm) => {
+  const start: StartContainer = async (kind, limits, warm, layer) => {
     const t = performance.now();
     try {
-      const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log, monitorDir });
+      if (layer) checkLayer(layer);
+      const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log, monitorDir, layer });
       lastStartError = undefined;
       observer?.containerStarted(kind, warm, seconds(t), true);
       return agent;
@@ -191,7 +209,11 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     validate: (req) =>
       observed('validation', async () => {
         const limits = { ...cfg.limits, ...req.limits };
-        const agent = sameContainerLimits(limits, cfg.limits) ? await validationPool.acquire() : await start('validation', limits, false);
+        // A layer is mounted when a container is created: warm ones have none.
+        const agent =
+          sameContainerLimits(limits, cfg.limits) && !req.layer
+            ? await validationPool.acquire()
+            : await start('validation', limits, false, req.layer);
         return once(agent, req, limits);
       }),
     runKeyed: (key, req) =>
@@ -199,9 +221,9 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
         if (!keyedPool) throw new Error('this sandbox was created without a keyed pool');
         if (sha256(req.source) !== key.sha256) throw new Error('runKeyed: source does not match the key sha256');
         const limits = { ...keyedPool.limits, ...req.limits };
-        if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false), req, limits);
-        const poolKey = `${key.owner}/${key.sha256}`;
-        const agent = await keyedPool.acquire(poolKey);
+        if (!sameContainerLimits(limits, keyedPool.limits)) return once(await start('keyed', limits, false, req.layer), req, limits);
+        const poolKey = `${key.owner}/${key.sha256}/${req.layer?.id ?? ''}`;
+        const agent = await keyedPool.acquire(poolKey, req.layer);
         let outcome: RunOutcome | undefined;
         try {
           outcome = await runOnAgent(agent, req, limits);
@@ -213,7 +235,7 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
     runCold: (req) =>
       observed('cold', async () => {
         const limits = { ...cfg.limits, ...req.limits };
-        return once(await start('cold', limits, false), req, limits);
+        return once(await start('cold', limits, false, req.layer), req, limits);
       }),
     stats: () => ({
       validation: { ready: validationPool.readyCount, starting: validationPool.startingCount },

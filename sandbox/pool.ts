@@ -1,14 +1,20 @@
 /**
  * Warm containers. `WarmPool` keeps agents started ahead; each one serves exactly one use and is
- * destroyed. `KeyedPool` may hand the same container back, but only for the same owner and the
- * same file sha256, up to `maxUses` and while not idle longer than `idleTtlMs`.
+ * destroyed. `KeyedPool` may hand the same container back, but only for the same key (owner, file
+ * sha256 and dependency layer), up to `maxUses` and while not idle longer than `idleTtlMs`.
  */
 import type { SandboxLimits } from './limits';
 import type { SandboxLogger as Logger } from './logger';
 import type { AgentContainer } from './agent-container';
 import type { ContainerKind } from './spec';
+import type { DependencyLayer } from './types';
 
-export type StartContainer = (kind: ContainerKind, limits: SandboxLimits, warm: boolean) => Promise<AgentContainer>;
+export type StartContainer = (
+  kind: ContainerKind,
+  limits: SandboxLimits,
+  warm: boolean,
+  layer?: DependencyLayer,
+) => Promise<AgentContainer>;
 
 export class WarmPool {
   private ready: AgentContainer[] = [];
@@ -111,7 +117,7 @@ export class KeyedPool {
   private spare: WarmPool;
 
   constructor(
-    start: StartContainer,
+    private readonly start: StartContainer,
     readonly limits: SandboxLimits,
     private readonly o: { maxContainers: number; maxUses: number; idleTtlMs: number; spares: number },
     log: Logger,
@@ -123,7 +129,11 @@ export class KeyedPool {
     this.sweeper.unref();
   }
 
-  async acquire(key: string): Promise<AgentContainer> {
+  /**
+   * An idle container of this key, else a new one. Spares have no layer mounted (a mount is fixed
+   * when a container is created), so a key with a layer starts a container of its own.
+   */
+  async acquire(key: string, layer?: DependencyLayer): Promise<AgentContainer> {
     const i = this.idle.findIndex((x) => x.key === key && x.agent.isAlive);
     let agent: AgentContainer;
     if (i >= 0) {
@@ -134,7 +144,7 @@ export class KeyedPool {
         this.idle.sort((a, b) => a.agent.lastUsedAt - b.agent.lastUsedAt);
         void this.idle.shift()!.agent.destroy();
       }
-      agent = await this.spare.acquire();
+      agent = layer ? await this.start('keyed', this.limits, false, layer) : await this.spare.acquire();
     }
     this.busy.add(agent);
     return agent;

@@ -11,6 +11,7 @@ import { SandboxCancelledError, SandboxInfraError } from './errors';
 import type {
   CheckOutcome,
   ContainerExit,
+  ExternalImport,
   Finding,
   ForbiddenEvent,
   HandlerError,
@@ -18,6 +19,7 @@ import type {
   RunOutcome,
   RunRequest,
   RunStatus,
+  ScriptMetadata,
   SyscallEvent,
 } from './types';
 
@@ -82,7 +84,10 @@ function asPayload(p: unknown): PayloadOutcome | undefined {
 /**
  * A keyed container whose handler's process reached this share of the memory limit is retired
  * after the run: what it leaves behind (Python keeps freed memory; gVisor too) would make the next
- * run of the same file and payload end differently.
+ * run of the same file and payload end differently. What loading the module took is left out: it
+ * is the same in every container of this version, and under gVisor it includes the file-backed
+ * pages of a dependency layer's native libraries (numpy's alone ~50 MiB), which would otherwise
+ * retire the container after every call.
  */
 export const NEAR_MEMORY_LIMIT = 0.5;
 
@@ -167,6 +172,8 @@ function handlerOomKill(
 }
 
 export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits: SandboxLimits): Promise<RunOutcome> {
+  // A host bug, never the handler's: it would run against packages its version was not validated with.
+  if (agent.layer?.id !== req.layer?.id) throw new Error('runOnAgent: the container has another dependency layer than the run');
   const started = Date.now();
   const total = req.payloads.length;
   const seen: PayloadOutcome[] = [];
@@ -228,6 +235,8 @@ export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits:
   if (frame && Array.isArray(frame.forbidden)) forbidden = frame.forbidden as ForbiddenEvent[];
   placeRefusals(syscalls, forbidden);
   agent.loadedSha = load.status === 'ok' ? sha : undefined;
+  if (load.status !== 'ok') agent.loadMemoryKiB = 0;
+  else if (typeof load.memoryKiB === 'number' && load.memoryKiB >= 0) agent.loadMemoryKiB = load.memoryKiB;
   const forgedFrames = agent.forgedFrames;
   const handlerOomKilled = handlerOomKill(agent, limits, exit, load, payloads);
   return {
@@ -248,15 +257,16 @@ export async function runOnAgent(agent: AgentContainer, req: RunRequest, limits:
   };
 }
 
-/** The handler's process came near the memory limit (see NEAR_MEMORY_LIMIT). */
-export function nearMemoryLimit(o: RunOutcome): boolean {
-  return o.peakMemoryKiB >= NEAR_MEMORY_LIMIT * o.spec.limits.memoryMiB * 1024;
+/** The handler's process came near the memory limit, what loading took aside (see NEAR_MEMORY_LIMIT). */
+export function nearMemoryLimit(o: RunOutcome, loadMemoryKiB = 0): boolean {
+  const load = Math.min(Math.max(0, loadMemoryKiB), o.peakMemoryKiB); // the child's own figure: never more than its peak
+  return o.peakMemoryKiB - load >= NEAR_MEMORY_LIMIT * o.spec.limits.memoryMiB * 1024;
 }
 
 /** Whether a container that just ran may serve another run of the same file version. */
 export function reusable(agent: AgentContainer, o: RunOutcome): boolean {
   const clean = o.status === 'ok' || o.status === 'handler_error' || o.status === 'timeout';
-  return agent.isAlive && clean && !nearMemoryLimit(o);
+  return agent.isAlive && clean && !nearMemoryLimit(o, agent.loadMemoryKiB);
 }
 
 export interface CheckOptions {
@@ -308,13 +318,44 @@ export async function checkOnAgent(agent: AgentContainer, source: Buffer, fileNa
       ? fail('check_timeout', `parsing the file did not finish within ${o.timeoutMs} ms`)
       : fail('checker_failed', 'the static checker could not analyse this file');
   }
-  const report = (frame.report ?? {}) as { findings?: Finding[]; test_payloads?: unknown[] | null };
+  const report = (frame.report ?? {}) as {
+    findings?: Finding[];
+    test_payloads?: unknown[] | null;
+    script?: unknown;
+    external_imports?: unknown;
+  };
   const findings = Array.isArray(report.findings) ? report.findings : [];
+  const script = asScript(report.script);
   return {
     ok: !findings.some((f) => f.severity === 'error'),
     findings,
     ...(Array.isArray(report.test_payloads) ? { testPayloads: report.test_payloads } : {}),
-    externalImports: [],
+    ...(script ? { script } : {}),
+    externalImports: asExternalImports(report.external_imports),
     wallMs: Date.now() - started,
   };
+}
+
+/** The checker's `script` (snake_case JSON) as the host's ScriptMetadata; anything malformed is dropped. */
+function asScript(v: unknown): ScriptMetadata | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (!Array.isArray(o.dependencies) || !o.dependencies.every((d) => typeof d === 'string') || typeof o.line !== 'number') {
+    return undefined;
+  }
+  return {
+    dependencies: o.dependencies as string[],
+    ...(typeof o.requires_python === 'string' ? { requiresPython: o.requires_python } : {}),
+    line: o.line,
+  };
+}
+
+function asExternalImports(v: unknown): ExternalImport[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((e: unknown): ExternalImport[] => {
+    const o = (e ?? {}) as Record<string, unknown>;
+    return typeof o.module === 'string' && typeof o.line === 'number' && typeof o.col === 'number' && typeof o.guarded === 'boolean'
+      ? [{ module: o.module, line: o.line, col: o.col, guarded: o.guarded }]
+      : [];
+  });
 }

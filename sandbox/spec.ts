@@ -1,6 +1,7 @@
 /**
  * The container spec every sandbox gets. Deny by default: no network, read-only root, no
- * capabilities but the agent's three (see SANDBOX_USER), no host paths or host environment, every resource bounded, and under runsc the
+ * capabilities but the agent's three (see SANDBOX_USER), no host paths (but a handler's dependency
+ * layer, read-only) or host environment, every resource bounded, and under runsc the
  * seccomp profile gVisor enforces on every process (seccomp-profile.ts; under runc Docker's
  * default profile stays, as it is stricter for a shared kernel).
  */
@@ -8,11 +9,12 @@ import type Docker from 'dockerode';
 import type { SandboxLimits } from './limits';
 import type { SandboxRuntime } from './engine';
 import { SECCOMP_PROFILE_NAME, SECCOMP_SECURITY_OPT } from './seccomp-profile';
-import type { ContainerSpecRecord } from './types';
+import type { ContainerSpecRecord, DependencyLayer } from './types';
 
 export const LABEL = 'taskflow.sandbox';
 export const LABEL_INSTANCE = 'taskflow.instance';
 export const LABEL_KIND = 'taskflow.kind';
+export const LABEL_LAYER = 'taskflow.layer';
 /**
  * The agent starts as root holding only these capabilities, and at once becomes a uid of its own
  * keeping them (image/agent.py, drop_root); every process it starts runs as 65534 with none. Two
@@ -21,6 +23,8 @@ export const LABEL_KIND = 'taskflow.kind';
  */
 export const SANDBOX_USER = '0:0';
 export const AGENT_CAPABILITIES = ['KILL', 'SETGID', 'SETUID'];
+/** Where a handler's dependency layer is mounted, read-only (an empty directory in the image). */
+export const LAYER_PATH = '/deps';
 export const AGENT_CMD = ['/usr/bin/python3.11', '-I', '-S', '-B', '/opt/taskflow/agent.py'];
 const MiB = 1024 * 1024;
 
@@ -32,6 +36,7 @@ export function containerSpec(
   runtime: SandboxRuntime,
   limits: SandboxLimits,
   labels: Record<string, string>,
+  layer?: DependencyLayer,
 ): Docker.ContainerCreateOptions {
   return {
     Image: image,
@@ -40,7 +45,7 @@ export function containerSpec(
     WorkingDir: '/tmp',
     Hostname: 'sandbox',
     Env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
-    Labels: { [LABEL]: 'true', ...labels },
+    Labels: { [LABEL]: 'true', ...labels, ...(layer ? { [LABEL_LAYER]: layer.id } : {}) },
     OpenStdin: true,
     StdinOnce: false,
     AttachStdin: true,
@@ -60,6 +65,8 @@ export function containerSpec(
         // one. An empty read-only tmpfs shows none, like runsc 20221219 did; limits are the host's.
         '/sys/fs/cgroup': 'ro,nosuid,nodev,noexec,size=4k,mode=0555',
       },
+      // The handler's packages: read-only (writes fail with EROFS), the only host path in the sandbox.
+      ...(layer ? { Mounts: [{ Type: 'bind' as const, Source: layer.hostDir, Target: LAYER_PATH, ReadOnly: true }] } : {}),
       CapDrop: ['ALL'],
       CapAdd: AGENT_CAPABILITIES,
       SecurityOpt: runtime === 'runsc' ? ['no-new-privileges', SECCOMP_SECURITY_OPT] : ['no-new-privileges'],
@@ -104,5 +111,6 @@ export function specRecord(
     syscallMonitor,
     limits,
     warm,
+    ...(opts.Labels?.[LABEL_LAYER] ? { layer: opts.Labels[LABEL_LAYER] } : {}),
   };
 }

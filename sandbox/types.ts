@@ -39,9 +39,13 @@ export interface ScriptMetadata {
 export interface ExternalImport {
   /** The top-level name, e.g. `requests` for `from requests.adapters import X`. */
   module: string;
+  /** 1-based line and column (characters) of its first import, its first unguarded one if any. */
   line: number;
   col: number;
-  /** Inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a bare / Exception) handler. */
+  /**
+   * Every import of it is inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a
+   * bare / Exception) handler, or under `if TYPE_CHECKING:`, in the same function: the file loads without it.
+   */
   guarded: boolean;
 }
 
@@ -50,9 +54,14 @@ export interface ExternalImport {
  * its lock, mounted read-only into the container and appended (after the stdlib) to the child's path.
  */
 export interface DependencyLayer {
-  /** The lock's sha256: containers are reused only for the same layer. */
+  /** The lock's sha256 (64 hex digits, checked): containers are reused only for the same layer. */
   id: string;
-  /** Absolute host path of the unpacked packages (a `site-packages` style directory). */
+  /**
+   * Absolute host path of the unpacked packages (a `site-packages` style directory; `.pth` files are
+   * not processed). It must exist when the run starts (else `SandboxInfraError`); it appears at
+   * `LAYER_PATH` (/deps), so byte-compile it for that path (`compileall -d /deps`, unchecked-hash:
+   * the mount is read-only, so Python cannot write its own `.pyc` there).
+   */
   hostDir: string;
 }
 
@@ -136,8 +145,11 @@ export interface ContainerExit {
 
 export interface RunOutcome {
   status: RunStatus;
-  /** Loading the module and checking the handler contract. */
-  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number };
+  /**
+   * Loading the module and checking the handler contract. `memoryKiB`: how far loading raised the
+   * process's peak memory (its imports, a dependency layer's libraries), when this run loaded it.
+   */
+  load: { status: 'ok' | 'error' | 'timeout' | 'skipped'; error?: HandlerError; wallMs: number; memoryKiB?: number };
   payloads: PayloadOutcome[];
   forbidden: ForbiddenEvent[];
   syscalls: SyscallEvent[];
@@ -173,6 +185,8 @@ export interface ContainerSpecRecord {
   syscallMonitor: boolean;
   limits: SandboxLimits;
   warm: boolean;
+  /** The dependency layer's id, when one was mounted (read-only, at /deps). */
+  layer?: string;
 }
 
 export interface Progress {

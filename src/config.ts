@@ -110,6 +110,13 @@ const EnvSchema = z.object({
   SANDBOX_KEYED_IDLE_TTL_MS: int(60000, 100),
   TASK_PAYLOAD_TIMEOUT_MS: int(30000, 100),
   TASK_WORKER_SLOTS: int(2),
+
+  PACKAGE_INDEX_URL: z.string().url().default('https://pypi.org/simple'),
+  DEPENDENCY_UV_PATH: z.string().optional(),
+  DEPENDENCY_CACHE_DIR: z.string().optional(),
+  DEPENDENCY_MAX_PACKAGES: int(40),
+  DEPENDENCY_MAX_UNPACKED_MIB: int(200),
+  DEPENDENCY_NATIVE_TLS: bool(false),
 });
 
 /** The sandbox limits' variables (SANDBOX_MEMORY_MIB, ...), made from their one definition in sandbox/limits.ts. */
@@ -185,6 +192,22 @@ export interface Config {
   quotas: Quotas;
   /** How long finished things are kept, and how often the sweep runs. */
   retention: Retention;
+  /** Handlers' PEP 723 dependencies: resolved to a lock at validation, unpacked into a layer per lock. */
+  dependencies: DependencyConfig;
+}
+
+export interface DependencyConfig {
+  /** The one package index (a PEP 503 simple URL): no extra indexes, so no dependency confusion. */
+  indexUrl: string;
+  /** The `uv` binary setup.sh installs (pinned). */
+  uvPath: string;
+  /** This host's layers (`<cacheDir>/layers/<lock sha256>/`) and uv's download cache: a cache only. */
+  cacheDir: string;
+  /** Per upload: packages in the lock, and bytes of the unpacked layer. */
+  maxPackages: number;
+  maxUnpackedBytes: number;
+  /** uv's `--native-tls`: trust the system's certificate store (a proxy with its own CA). */
+  nativeTls: boolean;
 }
 
 export type { SandboxConfig, SandboxLimits };
@@ -265,5 +288,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskWorkerSlots: e.TASK_WORKER_SLOTS,
     quotas: Object.fromEntries(Object.entries(QUOTA_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Quotas,
     retention: Object.fromEntries(Object.entries(RETENTION_DEFINITIONS).map(([k, d]) => [k, parsedQuotas.data[d.env]])) as Retention,
+    dependencies: {
+      indexUrl: e.PACKAGE_INDEX_URL,
+      uvPath: path.resolve(e.DEPENDENCY_UV_PATH ?? path.join(dataDir, 'tools-venv', 'bin', 'uv')),
+      cacheDir: path.resolve(e.DEPENDENCY_CACHE_DIR ?? path.join(dataDir, 'dependencies')),
+      maxPackages: e.DEPENDENCY_MAX_PACKAGES,
+      maxUnpackedBytes: e.DEPENDENCY_MAX_UNPACKED_MIB * 1024 * 1024,
+      nativeTls: e.DEPENDENCY_NATIVE_TLS,
+    },
   };
 }

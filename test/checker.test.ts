@@ -26,6 +26,8 @@ interface Finding {
 interface Report {
   findings: Finding[];
   test_payloads: unknown[] | null;
+  external_imports: { module: string; line: number; col: number; guarded: boolean }[];
+  script?: { dependencies: string[]; requires_python?: string; line: number };
 }
 interface CheckOptions {
   fileName?: string;
@@ -158,8 +160,8 @@ describe('corpus: ordinary task files in many styles pass the check', () => {
 
 describe('contract fixtures', () => {
   it('good files pass with no findings; literal TEST_PAYLOADS come back', () => {
-    expect(checkFixture('good_async.py')).toEqual({ findings: [], test_payloads: null });
-    expect(checkFixture('good_sync.py')).toEqual({ findings: [], test_payloads: null });
+    expect(checkFixture('good_async.py')).toEqual({ findings: [], test_payloads: null, external_imports: [] });
+    expect(checkFixture('good_sync.py')).toEqual({ findings: [], test_payloads: null, external_imports: [] });
     const r = checkFixture('good_with_test_payloads.py');
     expect(r.findings).toEqual([]);
     expect(r.test_payloads).toEqual([
@@ -491,6 +493,22 @@ describe('lint findings (pyflakes)', () => {
     expect(JSON.parse(res.stdout.toString()).findings).toEqual([
       expect.objectContaining({ code: 'lint_unavailable', severity: 'warning' }),
     ]);
+  });
+
+  it('without packaging a file with a PEP 723 block fails the check (closed); one without is checked as ever', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checker-'));
+    const copy = path.join(dir, 'checker.py');
+    fs.writeFileSync(copy, fs.readFileSync(CHECKER, 'utf8').replace('"/usr/lib/python3/dist-packages"', '"/nonexistent"'));
+    fs.copyFileSync(path.join(__dirname, '..', 'domain', 'finding-codes.json'), path.join(dir, 'finding-codes.json'));
+    const run = (source: string) =>
+      spawnSync(PYTHON, ['-I', '-S', copy], {
+        input: JSON.stringify({ source_b64: Buffer.from(source).toString('base64'), file_name: 't.py', max_bytes: 1000 }),
+      });
+    const withBlock = run(withHandler('# /// script\n# dependencies = ["six"]\n# ///'));
+    expect(withBlock.status).not.toBe(0);
+    expect(withBlock.stdout.toString()).toBe('');
+    expect(withBlock.stderr.toString()).toMatch(/No module named 'packaging'/);
+    expect(run(withHandler('x = 1')).status).toBe(0);
   });
 });
 

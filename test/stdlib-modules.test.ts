@@ -212,7 +212,7 @@ out = {}
 for path in sorted(glob.glob(sys.argv[2] + "/*.py")):
     with open(path, "rb") as f:
         source = f.read() + b"\\n\\nasync def handler(payload):\\n    return {}\\n"
-    findings, _ = checker.check(source, "m.py", 1 << 21, {})
+    findings = checker.check(source, "m.py", 1 << 21, {})["findings"]
     out[path.rsplit("/", 1)[1]] = [f["message"] for f in findings if f["severity"] == "error"]
 print(json.dumps(out))
 `;

@@ -44,7 +44,7 @@ test('every registered code has a severity, a stage and a summary', () => {
   for (const [code, info] of Object.entries(FINDING_CODES)) {
     expect(code).toMatch(/^[a-z][a-z0-9_]*$/);
     expect(['error', 'warning']).toContain(info.severity);
-    expect(['upload', 'static', 'run', 'pipeline']).toContain(info.stage);
+    expect(['upload', 'static', 'dependencies', 'run', 'pipeline']).toContain(info.stage);
     expect(info.summary.length).toBeGreaterThan(5);
   }
 });

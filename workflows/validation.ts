@@ -1,5 +1,5 @@
 /**
- * `validateTaskFile`: stage → static check → sandbox run → promote, or quarantine on any
+ * `validateTaskFile`: stage → static check → (dependencies, when the file declares some) → sandbox run → promote, or quarantine on any
  * rejection. Deterministic: activities are imported as types and called through proxies; the
  * `status` query answers at every step (and after the workflow closed); the ValidationStatus,
  * FileName and Owner search attributes make validations filterable in the Web UI.
@@ -75,6 +75,14 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     heartbeatTimeout: t.heartbeatMs,
     retry,
   });
+  // The package index being unreachable is an infrastructure failure: retried until it answers (within
+  // half an hour), never a rejection; what the requirements themselves cause is non-retryable.
+  const { resolveDependencies } = proxyActivities<ValidationActivities>({
+    startToCloseTimeout: t.dependenciesMs ?? 300000,
+    scheduleToCloseTimeout: '30 minutes',
+    heartbeatTimeout: t.heartbeatMs,
+    retry: { ...retry, maximumAttempts: undefined, maximumInterval: '15 seconds' },
+  });
   const { promote, quarantine } = proxyLocalActivities<ValidationActivities>({ startToCloseTimeout: '1 minute', retry: databaseStep });
 
   const state: ValidationStatus = {
@@ -120,8 +128,24 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
     state.findings.push(...check.findings);
     state.metrics.static_check_ms = check.wallMs;
 
+    let lockSha256: string | undefined;
+    if (check.script && check.script.dependencies.length > 0) {
+      set('RESOLVING_DEPENDENCIES');
+      const deps = await resolveDependencies({
+        validationId: input.validationId,
+        owner: input.owner,
+        requirements: check.script.dependencies,
+        externalImports: check.externalImports ?? [],
+      });
+      state.findings.push(...deps.findings);
+      state.dependencies = deps.dependencies;
+      state.metrics.dependencies_ms = deps.wallMs;
+      state.metrics.layer_bytes = deps.layerBytes;
+      lockSha256 = deps.dependencies.lock_sha256;
+    }
+
     set('SANDBOX_RUN');
-    const run = await sandboxRun(input, choosePayloads(input.testPayloads, check.testPayloads));
+    const run = await sandboxRun(input, choosePayloads(input.testPayloads, check.testPayloads), lockSha256);
     state.findings.push(...run.findings);
     Object.assign(state.metrics, run.metrics);
     report = run.report;

@@ -27,7 +27,10 @@ import time
 CHILD = "/opt/taskflow/child.py"
 CHECKER = "/opt/taskflow/checker.py"
 PYTHON = sys.executable
-CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+# One thread for the numeric libraries a dependency layer may bring (OpenBLAS, OpenMP, MKL): they
+# start one per core, and gVisor shows the host's cores, not the container's CPU share.
+CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 CHILD_SETUP_FAILED = 78  # child.py's exit status when it could not install its seccomp filter
 # Two identities: the agent's own, and that of every process it starts (handler children, checkers).
@@ -162,13 +165,13 @@ class Child:
     result cannot exhaust the agent. CPU and peak memory come from the child's own getrusage:
     /proc reads cost ~1 ms each under gVisor, and a child can only misstate its own numbers."""
 
-    def __init__(self, stdout_tail, stderr_tail):
+    def __init__(self, stdout_tail, stderr_tail, layer_path=None):
         res_r, res_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.proc = subprocess.Popen(
-            [PYTHON, "-I", "-S", "-B", CHILD, str(res_w), str(ctl_r)],
+            [PYTHON, "-I", "-S", "-B", CHILD, str(res_w), str(ctl_r), *([layer_path] if layer_path else [])],
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
@@ -385,16 +388,17 @@ def nests_deeper(value, limit):
 
 
 class Session:
-    def __init__(self):
+    def __init__(self, layer_path=None):
         self.stdout_tail = TailBuffer()
         self.stderr_tail = TailBuffer()
+        self.layer_path = layer_path  # the container's dependency layer (read-only), for every child
         self.child = None
         self.spawn()
 
     def spawn(self):
         self.stdout_tail.restart()
         self.stderr_tail.restart()
-        self.child = Child(self.stdout_tail, self.stderr_tail)
+        self.child = Child(self.stdout_tail, self.stderr_tail, self.layer_path)
 
     def respawn(self):
         if self.child is not None:
@@ -450,7 +454,8 @@ class Session:
         wall = int((time.monotonic() - t0) * 1000)
         if frame is not None and frame.get("op") == "loaded":
             self.child.loaded_sha = req.get("sha")
-            return {"status": "ok", "wallMs": wall}
+            grown = frame.get("load_kib")
+            return {"status": "ok", "wallMs": wall, "memoryKiB": grown if type(grown) is int and grown >= 0 else 0}
         if frame is None:
             outcome = {"status": "timeout", "wallMs": wall,
                        "error": error("Timeout", "loading the module took longer than %d ms" % int(timeout_s * 1000))}
@@ -649,7 +654,11 @@ def main():
     _key = bytes.fromhex(hello["key"])
     # A container either checks uploads (role "checker", long-lived, never runs them) or runs user code.
     role = "checker" if hello.get("role") == "checker" else "run"
-    worker = Checker() if role == "checker" else Session()
+    layer_path = hello.get("layer_path")
+    if layer_path is not None and not (isinstance(layer_path, str) and layer_path.startswith("/")):
+        log("bad layer_path")
+        return 2
+    worker = Checker() if role == "checker" else Session(layer_path)
     emit({"type": "ready", "role": role, "undumpable": undumpable, "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         try:

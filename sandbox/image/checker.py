@@ -1,12 +1,18 @@
 """TaskFlow static checker: judges an uploaded task file with Python's own `ast`. It never runs it.
 
 Runs inside the sandbox image as `python3.11 -I -S /opt/taskflow/checker.py` (and with the host's
-python3.11 in unit tests), stdlib only.
+python3.11 in unit tests): the stdlib, plus Debian's pyflakes and packaging.
 
   stdin:  {"source_b64": str, "file_name": str, "max_bytes": int,
            "policy": {code: "error" | "warning" | "off"}}          (policy optional)
   stdout: one JSON line {"findings": [{"code", "severity", "message", "line"?, "col"?, "snippet"?}],
-                         "test_payloads": list | null}
+                         "test_payloads": list | null,
+                         "script"?: {"dependencies": [str], "requires_python"?: str, "line": int},
+                         "external_imports": [{"module", "line", "col", "guarded"}]}
+
+`script` is the file's PEP 723 block, when it has a well-formed one; `external_imports` are the
+top-level modules it imports that the standard library does not provide. Neither is a finding here:
+the host judges them against the dependency layer it builds.
 
 Exit 0 whenever a report was written, error findings included. Exit 2 on a malformed request,
 1 on a bug in the checker: callers must treat any non-zero exit as a rejection (fail closed).
@@ -67,7 +73,8 @@ MAX_FINDINGS = 100
 MEMORY_SHARE = 0.5  # of MemTotal, as address space (the interpreter with pyflakes takes ~26 MiB of it)
 CPU_SECONDS = 30  # a backstop: the agent's wall-clock timeout (the payload timeout) comes first
 SNIPPET_WIDTH = 120  # characters of a source line shown in a finding
-PYFLAKES_PATH = "/usr/lib/python3/dist-packages"  # python3-pyflakes, on the host and in the image
+# Debian's python3-pyflakes and python3-packaging (pure Python, stdlib only), on the host and in the image.
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 MAX_TEST_PAYLOADS = 20
 JSON_SAFE_INT = 2 ** 53 - 1  # beyond this JavaScript's JSON.parse silently changes the number
 
@@ -803,6 +810,267 @@ def check_test_payloads(report, tree, main_runs):
     return value
 
 
+# --- PEP 723 inline script metadata -----------------------------------------------------------
+#
+# A handler declares its third-party packages in a `# /// script` block (PEP 723), read here by
+# the PEP's rules: its reference regular expression, only the `script` type, two `script` blocks an
+# error, the content TOML. The block is only read and validated here; resolving, locking and
+# installing it happen on the host.
+
+# The PEP's reference expression: a block is `# /// TYPE`, one or more comment lines (`#` alone or
+# `# ` and text), and `# ///`, greedily (a block ends at the last `# ///` of its run of comments).
+PEP723_REGEX = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
+PEP723_START = re.compile(r"# /// ([a-zA-Z0-9-]+)\Z")
+PEP723_FIELDS = {"dependencies", "requires-python", "tool"}
+# Bounds on what one block costs to read: parsing each requirement, and placing each bad one.
+MAX_DEPENDENCIES = 1000
+MAX_SCRIPT_PROBLEMS = 20
+TOML_POSITION = re.compile(r" \(at (?:line (\d+), column (\d+)|end of document)\)$")
+
+
+def metadata_blocks(text):
+    """[(type, first line index, closing line index, content)] of every block, as the reference
+    regex finds them in `text` (lines split on line feeds only, as `(?m)^`/`$` do), in linear time: the
+    regex itself, tried at every `# /// TYPE` line of a long run of comment lines, is quadratic."""
+    lines = text.split("\n")
+    n = len(lines)
+    # A content line is followed by a line end: every line but the last.
+    comment = [(line == "#" or line.startswith("# ")) and i < n - 1 for i, line in enumerate(lines)]
+    run_end = [0] * n  # the last index of the run of content lines starting at i (i - 1 when none)
+    last_close = [-1] * n  # the last `# ///` line at or before i
+    for i in range(n - 1, -1, -1):
+        run_end[i] = (run_end[i + 1] if i + 1 < n and comment[i + 1] else i) if comment[i] else i - 1
+    for i in range(n):
+        last_close[i] = i if lines[i] == "# ///" else (last_close[i - 1] if i else -1)
+    blocks, i = [], 0
+    while i < n:
+        start = PEP723_START.match(lines[i]) if i < n - 1 else None
+        if start and i + 1 < n and comment[i + 1]:
+            # Content i+1 .. k-1 (at least one line, all comment lines), closed by line k = the last
+            # `# ///` within the run of comment lines after the start line, or just after it (the
+            # file's last line needs no line end).
+            close = last_close[min(run_end[i + 1] + 1, n - 1)]
+            if close >= i + 2:
+                content = "".join(line[2:] + "\n" if line.startswith("# ") else line[1:] + "\n"
+                                  for line in lines[i + 1:close])
+                blocks.append((start.group(1), i, close, content))
+                i = close + 1
+                continue
+        i += 1
+    return blocks
+
+
+def load_packaging():
+    """packaging's requirements and specifiers (Debian's python3-packaging, in the image beside
+    pyflakes). Without them a block cannot be judged: raise, and the check fails closed."""
+    use_dist_packages()
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    return Requirement, InvalidRequirement, SpecifierSet, InvalidSpecifier
+
+
+def sandbox_python():
+    return "%d.%d.%d" % sys.version_info[:3]
+
+
+def check_script_metadata(report, text):
+    """The file's `script` block as {"dependencies", "requires_python"?, "line"} when there is one
+    and it is well formed (requires-python may still exclude this interpreter: that is a finding of
+    its own), else None. Line numbers are 1-based file lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as Python reads a file: universal newlines
+    blocks = [b for b in metadata_blocks(text) if b[0] == "script"]
+    if not blocks:
+        lines = text.split("\n")
+        for number, line in enumerate(lines, 1):
+            if line == "# /// script":
+                report.add("script_metadata_invalid", "'# /// script' with no closing '# ///' line: by PEP 723 "
+                           "an unclosed block is ignored, so this file declares no dependencies", line=number,
+                           severity="warning")
+                break
+        return None
+    if len(blocks) > 1:
+        report.add("script_metadata_invalid", "%d '# /// script' blocks (lines %s); PEP 723 allows one"
+                   % (len(blocks), ", ".join(str(b[1] + 1) for b in blocks)), line=blocks[1][1] + 1, col=1)
+        return None
+    _, start, close, content = blocks[0]
+    file_lines = text.split("\n")
+
+    def prefix(number):
+        return 2 if file_lines[number - 1].startswith("# ") else 1
+
+    def bad(message, number=None, col=None):
+        report.add("script_metadata_invalid", message, line=number or start + 1, col=col)
+
+    def key_at(key):
+        """The file line and column of content line `key = ...` (bare or quoted key), or None."""
+        for number in range(start + 2, close + 1):
+            text = file_lines[number - 1][prefix(number):]
+            found = re.match(r"[ \t]*([\"']?)%s\1[ \t]*=" % re.escape(key), text)
+            if found:
+                return number, prefix(number) + len(text) - len(text.lstrip(" \t")) + 1
+        return None
+
+    key_lines = {}
+
+    def where(needle, after=None):
+        """The file line and column of key `needle`, or (after key `after`, when given) of the first
+        string holding `needle` at or below that key's line, or the block's first line."""
+        if after is None:
+            return key_at(needle) or (start + 1, None)
+        if after not in key_lines:
+            key_lines[after] = (key_at(after) or (start + 2,))[0]
+        for number in range(key_lines[after], close + 1):
+            line = file_lines[number - 1]
+            at = line.find(needle, prefix(number))
+            if at >= 0:
+                return number, at + (0 if at and line[at - 1] in "\"'" else 1)  # at its opening quote
+        return start + 1, None
+
+    try:
+        import tomllib
+        data = tomllib.loads(content)
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        message = str(exc)
+        pos = TOML_POSITION.search(message)
+        number, col = close, None  # "at end of document": the block's last content line
+        if pos and pos.group(1):
+            number = start + 1 + int(pos.group(1))
+            col = int(pos.group(2)) + prefix(number)
+        bad("the '# /// script' block is not valid TOML: %s" % TOML_POSITION.sub("", message), number, col)
+        return None
+    problems = 0
+    for key in sorted(set(data) - PEP723_FIELDS):
+        number, col = where(key)
+        report.add("script_metadata_invalid", "%s is not a PEP 723 field (dependencies, requires-python, tool); "
+                   "it is ignored" % short(key), line=number, col=col, severity="warning")
+    if "tool" in data and not isinstance(data["tool"], dict):
+        problems += 1
+        bad("'tool' must be a table", *where("tool"))
+    Requirement, InvalidRequirement, SpecifierSet, InvalidSpecifier = load_packaging()
+    dependencies = data.get("dependencies", [])
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        problems += 1
+        bad("'dependencies' must be a list of strings (PEP 508 requirements)", *where("dependencies"))
+        dependencies = []
+    if len(dependencies) > MAX_DEPENDENCIES:
+        problems += 1
+        bad("%d dependencies; at most %d are read" % (len(dependencies), MAX_DEPENDENCIES), *where("dependencies"))
+        dependencies = []
+    parsed = []
+    for dep in dependencies:
+        if problems >= MAX_SCRIPT_PROBLEMS:
+            break  # rejected already; placing each further bad entry would cost time, not tell more
+        try:
+            req = Requirement(dep)
+        except InvalidRequirement as exc:
+            problems += 1
+            bad("dependency %s is not a PEP 508 requirement: %s" % (short(dep), str(exc).splitlines()[0]),
+                *where(dep, after="dependencies"))
+            continue
+        if req.url:
+            problems += 1
+            bad("dependency %s names a URL; dependencies come from the package index, by name and version "
+                "(a URL would bypass its lock and hashes)" % short(dep), *where(dep, after="dependencies"))
+            continue
+        parsed.append(str(req))
+    requires = data.get("requires-python")
+    spec = None
+    if requires is not None:
+        if not isinstance(requires, str):
+            problems += 1
+            bad("'requires-python' must be a string (a version specifier such as \">=3.10\")", *where("requires-python"))
+        else:
+            try:
+                spec = SpecifierSet(requires)
+            except InvalidSpecifier as exc:
+                problems += 1
+                bad("'requires-python' is not a version specifier: %s" % str(exc).splitlines()[0],
+                    *where("requires-python"))
+    if problems:
+        return None
+    if spec is not None and not spec.contains(sandbox_python(), prereleases=True):
+        number, col = where("requires-python")
+        report.add("requires_python_mismatch", "requires-python is %s, but the sandbox runs Python %s"
+                   % (short(requires), sandbox_python()), line=number, col=col)
+    script = {"dependencies": parsed, "line": start + 1}
+    if spec is not None:
+        script["requires_python"] = requires
+    return script
+
+
+# --- Imports the standard library does not provide --------------------------------------------
+
+# Exceptions whose handler makes a failed import survivable.
+IMPORT_ERROR_CATCHERS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+# Always importable in the sandbox though not stdlib modules: the interpreter's own main module.
+ALWAYS_PRESENT = {"__main__"}
+
+
+def catches_import_error(handler):
+    if handler.type is None:
+        return True
+    types_ = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    for t in types_:
+        name = t.attr if isinstance(t, ast.Attribute) else t.id if isinstance(t, ast.Name) else None
+        if name in IMPORT_ERROR_CATCHERS:
+            return True
+    return False
+
+
+def is_type_checking(test):
+    """`if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`: its block never runs."""
+    return ((isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def external_imports(report, tree):
+    """Every top-level module the file imports (absolute `import` / `from ... import`, anywhere)
+    that the sandbox's standard library does not provide and that is not a forbidden import (those
+    are findings already): [{"module", "line", "col", "guarded"}], one per module, at its first
+    unguarded import if it has one. `guarded`: every import of it is in a `try` whose handlers
+    catch ImportError (or its bases, or everything), or under `if TYPE_CHECKING:`, in the same
+    function, so the file still loads without it. Iterative: a hostile file nests deeper than
+    Python's recursion limit."""
+    found = {}
+    stack = [(tree, False)]
+    while stack:
+        node, guarded = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if node.level == 0 and node.module else [])
+            for name in names:
+                top = name.split(".")[0]
+                if (top in sys.stdlib_module_names or top in ALWAYS_PRESENT
+                        or match_table(name, FORBIDDEN_MODULES)):
+                    continue
+                entry = {"module": top, "line": node.lineno, "col": node.col_offset, "guarded": guarded}
+                seen = found.get(top)
+                if seen is None or (seen["guarded"] and not guarded) or (
+                        seen["guarded"] == guarded and (node.lineno, node.col_offset) < (seen["line"], seen["col"])):
+                    found[top] = entry
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            # Decorators, defaults and annotations run where the def is; the body when it is called.
+            head = [*getattr(node, "decorator_list", ()), node.args, *([node.returns] if getattr(node, "returns", None) else [])]
+            stack.extend((child, guarded) for child in head)
+            body = node.body if isinstance(node.body, list) else [node.body]
+            stack.extend((child, False) for child in body)
+        elif isinstance(node, (ast.Try, ast.TryStar)):
+            catches = any(catches_import_error(h) for h in node.handlers)
+            stack.extend((child, guarded or catches) for child in node.body)
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                stack.append((child, guarded))
+        elif isinstance(node, ast.If) and is_type_checking(node.test):
+            stack.extend((child, True) for child in node.body)
+            stack.extend((child, guarded) for child in node.orelse)
+        else:
+            stack.extend((child, guarded) for child in ast.iter_child_nodes(node))
+    out = sorted(found.values(), key=lambda e: (e["line"], e["col"]))
+    for e in out:
+        e["col"] = report.char_col(e["line"], e["col"])  # ast's byte offset -> 1-based characters
+    return out
+
+
 # --- Lint (pyflakes) --------------------------------------------------------------------------
 
 # pyflakes message class -> finding code; anything else is "lint".
@@ -813,12 +1081,16 @@ LINT_CODES = {
 }
 
 
+def use_dist_packages():
+    if DIST_PACKAGES not in sys.path:
+        sys.path.append(DIST_PACKAGES)
+
+
 def load_pyflakes():
     """pyflakes' checker module, or None. The checker runs with -I -S, so Debian's dist-packages
     (where python3-pyflakes installs, on the host and in the sandbox image) is added here, last,
     for this one import."""
-    if PYFLAKES_PATH not in sys.path:
-        sys.path.append(PYFLAKES_PATH)
+    use_dist_packages()
     try:
         from pyflakes import checker as pyflakes_checker
     except ImportError:
@@ -888,13 +1160,21 @@ def out_of_memory():
 
 
 def check(source, file_name, max_bytes, policy):
-    """The report for one file: (findings, test_payloads)."""
+    """The report for one file: {"findings", "test_payloads", "script"?, "external_imports"}."""
+    script, imports = None, []
+
+    def finish(report, payloads=None):
+        out = {"findings": report.render(), "test_payloads": payloads, "external_imports": imports}
+        if script is not None:
+            out["script"] = script
+        return out
+
     size = len(source)
     if size > max_bytes and policy.get("too_large", DEFAULT_POLICY["too_large"]) == "error":
         # Rejected anyway: don't spend time parsing it.
         report = Report(policy, [])
         report.add("too_large", "the file is %d bytes; the limit is %d" % (size, max_bytes))
-        return report.render(), None
+        return finish(report)
     # Python reads a leading UTF-8 byte order mark as a signature and skips it.
     if source.startswith(codecs.BOM_UTF8):
         source = source[len(codecs.BOM_UTF8):]
@@ -909,12 +1189,13 @@ def check(source, file_name, max_bytes, policy):
         line = len(re.findall(rb"\r\n|\r|\n", source[:exc.start])) + 1
         report.add("not_utf8", "the file is not UTF-8 text (byte 0x%02x at offset %d)"
                    % (source[exc.start], exc.start), line=line)
-        return report.render(), None
+        return finish(report)
     if b"\0" in source:
         nul = source.index(b"\0")
         report.add("null_bytes", "the file contains NUL bytes", line=len(re.findall(rb"\r\n|\r|\n", source[:nul])) + 1)
         if report.severity("null_bytes") == "error":
-            return report.render(), None
+            return finish(report)
+    script = check_script_metadata(report, text)
     for number, line in enumerate(lines[:2], 1):
         cookie = CODING_COOKIE.match(line)
         if cookie:
@@ -930,16 +1211,16 @@ def check(source, file_name, max_bytes, policy):
         problem = exc
     except ValueError as exc:  # e.g. NUL bytes when null_bytes is not an error
         report.add("syntax_error", str(exc))
-        return report.render(), None
+        return finish(report)
     except RecursionError:
         report.add("too_complex", "the file is nested too deeply to be parsed")
-        return report.render(), None
+        return finish(report)
     except MemoryError:
         report.add("too_complex", out_of_memory())
-        return report.render(), None
+        return finish(report)
     if problem is not None:
         report.add("syntax_error", problem.msg, line=problem.lineno or None, col=problem.offset or None)
-        return report.render(), None
+        return finish(report)
 
     # A module loaded as "__main__" runs its `if __name__ == "__main__":` block at import time.
     main_runs = re.sub(r"\.py$", "", posixpath.basename(file_name)) == "__main__"
@@ -954,13 +1235,14 @@ def check(source, file_name, max_bytes, policy):
         check_import_time(report, tree, main_runs)
         payloads = check_test_payloads(report, tree, main_runs)
         check_lint(report, tree, file_name, handler)
+        imports = external_imports(report, tree)
     except RecursionError:
         report.add("too_complex", "the file is too deeply nested to be checked")
         payloads = None
     except MemoryError:
         report.add("too_complex", out_of_memory())
         payloads = None
-    return report.render(), payloads
+    return finish(report, payloads)
 
 
 def memory_limit_bytes():
@@ -985,6 +1267,8 @@ def main():
     # The agent starts each checker process ahead of its check: pay for the import (tens of ms under
     # runsc) while it waits for the request, not after.
     load_pyflakes()
+    # packaging is not loaded ahead: it costs ~30 ms of CPU (its tags module), and only a file with
+    # a `script` block needs it (without it, such a file's check fails: closed).
     global MEMORY_LIMIT
     MEMORY_LIMIT = limit_self()
     try:
@@ -992,9 +1276,9 @@ def main():
     except RequestError as exc:
         sys.stderr.write("checker: bad request: %s\n" % exc)
         return 2
-    findings, payloads = check(source, file_name, max_bytes, policy)
+    result = check(source, file_name, max_bytes, policy)
     # ensure_ascii keeps the line pure ASCII whatever the sandbox's locale and the file's text.
-    sys.stdout.write(json.dumps({"findings": findings, "test_payloads": payloads}, ensure_ascii=True) + "\n")
+    sys.stdout.write(json.dumps(result, ensure_ascii=True) + "\n")
     sys.stdout.flush()
     return 0
 

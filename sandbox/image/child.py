@@ -1,16 +1,20 @@
 """TaskFlow sandbox child: loads one user task file and calls its handler, one payload at a time.
 
-Started by the agent with `child.py <result-fd> <control-fd>`. Before anything else it installs
+Started by the agent with `child.py <result-fd> <control-fd> [<layer-path>]`; a dependency layer
+(the handler's packages, mounted read-only) goes at the end of sys.path, after the stdlib, so a
+package can never shadow a stdlib module (the child runs with -I: PYTHONPATH would be ignored). Before anything else it installs
 its own seccomp filter (syscall_filter.py): the kernel (gVisor's) then ends this process with
 SIGSYS on any attempt to start a process, open a network socket, trace or signal another process,
 however the attempt is made. Before any user code runs, an
 audit hook is installed that blocks (and reports to the agent) process spawning, signals,
-ctypes, network sockets, writes outside /tmp and reads of other processes' /proc entries (however
+ctypes, network use (creating an internet socket only fails, quietly, as on a host with no
+network: see _no_network), writes outside /tmp and reads of other processes' /proc entries (however
 the path gets there: symlinks, /proc/self/fd, a directory descriptor). The container is the real
 boundary (the agent runs under another uid); the hook makes attempts visible and fails them early.
 """
 import asyncio
 import base64
+import errno
 import inspect
 import io
 import json
@@ -26,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETUP_FAILED = 78  # exit status the agent reads as "the sandbox could not be set up" (no user code ran)
 RESULT_FD = int(sys.argv[1])
 CONTROL_FD = int(sys.argv[2])
+LAYER_PATH = sys.argv[3] if len(sys.argv) > 3 else None
 _write_lock = threading.Lock()
 _hook_state = threading.local()
 
@@ -184,11 +189,30 @@ def open_at(path, flags, mode=0o777, *, dir_fd=None):
     return _os_open(path, flags, mode, dir_fd=dir_fd)
 
 
+def _no_network(event, args):
+    """The OSError a host without a network gives for creating an internet socket (AF_INET,
+    AF_INET6), or None. Raised quietly, before any system call: code that probes for a network at
+    import time (urllib3 creates an IPv6 socket and binds it to ::1) learns there is none and goes
+    on, and nothing reaches the kernel's filters. Using the network (resolving, connecting, sending,
+    binding) stays forbidden and reported; a socket of the default family (-1 here: the hook cannot
+    tell it from a socket wrapped around a descriptor) is judged by the kernel as before."""
+    if event != "socket.__new__" or len(args) < 2:
+        return None
+    import socket
+
+    if args[1] in (socket.AF_INET, socket.AF_INET6):
+        return OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+    return None
+
+
 def audit(event, args):
     if getattr(_hook_state, "busy", False):
         return
     _hook_state.busy = True
     try:
+        quiet = _no_network(event, args)
+        if quiet is not None:
+            raise quiet
         why = _verdict(event, args)
         if why is None:
             return
@@ -360,6 +384,7 @@ class ChildLoop:
             os.open = posix.open = open_at
             sys.addaudithook(audit)
             self.hooked = True
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             code = compile(source, filename, "exec", dont_inherit=True)
             self.outside_loop(lambda: exec(code, module.__dict__))
@@ -372,7 +397,10 @@ class ChildLoop:
             return
         self.handler = module.__dict__["handler"]
         self.handler_is_async = inspect.iscoroutinefunction(self.handler)
-        send({"op": "loaded", "nonce": nonce})
+        # How far loading raised this process's peak memory (its imports: a layer's native libraries
+        # count here, file-backed pages included under gVisor), so the host can tell it from what runs leave.
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        send({"op": "loaded", "nonce": nonce, "load_kib": max(0, grown)})
 
     def call(self, msg, nonce):
         if self.handler is None:
@@ -422,6 +450,8 @@ def install_syscall_filter():
 
 def main():
     install_syscall_filter()
+    if LAYER_PATH:
+        sys.path.append(LAYER_PATH)
     child = ChildLoop()
     install_streams()
     usage_fields()  # start counting from here: our own start-up is not the handler's cost

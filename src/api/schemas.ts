@@ -87,10 +87,20 @@ export const ValidationStatusSchema = z
       peak_memory_kib: z.number().optional(),
       payloads_total: z.number().optional(),
       payloads_ok: z.number().optional(),
+      dependencies_ms: z.number().optional(),
+      layer_bytes: z.number().optional(),
     }),
     created_at: z.string(),
     finished_at: z.string().nullable(),
     promoted: z.boolean().optional(),
+    dependencies: z
+      .object({
+        requirements: z.array(z.string()).describe("As declared in the file's PEP 723 `# /// script` block"),
+        lock_sha256: z.string().describe("sha256 of the lock's text: the version is the file and this lock; its tasks run with it"),
+        pins: z.array(z.object({ name: z.string(), version: z.string() })).describe('Every package of the lock, exact'),
+      })
+      .optional()
+      .describe('Present when the file declares dependencies and they were resolved'),
   })
   .meta({ id: 'ValidationStatus' });
 
@@ -129,6 +139,7 @@ export const TaskStateSchema = z
     owner: z.string(),
     priority: z.enum(TASK_PRIORITIES),
     sha256: z.string().describe('The validated file version this task runs'),
+    lock_sha256: z.string().optional().describe("That version's dependency lock (its PEP 723 packages), when it declares dependencies"),
     status: z.enum(TASK_STATUSES),
     result: z.unknown().optional().describe("The handler's JSON result (COMPLETED)"),
     error: z.object({ type: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),

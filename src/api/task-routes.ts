@@ -122,6 +122,7 @@ export function taskRoutes(deps: { config: Config; validations: ValidationServic
         owner,
         title: file.title,
         sha256: file.sha256,
+        ...(file.lockSha256 ? { lockSha256: file.lockSha256 } : {}),
         validationId: file.validationId,
         payload: body.payload,
         priority: body.priority,

@@ -43,6 +43,11 @@ export function formatValidation(s: ValidationStatus, file: string, style: Style
     s.status === 'VALIDATED' ? style.ok('VALIDATED') : s.status === 'REJECTED' ? style.error('REJECTED') : style.bold(s.status);
   const lines = [`${printable(file)}: ${verdict} (${countLine(s.findings)}; validation ${s.validation_id})`];
   for (const f of s.findings) lines.push(formatFinding(file, f, style));
+  if (s.dependencies) {
+    const d = s.dependencies;
+    lines.push(`dependencies: ${d.requirements.map(printable).join(', ')} (lock ${d.lock_sha256.slice(0, 12)})`);
+    for (const p of d.pins) lines.push(`  ${printable(p.name)}==${printable(p.version)}`);
+  }
   if (s.status === 'VALIDATED') {
     lines.push(`run it: taskflow run ${s.file_name} --payload '{...}' --wait`);
     if (s.promoted === false) lines.push(style.warning('note: a newer upload of this name was promoted first'));

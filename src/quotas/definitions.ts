@@ -79,6 +79,15 @@ export const QUOTA_DEFINITIONS = {
     summary:
       'An owner\'s unfinished `high` tasks; a `high` task beyond them is queued as `low` (never a 429; its answer says `priority: "low"`, `requested_priority: "high"`), so one owner\'s `high` flood cannot hold back other owners\' `low` tasks',
   },
+  layerMiB: {
+    env: 'QUOTA_LAYER_MIB',
+    limit: 'layer_bytes',
+    default: 1024,
+    min: 1,
+    retryAfterS: 300,
+    summary:
+      "Unpacked bytes of an owner's dependency layers, each distinct lock counted once, over its uploads being validated and its kept versions (beyond it a new lock is REJECTED with `dependency_quota_exceeded`, never a 429)",
+  },
   keptVersions: {
     env: 'QUOTA_KEPT_VERSIONS',
     limit: 'kept_versions',

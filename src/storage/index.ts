@@ -5,18 +5,21 @@ import type { Logger } from '../logger';
 import { TaskFiles } from './files';
 import { RecordStore } from './records';
 import { TaskRecords } from './tasks';
+import { DependencyLocks } from './locks';
 
 export { RecordStore, lockOwner, clipStatus, type UploadPointer, type ValidationRecord, type NewUpload } from './records';
 export { TaskFiles, UploadBytesError, VersionUnavailableError, sha256Hex, type PromotionRecord, type DeleteOutcome } from './files';
 export * from './ids';
 export { TaskRecords, type NewTask } from './tasks';
-export { ownerUsage, isLiveName, type OwnerUsage } from './usage';
+export { ownerUsage, ownerLayerBytes, isLiveName, type OwnerUsage } from './usage';
+export { DependencyLocks, type StoredLock, type AttachOutcome } from './locks';
 
 export interface Storage {
   db: Database;
   records: RecordStore;
   files: TaskFiles;
   tasks: TaskRecords;
+  locks: DependencyLocks;
   close(): Promise<void>;
 }
 
@@ -25,5 +28,5 @@ export async function openStorage(config: Pick<Config, 'database' | 'tasksDir'>,
   const db = await openDatabase(config.database, log);
   const files = new TaskFiles(db, config.tasksDir);
   await files.init();
-  return { db, records: new RecordStore(db), files, tasks: new TaskRecords(db), close: () => db.close() };
+  return { db, records: new RecordStore(db), files, tasks: new TaskRecords(db), locks: new DependencyLocks(db), close: () => db.close() };
 }

@@ -14,6 +14,7 @@ export interface NewTask {
   owner: string;
   title: string;
   sha256: string;
+  lockSha256?: string;
   payloadBytes: number;
   /** As requested; admission may lower `high` to `low` (see admittedPriority). */
   priority: TaskPriority;
@@ -37,14 +38,10 @@ export class TaskRecords {
       await lockOwner(c, task.owner);
       await admitTask(c, quotas, task.owner, task.payloadBytes, stillRunning);
       const priority = await admittedPriority(c, quotas, task.owner, task.priority);
-      await c.query('INSERT INTO tasks (task_id, owner, file_name, sha256, payload_bytes, priority) VALUES ($1, $2, $3, $4, $5, $6)', [
-        task.taskId,
-        task.owner,
-        task.title,
-        task.sha256,
-        task.payloadBytes,
-        priority,
-      ]);
+      await c.query(
+        'INSERT INTO tasks (task_id, owner, file_name, sha256, payload_bytes, priority, lock_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [task.taskId, task.owner, task.title, task.sha256, task.payloadBytes, priority, task.lockSha256 ?? null],
+      );
       return start(priority);
     });
   }

@@ -17,6 +17,22 @@ export interface OwnerUsage {
   tasksInFlight: number;
   /** Names whose last upload is live (not deleted): what QUOTA_FILE_NAMES counts. */
   liveNames: number;
+  /** Unpacked bytes of the owner's dependency layers, each lock once: what QUOTA_LAYER_MIB counts. */
+  layerBytes: number;
+}
+
+/**
+ * The locks an owner holds: those of its uploads being validated and of its validated uploads (the
+ * versions its tasks run with), each distinct lock once, whatever number of versions share it.
+ */
+const LAYER_BYTES = `(SELECT coalesce(sum(l.unpacked_bytes), 0) FROM dependency_locks l WHERE l.sha256 <> coalesce($2, '') AND l.sha256 IN (
+    SELECT lock_sha256 FROM validations WHERE owner = $1 AND lock_sha256 IS NOT NULL
+      AND (final IS NULL OR final->>'status' = 'VALIDATED')))`;
+
+/** What QUOTA_LAYER_MIB counts for `owner`, `exceptLock` left out (the lock being decided on). */
+export async function ownerLayerBytes(c: Queryable, owner: string, exceptLock?: string): Promise<number> {
+  const { rows } = await c.query<{ n: string }>(`SELECT ${LAYER_BYTES} AS n`, [owner, exceptLock ?? null]);
+  return Number(rows[0].n);
 }
 
 export async function ownerUsage(c: Queryable, owner: string): Promise<OwnerUsage> {
@@ -29,10 +45,11 @@ export async function ownerUsage(c: Queryable, owner: string): Promise<OwnerUsag
        + (SELECT coalesce(sum(octet_length(b.bytes)), 0) FROM versions v JOIN blobs b USING (sha256) WHERE v.owner = $1)
        + (SELECT coalesce(sum(payload_bytes + coalesce(result_bytes, 0)), 0) FROM tasks WHERE owner = $1) AS "storedBytes",
        (SELECT count(*) FROM tasks WHERE owner = $1 AND finished_at IS NULL) AS "tasksInFlight",
-       (SELECT count(*) FROM task_files WHERE owner = $1 AND current_validation_id IS NOT NULL) AS "liveNames"`,
-    [owner],
+       (SELECT count(*) FROM task_files WHERE owner = $1 AND current_validation_id IS NOT NULL) AS "liveNames",
+       ${LAYER_BYTES} AS "layerBytes"`,
+    [owner, null],
   );
-  return rows[0];
+  return { ...rows[0], layerBytes: Number(rows[0].layerBytes) };
 }
 
 /** Whether `name` is one of the owner's live names already (a new upload of it takes no new name). */

@@ -14,6 +14,8 @@ export interface TaskCreateRequest {
   title: string;
   /** The validated version the task must run (its bytes: `storage.files.loadVersion(owner, title, sha256)`). */
   sha256: string;
+  /** The dependency lock of that version, when it has one: the task runs with this lock's layer. */
+  lockSha256?: string;
   validationId: string;
   payload: Record<string, unknown>;
   priority: TaskPriority;

@@ -73,7 +73,7 @@ export class TemporalTaskService implements TaskService {
     const taskId = crypto.randomUUID();
     const payloadBytes = Buffer.byteLength(JSON.stringify(req.payload ?? null));
     return this.deps.records.create(
-      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, payloadBytes, priority: req.priority },
+      { taskId, owner: req.owner, title: req.title, sha256: req.sha256, lockSha256: req.lockSha256, payloadBytes, priority: req.priority },
       this.config.quotas,
       (id) => this.stillRunning(id),
       (priority) => this.start(taskId, { ...req, priority }, req.priority),
@@ -99,6 +99,7 @@ export class TemporalTaskService implements TaskService {
       owner: req.owner,
       title: req.title,
       sha256: req.sha256,
+      ...(req.lockSha256 ? { lockSha256: req.lockSha256 } : {}),
       payload: req.payload,
       priority: req.priority,
       createdAt,

@@ -34,6 +34,8 @@ export interface ValidatedFile {
   owner: string;
   title: string;
   sha256: string;
+  /** The lock the version was validated with, when it declares dependencies: the version is both. */
+  lockSha256?: string;
   validationId: string;
 }
 
@@ -110,6 +112,8 @@ export class ValidationService {
         staticCheckMs: sandbox.limits.payloadTimeoutMs + 30000,
         sandboxRunMs: sandbox.limits.totalTimeoutMs + 30000,
         heartbeatMs: validation.heartbeatTimeoutMs,
+        // Resolving (seconds) and unpacking (up to DEPENDENCY_MAX_UNPACKED_MIB) on a cold host.
+        dependenciesMs: 300000,
         maxAttempts: validation.maxAttempts,
       },
     };
@@ -295,7 +299,8 @@ export class ValidationService {
     }
     if (rec.final.promoted === false) throw notFound('its last upload was validated but not promoted');
     await storage.files.touchVersion(owner, rec.sha256);
-    return { owner, title, sha256: rec.sha256, validationId: rec.validation_id };
+    const lockSha256 = rec.final.dependencies?.lock_sha256;
+    return { owner, title, sha256: rec.sha256, ...(lockSha256 ? { lockSha256 } : {}), validationId: rec.validation_id };
   }
 
   /**

@@ -43,6 +43,7 @@ export async function startPipeline(
       client: temporal.env.client,
       log: silentLogger,
       loadVersion: (owner, title, sha) => api.storage.files.loadVersion(owner, title, sha),
+      loadLock: (sha) => api.storage.locks.text(sha),
       taskFinished: (taskId, status, bytes) => api.storage.tasks.finished(taskId, status, bytes),
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
     });

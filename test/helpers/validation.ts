@@ -13,6 +13,7 @@ import { tasksNotEnabled, type TaskCreateRequest, type TaskService } from '../..
 import { ValidationService } from '../../src/validation/service';
 import type { SandboxRunReport, ValidationStatus } from '../../domain/validation';
 import { newTestDatabase } from './database';
+import { UV_PATH } from './package-index';
 import { testConfig } from './sandbox';
 
 export const ALICE = 'alice-token-0123456789abcdef';
@@ -42,6 +43,8 @@ export function suiteEnv(address: string, env: Record<string, string> = {}): Rec
     // Suites upload in bursts; test/quotas.test.ts sets the limits it tests.
     QUOTA_UPLOADS_PER_MINUTE: '1000',
     QUOTA_VALIDATIONS_IN_FLIGHT: '1000',
+    // The uv setup.sh installed (DATA_DIR above is the suite's own, empty).
+    DEPENDENCY_UV_PATH: UV_PATH,
     ...env,
   };
 }
