@@ -115,9 +115,10 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const observer = opts.observer;
   let lastStartError: string | undefined;
   const start: StartContainer = async (kind, limits, warm, layer) => {
+    // Before the start is counted: a layer missing from this host is not the engine failing.
+    if (layer) checkLayer(layer);
     const t = performance.now();
     try {
-      if (layer) checkLayer(layer);
       const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log, monitorDir, layer });
       lastStartError = undefined;
       observer?.containerStarted(kind, warm, seconds(t), true);

@@ -119,6 +119,11 @@ describe('a handler imports its layer', () => {
     await expect(sandbox.validate({ ...run, layer: { id: layerId('gone'), hostDir: path.join(root, 'gone') } })).rejects.toBeInstanceOf(
       SandboxInfraError,
     );
+    await expect(
+      sandbox.runKeyed({ owner: 'alice', sha256: sha256(USES_LAYER) }, { ...run, layer: { id: 'not-a-sha', hostDir: layer.hostDir } }),
+    ).rejects.toThrow(/sha256/);
+    // The engine is fine: health does not report a failed container start for either.
+    expect((await sandbox.health()).lastStartFailed).toBe(false);
   });
 });
 
