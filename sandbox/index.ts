@@ -83,17 +83,43 @@ export interface SandboxOptions {
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
-/** A layer must be an absolute path to a directory on this host (the caller builds it there first). */
-function checkLayer(layer: DependencyLayer): void {
-  if (!/^[0-9a-f]{64}$/.test(layer.id)) throw new Error(`dependency layer id must be a sha256 in hex, not ${JSON.stringify(layer.id)}`);
-  if (!path.isAbsolute(layer.hostDir)) throw new Error(`dependency layer directory must be absolute: ${layer.hostDir}`);
-  let isDir = false;
-  try {
-    isDir = fs.statSync(layer.hostDir).isDirectory();
-  } catch {
-    isDir = false;
+/** The first symbolic link under `dir`, if any (iterative: a layer may be deep). */
+function findLink(dir: string): string | undefined {
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop()!;
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, ent.name);
+      if (ent.isSymbolicLink()) return p;
+      if (ent.isDirectory()) stack.push(p);
+    }
   }
-  if (!isDir) throw new SandboxInfraError(`dependency layer ${layer.id.slice(0, 12)} is not on this host: ${layer.hostDir}`);
+  return undefined;
+}
+
+/**
+ * A layer must be an absolute path to a directory on this host (the caller builds it there first)
+ * holding no symbolic links: wheels cannot hold any, and the child's audit hook judges paths under
+ * the layer as written (it does not resolve them there). Checked once per layer directory and id.
+ */
+function layerChecker(): (layer: DependencyLayer) => void {
+  const checked = new Set<string>();
+  return (layer) => {
+    if (!/^[0-9a-f]{64}$/.test(layer.id)) throw new Error(`dependency layer id must be a sha256 in hex, not ${JSON.stringify(layer.id)}`);
+    if (!path.isAbsolute(layer.hostDir)) throw new Error(`dependency layer directory must be absolute: ${layer.hostDir}`);
+    let isDir = false;
+    try {
+      isDir = fs.statSync(layer.hostDir).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) throw new SandboxInfraError(`dependency layer ${layer.id.slice(0, 12)} is not on this host: ${layer.hostDir}`);
+    const key = `${layer.id} ${layer.hostDir}`;
+    if (checked.has(key)) return;
+    const link = findLink(layer.hostDir);
+    if (link) throw new SandboxInfraError(`dependency layer ${layer.id.slice(0, 12)} holds a symbolic link (${link}); layers hold none`);
+    checked.add(key);
+  };
 }
 
 /**
@@ -117,10 +143,12 @@ export async function createSandbox(cfg: SandboxConfig, log: Logger, opts: Sandb
   const instance = instanceId();
   const observer = opts.observer;
   let lastStartError: string | undefined;
+  const checkLayer = layerChecker();
   const start: StartContainer = async (kind, limits, warm, layer) => {
+    // Before the start is counted: a layer missing from this host is not the engine failing.
+    if (layer) checkLayer(layer);
     const t = performance.now();
     try {
-      if (layer) checkLayer(layer);
       const agent = await AgentContainer.start(docker, { image, runtime, limits, kind, instance, warm, log, monitorDir, layer });
       lastStartError = undefined;
       observer?.containerStarted(kind, warm, seconds(t), true);

@@ -58,7 +58,8 @@ export interface DependencyLayer {
   id: string;
   /**
    * Absolute host path of the unpacked packages (a `site-packages` style directory; `.pth` files are
-   * not processed). It must exist when the run starts (else `SandboxInfraError`); it appears at
+   * not processed). It must exist when the run starts and hold no symbolic link (else
+   * `SandboxInfraError`); it appears at
    * `LAYER_PATH` (/deps), so byte-compile it for that path (`compileall -d /deps`, unchecked-hash:
    * the mount is read-only, so Python cannot write its own `.pyc` there).
    */

@@ -119,6 +119,18 @@ describe('a handler imports its layer', () => {
     await expect(sandbox.validate({ ...run, layer: { id: layerId('gone'), hostDir: path.join(root, 'gone') } })).rejects.toBeInstanceOf(
       SandboxInfraError,
     );
+    await expect(
+      sandbox.runKeyed({ owner: 'alice', sha256: sha256(USES_LAYER) }, { ...run, layer: { id: 'not-a-sha', hostDir: layer.hostDir } }),
+    ).rejects.toThrow(/sha256/);
+    // A layer holding a symbolic link (wheels cannot): refused, since the hook judges layer paths as written.
+    const linked = path.join(root, 'linked');
+    fs.mkdirSync(path.join(linked, 'pkg'), { recursive: true });
+    fs.symlinkSync('/proc/1/environ', path.join(linked, 'pkg', 'environ'));
+    await expect(sandbox.validate({ ...run, layer: { id: layerId('linked'), hostDir: linked } })).rejects.toThrow(
+      /holds a symbolic link .*pkg\/environ/,
+    );
+    // The engine is fine: health does not report a failed container start for any of them.
+    expect((await sandbox.health()).lastStartFailed).toBe(false);
   });
 });
 

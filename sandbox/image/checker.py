@@ -1028,8 +1028,8 @@ def external_imports(report, tree):
     that the sandbox's standard library does not provide and that is not a forbidden import (those
     are findings already): [{"module", "line", "col", "guarded"}], one per module, at its first
     unguarded import if it has one. `guarded`: every import of it is in a `try` whose handlers
-    catch ImportError (or its bases, or everything), or under `if TYPE_CHECKING:`, in the same
-    function, so the file still loads without it. Iterative: a hostile file nests deeper than
+    catch ImportError (or its bases, or everything), or under an `if` (`TYPE_CHECKING`, `PY2`, a
+    platform test), in the same function, so the file may still load without it. Iterative: a hostile file nests deeper than
     Python's recursion limit."""
     found = {}
     stack = [(tree, False)]
@@ -1063,6 +1063,11 @@ def external_imports(report, tree):
         elif isinstance(node, ast.If) and is_type_checking(node.test):
             stack.extend((child, True) for child in node.body)
             stack.extend((child, guarded) for child in node.orelse)
+        elif isinstance(node, ast.If):
+            # Under a condition (six's `if PY2: import StringIO`, `if sys.platform == ...`) the file may
+            # load without it: an `undeclared_import` there is a warning, and the sandbox run decides.
+            stack.append((node.test, guarded))
+            stack.extend((child, True) for child in [*node.body, *node.orelse])
         else:
             stack.extend((child, guarded) for child in ast.iter_child_nodes(node))
     out = sorted(found.values(), key=lambda e: (e["line"], e["col"]))
