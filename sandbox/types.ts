@@ -43,8 +43,9 @@ export interface ExternalImport {
   line: number;
   col: number;
   /**
-   * Every import of it is inside `try:` with an `except ImportError` / `ModuleNotFoundError` (or a
-   * bare / Exception) handler, or under `if TYPE_CHECKING:`, in the same function: the file loads without it.
+   * The file may load without it: every import of it may not run at load (an if/else branch, a loop,
+   * a function's body, `if TYPE_CHECKING:`) or is inside `try:` with an `except ImportError` /
+   * `ModuleNotFoundError` (or a bare / Exception) handler.
    */
   guarded: boolean;
 }

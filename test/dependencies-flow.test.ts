@@ -160,6 +160,11 @@ def handler(payload):
   const bare = await validate('bare_import', 'import tinyanswer\n\n\ndef handler(payload):\n    return 1\n');
   expect(bare.status).toBe('REJECTED');
   expect(errors(bare)).toEqual(['undeclared_import']);
+  // In the handler's body the import may not run at load: a warning, and the sandbox run decides.
+  const lazy = await validate('lazy_import', 'def handler(payload):\n    import yaml\n    return 1\n');
+  expect(lazy.findings.filter((f) => f.code === 'undeclared_import').map((f) => [f.severity, f.line])).toEqual([['warning', 2]]);
+  expect(lazy.status).toBe('REJECTED');
+  expect(errors(lazy)).toEqual(['handler_raised']);
 });
 
 test("the owner's layer bytes beyond QUOTA_LAYER_MIB are dependency_quota_exceeded", async () => {

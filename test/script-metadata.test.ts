@@ -214,7 +214,7 @@ describe('external imports', () => {
       '    import pandas', // 18: never runs
       'try:',
       '    def later():',
-      '        import scipy', // 21: runs when called, outside the try
+      '        import scipy', // 21: runs only when called
       'except Exception:',
       '    pass',
       'from . import sibling', // relative: not reported
@@ -226,8 +226,13 @@ describe('external imports', () => {
       '    except:',
       '        pass',
       '    import numpy', // 32: numpy's first unguarded import stays line 2
-      '    import six', // 33
+      '    import six', // 33: runs only when called
       '    return [np, HTTPAdapter, dumps, yaml, later, sibling, cffi, numpy, six]',
+      'import sys',
+      'if sys.version_info[0] == 2:',
+      '    import StringIO', // 37: a branch (a compatibility shim's Python 2 side)
+      'for _ in range(1):',
+      '    import simplejson', // 39: a loop's body
       '',
     ].join('\n');
     const o = await check(source);
@@ -239,8 +244,10 @@ describe('external imports', () => {
       { module: 'ujson', line: 9, col: 5, guarded: true },
       { module: 'yaml', line: 13, col: 5, guarded: false },
       { module: 'pandas', line: 18, col: 5, guarded: true },
-      { module: 'scipy', line: 21, col: 9, guarded: false },
-      { module: 'six', line: 33, col: 5, guarded: false },
+      { module: 'scipy', line: 21, col: 9, guarded: true },
+      { module: 'six', line: 33, col: 5, guarded: true },
+      { module: 'StringIO', line: 37, col: 5, guarded: true },
+      { module: 'simplejson', line: 39, col: 5, guarded: true },
     ]);
     // Not a finding of the checker's: the host decides once it knows the layer.
     expect(o.findings.map((f) => f.code)).not.toContain('script_metadata_invalid');

@@ -1027,9 +1027,11 @@ def external_imports(report, tree):
     """Every top-level module the file imports (absolute `import` / `from ... import`, anywhere)
     that the sandbox's standard library does not provide and that is not a forbidden import (those
     are findings already): [{"module", "line", "col", "guarded"}], one per module, at its first
-    unguarded import if it has one. `guarded`: every import of it is in a `try` whose handlers
-    catch ImportError (or its bases, or everything), or under an `if` (`TYPE_CHECKING`, `PY2`, a
-    platform test), in the same function, so the file may still load without it. Iterative: a hostile file nests deeper than
+    unguarded import if it has one. `guarded`: the file may load without it, because every import
+    of it may not run at load (an `if`/`else` branch: `TYPE_CHECKING`, `PY2`, a platform test; a
+    loop; a `match` case; a function's body: a lazy import of an optional package) or is in a `try`
+    whose handlers catch ImportError (or its bases, or everything). Only an import that certainly
+    runs at load makes an undeclared module an error. Iterative: a hostile file nests deeper than
     Python's recursion limit."""
     found = {}
     stack = [(tree, False)]
@@ -1053,8 +1055,9 @@ def external_imports(report, tree):
             # Decorators, defaults and annotations run where the def is; the body when it is called.
             head = [*getattr(node, "decorator_list", ()), node.args, *([node.returns] if getattr(node, "returns", None) else [])]
             stack.extend((child, guarded) for child in head)
+            # The body runs only when called: a lazy import of an optional package is no load failure.
             body = node.body if isinstance(node.body, list) else [node.body]
-            stack.extend((child, False) for child in body)
+            stack.extend((child, True) for child in body)
         elif isinstance(node, (ast.Try, ast.TryStar)):
             catches = any(catches_import_error(h) for h in node.handlers)
             stack.extend((child, guarded or catches) for child in node.body)
@@ -1063,11 +1066,14 @@ def external_imports(report, tree):
         elif isinstance(node, ast.If) and is_type_checking(node.test):
             stack.extend((child, True) for child in node.body)
             stack.extend((child, guarded) for child in node.orelse)
-        elif isinstance(node, ast.If):
-            # Under a condition (six's `if PY2: import StringIO`, `if sys.platform == ...`) the file may
-            # load without it: an `undeclared_import` there is a warning, and the sandbox run decides.
-            stack.append((node.test, guarded))
-            stack.extend((child, True) for child in [*node.body, *node.orelse])
+        elif isinstance(node, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.Match)):
+            # Under a condition (six's `if PY2: import StringIO`, `if sys.platform == ...`), in a loop or
+            # a case the file may load without it: an `undeclared_import` there is a warning, and the
+            # sandbox run decides. The test, iterable or subject itself runs at load.
+            head = node.subject if isinstance(node, ast.Match) else node.iter if isinstance(node, (ast.For, ast.AsyncFor)) else node.test
+            stack.append((head, guarded))
+            rest = node.cases if isinstance(node, ast.Match) else [*node.body, *node.orelse]
+            stack.extend((child, True) for child in rest)
         else:
             stack.extend((child, guarded) for child in ast.iter_child_nodes(node))
     out = sorted(found.values(), key=lambda e: (e["line"], e["col"]))

@@ -1,7 +1,8 @@
 /**
  * `undeclared_import`: a module the file imports that neither the sandbox's standard library (the
  * checker's `externalImports` are what it lacks) nor the file's dependency layer provides. An error when
- * the import is unguarded (the file cannot load); a warning inside `try: ... except ImportError`.
+ * the import certainly runs at load (the file cannot load); a warning when it may not (a branch, a loop,
+ * a function's body) or is inside `try: ... except ImportError`.
  */
 import type { ExternalImport } from '../../sandbox/types';
 import type { ValidationFinding } from '../../domain/validation';
@@ -14,7 +15,7 @@ export function undeclaredImports(imports: ExternalImport[], provided: readonly 
       code: 'undeclared_import' as const,
       severity: i.guarded ? ('warning' as const) : ('error' as const),
       message: i.guarded
-        ? `'${i.module}' is not in the standard library nor a declared dependency: the guarded import will fail and its fallback run`
+        ? `'${i.module}' is not in the standard library nor a declared dependency: where this import runs it fails (declare its package in a PEP 723 block if the file needs it)`
         : `'${i.module}' is not in the standard library nor a declared dependency: declare its package in a PEP 723 block (# /// script, dependencies = [...], # ///)`,
       line: i.line,
       col: i.col,
