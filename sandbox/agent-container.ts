@@ -38,8 +38,6 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024;
 const READY_TIMEOUT_MS = 20000;
 /** How long a container that made a forbidden system call may go on during a request (see onRefusedSyscall). */
 const REFUSAL_GRACE_MS = 1000;
-/** How long a torn-down container's agent gets to exit on the end of its stdin before it is killed. */
-const EXIT_ON_EOF_MS = 2000;
 
 export class AgentExitedError extends Error {
   constructor(readonly exit: ExitInfo) {
@@ -312,14 +310,6 @@ export class AgentContainer {
   /** Kills (if running) and removes the container; safe to call twice. */
   async destroy(): Promise<void> {
     this.stoppedByHost ??= 'teardown';
-    // A live agent ends on its own when its stdin closes (spec.ts: StdinOnce), so removing the exited
-    // container spares the engine a kill (one runsc process less per container). Bounded: then force.
-    if (this.exitInfo === undefined) {
-      this.stream.end();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, EXIT_ON_EOF_MS)))]);
-      clearTimeout(timer);
-    }
     this.stream.destroy();
     await this.container.remove({ force: true }).catch(() => undefined);
     this.monitor?.close();

@@ -42,8 +42,7 @@ export function containerSpec(
     Env: ['PATH=/usr/bin:/bin', 'LANG=C.UTF-8'],
     Labels: { [LABEL]: 'true', ...labels },
     OpenStdin: true,
-    // Our one attach ending closes the agent's stdin, so the agent exits: how a container is torn down.
-    StdinOnce: true,
+    StdinOnce: false,
     AttachStdin: true,
     AttachStdout: true,
     AttachStderr: true,
