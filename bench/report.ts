@@ -42,6 +42,8 @@ export function benchEnv(): Record<string, string> {
     QUOTA_FILE_NAMES: '100000',
     QUOTA_STORED_MIB: '1000000',
     QUOTA_LONG_POLLS: '100000',
+    // The engine setup.sh used (DOCKER_SOCKET is setup.sh's and the app's setting).
+    ...(process.env.DOCKER_SOCKET ? { DOCKER_SOCKET: process.env.DOCKER_SOCKET } : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import { createLogger } from '../src/logger';
 import { createSandbox, sha256, type RunOutcome } from '../sandbox';
 import { AgentContainer } from '../sandbox/agent-container';
 import { instanceId } from '../sandbox/leftovers';
+import { cgroupUsageKiB, containerProcesses, runscMemory, type ProcessMemory } from './host-memory';
 import { fmt, percentile, writeSection } from './report';
 
 const SOURCE = 'async def handler(payload):\n    return {"n": payload.get("n", 0) + 1}\n';
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
   let perSyncCall: number[];
   let ping: number[];
   let first: number;
+  let idle: { processes: ProcessMemory[]; cgroupKiB?: number };
   let cold: number[];
   let warm: number[];
   const sandbox = await createSandbox(config.sandbox, log, { validationPool: true, keyedLimits: config.taskLimits });
@@ -106,14 +108,25 @@ async function main(): Promise<void> {
     for (let i = 0; i < calls; i++) perCall.push(await timed(() => sandbox.runKeyed(key, req(i))));
     const syncKey = { owner: 'bench', sha256: sha256(SYNC_SOURCE) };
     perSyncCall = [];
+    let last: RunOutcome | undefined;
     for (let i = 0; i < calls; i++) {
       perSyncCall.push(
-        await timed(() => sandbox.runKeyed(syncKey, { source: SYNC_SOURCE, fileName: 'bench_sync.py', payloads: [{ n: i }] })),
+        await timed(
+          async () => (last = await sandbox.runKeyed(syncKey, { source: SYNC_SOURCE, fileName: 'bench_sync.py', payloads: [{ n: i }] })),
+        ),
       );
     }
+    // What a keyed container, idle after a run (agent and loaded child, stopped between runs), costs the
+    // host. One more call: the one before may have been its container's last use (SANDBOX_KEYED_MAX_USES).
+    last = await sandbox.runKeyed(syncKey, { source: SYNC_SOURCE, fileName: 'bench_sync.py', payloads: [{ n: 0 }] });
+    await new Promise((r) => setTimeout(r, 3000));
+    const docker = new Docker({ socketPath: config.sandbox.dockerSocket });
+    const idleId = last!.spec.containerId;
+    const processes = containerProcesses(idleId);
+    const sandboxPid = processes.find((p) => p.role === 'sandbox')?.pid;
+    idle = { processes, cgroupKiB: sandboxPid === undefined ? undefined : cgroupUsageKiB(sandboxPid) };
 
     // Where the time goes: the agent's own round trip over Docker's attach stream (a ping: no child, no handler)...
-    const docker = new Docker({ socketPath: config.sandbox.dockerSocket });
     const agent = await AgentContainer.start(docker, {
       image: sandbox.image,
       runtime: sandbox.runtime,
@@ -165,6 +178,12 @@ async function main(): Promise<void> {
   const syncP50 = percentile(perSyncCall, 50);
   const hostP50 = percentile(hostCalls, 50);
   const pingP50 = percentile(ping, 50);
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
+  const memRow = (name: string, ps: ProcessMemory[]) =>
+    `| ${name} | ${ps.length} | ${mib(ps.reduce((a, p) => a + p.rssKiB, 0))} | ${mib(ps.reduce((a, p) => a + p.pssKiB, 0))} | ` +
+    `${mib(ps.reduce((a, p) => a + p.privateKiB, 0))} |`;
+  const total = runscMemory(idle.processes);
+  const roles = (...r: ProcessMemory['role'][]) => idle.processes.filter((p) => r.includes(p.role));
   const body = [
     '## Sandbox: cold vs warm, checks, keyed calls (trivial handler, runsc)',
     '',
@@ -177,7 +196,22 @@ async function main(): Promise<void> {
       `(${(asyncP50 / hostP50).toFixed(1)}× and ${(syncP50 / hostP50).toFixed(1)}× the host-Python floor of ${fmt(hostP50)} ms).`,
     `Where the time goes (p50): the agent's bare round trip over Docker's attach stream is ${fmt(pingP50)} ms; the rest of a keyed call ` +
       `(${fmt(asyncP50 - pingP50)} ms async, ${fmt(syncP50 - pingP50)} ms sync) is the agent handing the payload to its child interpreter and back ` +
-      "(pipes, under runsc's ptrace platform, where every syscall is trapped) and the handler itself.",
+      '(pipes, through the sandbox) and the handler itself.',
+    '',
+    `### An idle warm keyed container's host memory (${sandbox.runsc ? `runsc ${sandbox.runsc.version}, ${sandbox.runsc.platform}` : sandbox.runtime})`,
+    '',
+    '| processes | count | RSS MiB | PSS MiB | private MiB |',
+    '|---|---|---|---|---|',
+    memRow('runsc sandbox (gVisor kernel)', roles('sandbox')),
+    memRow('runsc gofer (file server)', roles('gofer')),
+    memRow('systrap stubs (host processes behind sandboxed address spaces)', roles('stub')),
+    memRow('**runsc in all** (the goal: RSS ≤ 30 MB)', roles('sandbox', 'gofer', 'stub')),
+    memRow('containerd shim (apart)', roles('shim')),
+    '',
+    `The container's memory cgroup holds ${idle.cgroupKiB === undefined ? 'n/a' : `${mib(idle.cgroupKiB)} MiB`} (everything charged to it once: ` +
+      `the sandbox's memory file, Go heaps, page cache). RSS counts pages shared between processes (the runsc binary's text in ` +
+      `sandbox and gofer, the memory file in sandbox and stubs) once per process; PSS shares them out (also with the pool's other ` +
+      `containers running the same binary); private is what removing the container gives back (${mib(total.privateKiB)} MiB).`,
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!process.argv.includes('--no-write')) writeSection('sandbox', `bash scripts/bench.sh sandbox --runs ${runs} --calls ${calls}`, body);

@@ -74,50 +74,86 @@ export const stepRows = (runs: Steps[]): string[] => [
   ),
 ];
 
-/** CPU ticks (utime + stime + those of reaped children) per process, keyed "pid comm". */
-function cpuTicks(): Map<string, { comm: string; ticks: number }> {
-  const out = new Map<string, { comm: string; ticks: number }>();
+interface ProcCpu {
+  comm: string;
+  ppid: string;
+  /** The process's cpuacct cgroup. */
+  cgroup: string;
+  ticks: number;
+}
+
+/** CPU ticks (utime + stime + those of reaped children) per process, keyed "pid comm", with its parent and cpuacct cgroup. */
+function cpuTicks(): Map<string, ProcCpu> {
+  const out = new Map<string, ProcCpu>();
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let stat: string;
+    let cgroups = '';
     try {
       stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      cgroups = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     } catch {
       continue; // gone meanwhile
     }
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(`${pid} ${comm}`, { comm, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    const cgroup = /^\d+:(?:[^:]*,)?cpuacct(?:,[^:]*)?:(.*)$/m.exec(cgroups)?.[1] ?? '';
+    out.set(`${pid} ${comm}`, { comm, ppid: f[1], cgroup, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
   }
   return out;
 }
 
+/**
+ * On a machine shared with other work (other Docker engines and their containers), the engine's CPU
+ * is read from its own cpuacct cgroup, exactly, exited processes included: BENCH_ENGINE_CGROUP names
+ * it (e.g. /taskflow-engine: dockerd started in it, so containerd, the shims and the runsc commands
+ * are too; the containers in its `containers` child, dockerd's --cgroup-parent). Its processes are
+ * then left out of the /proc count. Without it, every runsc, containerd and dockerd process on the
+ * machine counts, and PID 1 with what it reaped (runsc's sandbox and gofer die as orphans).
+ */
+const ENGINE_CGROUP = process.env.BENCH_ENGINE_CGROUP;
+const ENGINE = 'containers: the engine (dockerd, containerd, shims, runsc commands)';
+const SANDBOXES = "containers: the sandboxes (runsc's sandbox, gofer and systrap stubs)";
+
+function cpuacctNs(cgroup: string): number {
+  return Number(fs.readFileSync(`/sys/fs/cgroup/cpuacct${cgroup}/cpuacct.usage`, 'utf8').trim());
+}
+
 /** Who the CPU went to: runsc and the container engine, the Temporal server, this process, the rest. */
-function group(comm: string, pid: string): string {
+function group(pid: string, p: ProcCpu): string | undefined {
   if (pid === String(process.pid)) return 'node: API + validation worker (this process)';
-  if (comm === 'temporal') return 'Temporal dev server';
+  // The dev server this bench started (a child of this process).
+  if (p.comm === 'temporal' && p.ppid === String(process.pid)) return 'Temporal dev server';
+  if (ENGINE_CGROUP)
+    return p.cgroup === ENGINE_CGROUP || p.cgroup.startsWith(`${ENGINE_CGROUP}/`)
+      ? undefined
+      : 'everything else (kernel threads, other processes)';
   // runsc re-executes itself ("exe"); its sandbox and gofer processes die as orphans, reaped by PID 1.
-  if (
-    ['exe', 'runsc', 'runsc-gofer', 'runsc-sandbox', 'containerd', 'containerd-shim', 'dockerd', 'runsc-monitor'].includes(comm) ||
-    pid === '1'
-  )
-    return 'containers: runsc, containerd, dockerd (and runsc processes reaped by PID 1)';
+  const engineComm = ['exe', 'runsc', 'runsc-gofer', 'runsc-sandbox', 'containerd', 'containerd-shim', 'dockerd', 'runsc-monitor'];
+  if (engineComm.includes(p.comm) || pid === '1') return 'containers: runsc, containerd, dockerd (and runsc processes reaped by PID 1)';
   return 'everything else (kernel threads, other processes)';
 }
 
 /** Starts counting; the returned function gives CPU ms per `n` validations by group, largest first. */
 export function startCpuCount(): (n: number) => [string, number][] {
   const before = cpuTicks();
+  const engineBefore = ENGINE_CGROUP ? [cpuacctNs(ENGINE_CGROUP), cpuacctNs(`${ENGINE_CGROUP}/containers`)] : [];
   const hz = 100; // USER_HZ on Linux
   return (n) => {
     const sums = new Map<string, number>();
-    const add = (key: string, comm: string, ticks: number) => {
-      const g = group(comm, key.split(' ')[0]);
-      sums.set(g, (sums.get(g) ?? 0) + ticks);
-    };
     const after = cpuTicks();
-    for (const [key, { comm, ticks }] of after) add(key, comm, ticks - (before.get(key)?.ticks ?? 0));
+    const add = (key: string, p: ProcCpu, ticks: number) => {
+      const g = group(key.split(' ')[0], p);
+      if (g) sums.set(g, (sums.get(g) ?? 0) + (ticks * 1000) / hz);
+    };
+    for (const [key, p] of after) add(key, p, p.ticks - (before.get(key)?.ticks ?? 0));
     // A process that ended meanwhile handed its whole life's CPU to its reaper: take off the part before the start.
-    for (const [key, { comm, ticks }] of before) if (!after.has(key)) add(key, comm, -ticks);
-    return [...sums].map(([g, t]): [string, number] => [g, (t * 1000) / hz / n]).sort((a, b) => b[1] - a[1]);
+    for (const [key, p] of before) if (!after.has(key)) add(key, p, -p.ticks);
+    if (ENGINE_CGROUP) {
+      const all = (cpuacctNs(ENGINE_CGROUP) - engineBefore[0]) / 1e6;
+      const containers = (cpuacctNs(`${ENGINE_CGROUP}/containers`) - engineBefore[1]) / 1e6;
+      sums.set(SANDBOXES, containers);
+      sums.set(ENGINE, all - containers);
+    }
+    return [...sums].map(([g, ms]): [string, number] => [g, ms / n]).sort((a, b) => b[1] - a[1]);
   };
 }

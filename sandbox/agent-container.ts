@@ -237,6 +237,9 @@ export class AgentContainer {
    * memory-cgroup OOM kills (oom-record.ts) and asked about a few times before it counts as a crash.
    */
   private async describeExit(code: number | null): Promise<ExitInfo> {
+    // Removed by the host after its use: nobody reads this, and asking the engine would cost each container a call.
+    if (this.stoppedByHost === 'teardown')
+      return { code, oomKilled: false, stoppedByHost: 'teardown', description: 'stopped by the host (teardown)' };
     let exitCode = code;
     let oomKilled = false;
     for (let i = 0; i < 5; i++) {

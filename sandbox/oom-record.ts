@@ -12,22 +12,34 @@
  */
 import fs from 'node:fs';
 
-/** Where Docker's cgroupfs and systemd drivers put a container's memory cgroup (cgroup v1, then v2). */
+/**
+ * The files counting OOM kills of the memory cgroup of a process of container `id` (whatever the
+ * cgroup driver or parent: the cgroup is found from the container's processes, whose cgroup path
+ * ends in its id), or [] when no process of it is left.
+ */
 function counterFiles(id: string): string[] {
-  return [
-    `/sys/fs/cgroup/memory/docker/${id}/memory.oom_control`,
-    `/sys/fs/cgroup/memory/system.slice/docker-${id}.scope/memory.oom_control`,
-    `/sys/fs/cgroup/docker/${id}/memory.events`,
-    `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.events`,
-  ];
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    } catch {
+      continue;
+    }
+    const v1 = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(text)?.[1];
+    if (v1?.includes(id)) return [`/sys/fs/cgroup/memory${v1}/memory.oom_control`];
+    const v2 = /^0::(.*)$/m.exec(text)?.[1];
+    if (!v1 && v2?.includes(id)) return [`/sys/fs/cgroup${v2}/memory.events`];
+  }
+  return [];
 }
 
 /**
- * OOM kills the memory cgroup of (running) container `containerId` (the full id) has counted, or
- * undefined when this host shows no such cgroup (the container is gone, or another cgroup layout).
+ * OOM kills the memory cgroup of (running) container `containerId` has counted, or undefined when
+ * this host shows no such cgroup (the container is gone, or its processes are out of sight).
  */
 export function memoryCgroupOomKills(containerId: string): number | undefined {
-  if (!/^[0-9a-f]{64}$/.test(containerId)) return undefined;
+  if (!/^[0-9a-f]{12,64}$/.test(containerId)) return undefined;
   for (const file of counterFiles(containerId)) {
     let text: string;
     try {
