@@ -142,6 +142,27 @@ test('file bytes: nothing refers to them, they go after the grace period; an upl
   await stuck.storage.close();
 }, 120000);
 
+test('dependency locks: one no validation or task names goes, a named one stays', async () => {
+  const lock = async (text: string) => {
+    const sha = sha256Hex(Buffer.from(text));
+    await api.storage.db.pool.query('INSERT INTO dependency_locks (sha256, lock, packages, unpacked_bytes) VALUES ($1, $2, 1, 10)', [
+      sha,
+      text,
+    ]);
+    return sha;
+  };
+  const lockKept = async (sha: string) =>
+    ((await api.storage.db.pool.query('SELECT 1 FROM dependency_locks WHERE sha256 = $1', [sha])).rowCount ?? 0) > 0;
+  const orphan = await lock('orphan==1.0 --hash=sha256:00\n');
+  const named = await lock('named==1.0 --hash=sha256:11\n');
+  const v = await validated('locked', version(30));
+  await api.storage.db.pool.query('UPDATE validations SET lock_sha256 = $2 WHERE validation_id = $1', [v.id, named]);
+  const report = await sweep(api.storage, { ...later(0), pinned: await pins() });
+  expect(report.locks).toBeGreaterThanOrEqual(1);
+  expect(await lockKept(orphan)).toBe(false);
+  expect(await lockKept(named)).toBe(true);
+}, 120000);
+
 test('the Temporal schedule runs the sweep on a validation worker', async () => {
   await ensureRetentionSchedule(temporal.env.client, config, silentLogger);
   await ensureRetentionSchedule(

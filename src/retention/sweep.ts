@@ -36,6 +36,8 @@ export interface SweepReport {
   quarantined: number;
   versions: number;
   blobs: number;
+  /** Dependency locks no validation or task names any more. */
+  locks: number;
   tombstones: number;
   bytesFreed: number;
   /** Why versions were not looked at, when they were not. */
@@ -47,7 +49,7 @@ export interface SweepReport {
 export const pinKey = (owner: string, sha256: string): string => `${owner}/${sha256}`;
 
 export async function sweep(storage: Storage, opts: SweepOptions): Promise<SweepReport> {
-  const report: SweepReport = { records: 0, quarantined: 0, versions: 0, blobs: 0, tombstones: 0, bytesFreed: 0 };
+  const report: SweepReport = { records: 0, quarantined: 0, versions: 0, blobs: 0, locks: 0, tombstones: 0, bytesFreed: 0 };
   return storage.db.tx(async (c) => {
     const { rows: lock } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [SWEEP_LOCK_KEY]);
     if (!lock[0].ok) return { ...report, skipped: 'another retention sweep is running' };
@@ -95,6 +97,15 @@ export async function sweep(storage: Storage, opts: SweepOptions): Promise<Sweep
          AND NOT EXISTS (SELECT 1 FROM versions s WHERE s.sha256 = b.sha256)
        RETURNING 0 AS bytes`,
       [before(GRACE_MS)],
+    );
+    // A lock is kept in the transaction that names it on a validation, so one named by nothing is one
+    // whose validations expired (a task keeps its own). A worker's unpacked layer of it is its cache's.
+    await count(
+      'locks',
+      `DELETE FROM dependency_locks l WHERE NOT EXISTS (SELECT 1 FROM validations v WHERE v.lock_sha256 = l.sha256)
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.lock_sha256 = l.sha256)
+       RETURNING pg_column_size(lock) AS bytes`,
+      [],
     );
     await c.query("DELETE FROM rate_events WHERE at < now() - interval '1 minute'");
     return report;

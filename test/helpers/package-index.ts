@@ -7,7 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort, type Child } from './processes';
+import { freePort, track, type Child } from './processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TOOLS = path.join(process.env.DATA_DIR ?? path.join(ROOT, '.data'), 'tools-venv', 'bin');
@@ -139,24 +139,7 @@ export async function startPackageIndex(dir: string): Promise<PackageIndex> {
       ['run', '--host', '127.0.0.1', '--port', String(port), '--disable-fallback', '--backend', 'simple-dir', '--hash-algo', 'sha256', dir],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    let log = '';
-    child.stderr.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20000)));
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    proc = {
-      child,
-      pid: child.pid!,
-      exited: exited.then(() => child.exitCode),
-      log: () => log,
-      kill: async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        await exited;
-      },
-      stop: async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        await exited;
-        return child.exitCode;
-      },
-    };
+    proc = track(child);
     const deadline = Date.now() + 30000;
     for (;;) {
       const ok = await fetch(url).then(
@@ -164,10 +147,10 @@ export async function startPackageIndex(dir: string): Promise<PackageIndex> {
         () => false,
       );
       if (ok) return;
-      if (child.exitCode !== null) throw new Error(`pypiserver exited: ${log}`);
+      if (child.exitCode !== null) throw new Error(`pypiserver exited: ${proc.log()}`);
       if (Date.now() > deadline) {
         await proc.kill();
-        throw new Error(`pypiserver did not answer within 30 s: ${log}`);
+        throw new Error(`pypiserver did not answer within 30 s: ${proc.log()}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

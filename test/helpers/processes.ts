@@ -35,7 +35,8 @@ export interface Child {
   stop(): Promise<number | null>;
 }
 
-function track(child: ChildProcess): Child {
+/** Keeps the tail of its stderr; `kill` and `stop` resolve once it is gone. */
+export function track(child: ChildProcess): Child {
   let tail = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     tail = (tail + chunk.toString('utf8')).slice(-200_000);
