@@ -49,11 +49,19 @@ export class TaskQueueProbe {
     return this.cached.readings;
   }
 
-  private describeAll(): Promise<QueueReading[]> {
+  /**
+   * Settles only once every call has: the client retries a call that found Temporal away until the
+   * deadline, and a read that answered at the first failure left the others' retries running (a
+   * retry that fires after its connection closed throws where nobody catches it).
+   */
+  private async describeAll(): Promise<QueueReading[]> {
     const deadline = Date.now() + (this.o.timeoutMs ?? 2000);
-    return this.connection.withDeadline(deadline, () =>
-      Promise.all(this.queues.flatMap((queue) => TYPES.map(([type, taskQueueType]) => this.describe(queue, type, taskQueueType)))),
+    const results = await this.connection.withDeadline(deadline, () =>
+      Promise.allSettled(this.queues.flatMap((queue) => TYPES.map(([type, taskQueueType]) => this.describe(queue, type, taskQueueType)))),
     );
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.map((r) => (r as PromiseFulfilledResult<QueueReading>).value);
   }
 
   private async describe(
