@@ -81,7 +81,7 @@ export function createValidationActivities(deps: ValidationActivityDeps) {
 
   /** The layer of a lock this validation resolved: on this host, else rebuilt from the lock in the database. */
   const layerOf = (lockSha256: string, signal: AbortSignal): Promise<DependencyLayer> =>
-    layers.bySha256(lockSha256, () => untilDatabaseAnswers(() => storage.locks.text(lockSha256), signal), signal);
+    layers.bySha256(lockSha256, (sha) => storage.locks.text(sha), signal);
 
   /** The uploaded bytes, exactly as uploaded (by sha256, from the database); rejects when they are gone or changed. */
   async function staged(input: ValidationInput): Promise<Buffer> {

@@ -13,7 +13,6 @@ import type { Logger } from '../src/logger';
 import type { Metrics } from '../src/metrics';
 import { quietBundlerLogger } from './validation-worker';
 import type { Sandbox } from '../sandbox';
-import { untilDatabaseAnswers } from '../src/db';
 import { LayerCache } from '../src/dependencies';
 
 export interface TaskWorkerDeps {
@@ -55,8 +54,7 @@ export async function startTaskWorkers(deps: TaskWorkerDeps): Promise<RunningTas
     loadVersion: deps.loadVersion,
     ...(deps.loadLock
       ? {
-          loadLayer: (sha: string, signal: AbortSignal) =>
-            layers.bySha256(sha, () => untilDatabaseAnswers(() => deps.loadLock!(sha), signal), signal),
+          loadLayer: (sha: string, signal: AbortSignal) => layers.bySha256(sha, deps.loadLock!, signal),
         }
       : {}),
     taskFinished: deps.taskFinished,

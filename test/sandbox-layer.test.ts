@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NEAR_MEMORY_LIMIT, SandboxInfraError, sha256, type DependencyLayer, type RunOutcome, type Sandbox } from '../sandbox';
-import { buildLayer, EXT_SUFFIX, layerId, makeReadOnly, PY_INCLUDE } from './helpers/layer';
+import { buildLayer, EXT_SUFFIX, layerId, PY_INCLUDE } from './helpers/layer';
+import { makeReadOnly, removeTree } from '../src/dependencies';
 import { startSandbox, testConfig } from './helpers/sandbox';
 
 const config = testConfig();
@@ -54,10 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sandbox?.close();
-  if (root) {
-    execFileSync('chmod', ['-R', 'u+w', root]);
-    fs.rmSync(root, { recursive: true, force: true });
-  }
+  if (root) removeTree(root);
 });
 
 const USES_LAYER = [

@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DependencyConfig } from '../config';
+import { untilDatabaseAnswers } from '../db';
 import type { DependencyLayer } from '../../sandbox/types';
 import type { Logger } from '../logger';
 import { DependencyRejected, DependencyToolError } from './errors';
@@ -49,7 +50,7 @@ function sizeAndPrune(dir: string): number {
 }
 
 /** Files r--r--r-- (r-x kept where it was), directories r-xr-xr-x: the sandbox's user reads, nobody writes. */
-function makeReadOnly(dir: string): void {
+export function makeReadOnly(dir: string): void {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) makeReadOnly(p);
@@ -104,12 +105,16 @@ export class LayerCache {
 
   /**
    * The layer of a lock known by its sha256: this host's, else built from the lock's text (`readLock`,
-   * from the database) and the index. The text must hash to the sha256 it was asked by.
+   * from the database: read until it answers) and the index. The text must hash to the sha256 it was asked by.
    */
-  async bySha256(lockSha: string, readLock: () => Promise<string | undefined>, signal?: AbortSignal): Promise<DependencyLayer> {
+  async bySha256(
+    lockSha: string,
+    readLock: (sha256: string) => Promise<string | undefined>,
+    signal?: AbortSignal,
+  ): Promise<DependencyLayer> {
     const have = this.find(lockSha);
     if (have) return { id: have.id, hostDir: have.hostDir };
-    const text = await readLock();
+    const text = await untilDatabaseAnswers(() => readLock(lockSha), signal);
     if (text === undefined) throw new Error(`dependency lock ${lockSha.slice(0, 12)} is missing from the database`);
     if (lockSha256(text) !== lockSha) throw new Error(`dependency lock ${lockSha.slice(0, 12)} does not match its sha256`);
     const built = await this.ensure(text, signal);

@@ -8,20 +8,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeReadOnly } from '../../src/dependencies';
 
 export const PY_INCLUDE = '/usr/include/python3.11';
 export const EXT_SUFFIX = execFileSync('/usr/bin/python3.11', ['-c', 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'])
   .toString()
   .trim();
-
-export function makeReadOnly(dir: string): void {
-  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, ent.name);
-    if (ent.isDirectory()) makeReadOnly(p);
-    else fs.chmodSync(p, 0o444);
-  }
-  fs.chmodSync(dir, 0o555);
-}
 
 /** Builds a layer directory the way an unpacked set of wheels looks: packages and modules at its top. */
 export function buildLayer(dir: string, answer: number): void {
