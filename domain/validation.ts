@@ -86,12 +86,15 @@ export interface ValidationStatus {
   dependencies?: ValidationDependencies;
 }
 
+/** Resolving and unpacking dependencies on a cold host (resolving takes seconds; unpacking up to DEPENDENCY_MAX_UNPACKED_MIB). */
+export const DEPENDENCIES_TIMEOUT_MS = 300_000;
+
 /** Activity timeouts travel with the workflow input, so a running validation keeps the ones it started with. */
 export interface ValidationTimeouts {
   staticCheckMs: number;
   sandboxRunMs: number;
   heartbeatMs: number;
-  /** Resolving and unpacking dependencies (absent in inputs from before: a default applies). */
+  /** Resolving and unpacking dependencies (absent in inputs from before: DEPENDENCIES_TIMEOUT_MS). */
   dependenciesMs?: number;
   /** Attempts for infrastructure failures of stage, check and run before the file is rejected (fail closed). */
   maxAttempts: number;

@@ -18,6 +18,7 @@ import {
 import type { ValidationActivities } from '../activities/validation';
 import {
   choosePayloads,
+  DEPENDENCIES_TIMEOUT_MS,
   REJECTED_ERROR_TYPE,
   isFinal,
   statusQuery,
@@ -78,7 +79,7 @@ export async function validateTaskFile(input: ValidationInput): Promise<Validati
   // The package index being unreachable is an infrastructure failure: retried until it answers (within
   // half an hour), never a rejection; what the requirements themselves cause is non-retryable.
   const { resolveDependencies } = proxyActivities<ValidationActivities>({
-    startToCloseTimeout: t.dependenciesMs ?? 300000,
+    startToCloseTimeout: t.dependenciesMs ?? DEPENDENCIES_TIMEOUT_MS,
     scheduleToCloseTimeout: '30 minutes',
     heartbeatTimeout: t.heartbeatMs,
     retry: { ...retry, maximumAttempts: undefined, maximumInterval: '15 seconds' },

@@ -12,6 +12,7 @@ import { WorkflowStarter } from '../workflow-starter';
 import { admitUpload } from '../quotas/admission';
 import { newValidationId, sha256Hex, type Storage, type ValidationRecord } from '../storage';
 import {
+  DEPENDENCIES_TIMEOUT_MS,
   VALIDATION_FILE_NAME,
   VALIDATION_OWNER,
   VALIDATION_STATES,
@@ -112,8 +113,7 @@ export class ValidationService {
         staticCheckMs: sandbox.limits.payloadTimeoutMs + 30000,
         sandboxRunMs: sandbox.limits.totalTimeoutMs + 30000,
         heartbeatMs: validation.heartbeatTimeoutMs,
-        // Resolving (seconds) and unpacking (up to DEPENDENCY_MAX_UNPACKED_MIB) on a cold host.
-        dependenciesMs: 300000,
+        dependenciesMs: DEPENDENCIES_TIMEOUT_MS,
         maxAttempts: validation.maxAttempts,
       },
     };
