@@ -242,6 +242,7 @@ export class AgentContainer {
       return { code, oomKilled: false, stoppedByHost: 'teardown', description: 'stopped by the host (teardown)' };
     let exitCode = code;
     let oomKilled = false;
+    let kernelAsked = false;
     for (let i = 0; i < 5; i++) {
       try {
         const state = (await this.container.inspect()).State;
@@ -251,9 +252,13 @@ export class AgentContainer {
         break;
       }
       if (oomKilled || exitCode === 0 || this.stoppedByHost) break;
-      if (oomKillRecorded(this.container.id)) {
-        oomKilled = true;
-        break;
+      // The kernel records a kill before the process is gone: asked once (its log may be long to read).
+      if (!kernelAsked) {
+        kernelAsked = true;
+        if (oomKillRecorded(this.container.id)) {
+          oomKilled = true;
+          break;
+        }
       }
       await new Promise((r) => setTimeout(r, 100));
     }
